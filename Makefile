@@ -1,0 +1,33 @@
+# relreps-book: the two commands a reader needs are `make book` and `make test`.
+PYTHON ?= python3
+# CPU build of PyTorch, installed only when no torch is importable (avoids several GB of CUDA wheels).
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+JUPYTER_BOOK ?= jupyter-book
+PYTEST_ARGS ?=
+
+.PHONY: setup test book bench clean
+
+setup:
+	@if ! $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
+		echo "torch not found: installing $(TORCH_SPEC) (CPU build)"; \
+		$(PYTHON) -m pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+	fi
+	$(PYTHON) -m pip install -r requirements.txt
+
+# pytest's exit code 5 means "no tests collected": never expected here, so it is a failure.
+test: setup
+	@rc=0; $(PYTHON) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (exit code 5); treating this as a failure." >&2; fi; \
+	exit $$rc
+
+book: setup
+	$(JUPYTER_BOOK) build . -W --keep-going
+
+bench:
+	$(PYTHON) -m relreps bench env
+
+clean:
+	rm -rf _build .pytest_cache build dist *.egg-info relreps.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +
