@@ -1,0 +1,458 @@
+"""Colour CarRacing: the paper's environment, a fast renderer and what the agent sees.
+
+The environment is gymnasium's ``CarRacing`` with
+
+- discrete actions (gymnasium's five: no-op, steer, steer the other way, gas, brake; see
+  :data:`ACTIONS`),
+- a background/grass colour chosen per environment (:data:`COLORS`, or any ``(R, G, B)`` triple),
+- a renderer that draws the same 96x96 frames byte for byte, several times faster
+  (``renderer="fast"``, the default; ``renderer="gymnasium"`` keeps the stock one),
+- 1000-step episodes, the track fixed by ``reset(seed=...)``.
+
+Observations of the registered environment are the raw 96x96 RGB frames. Agents see
+:func:`preprocess` of them (84x84 RGB, exact area averaging): :func:`make_env` and
+:func:`make_vec_env` build environments that already return what the agent sees.
+
+How the fast renderer stays identical: the stock renderer rotates, scales and clip-tests about 760
+polygons one by one in Python every frame, then draws the ~40 visible ones with ``pygame.gfxdraw``.
+We keep all polygons of a track in one numpy array, transform and clip-test them at once with the
+same floating-point operations in the same order (so the coordinates are bit-identical), and hand
+exactly the same coordinates to the same ``gfxdraw`` calls. The HUD text is rendered once per
+distinct string instead of loading a font every frame, and the drawing surfaces are reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.box2d import car_racing as _cr
+
+ENV_ID = "relreps/CarRacing-v0"
+MAX_EPISODE_STEPS = 1000
+FRAME_SIZE = 96  # the stock state frame (STATE_W x STATE_H)
+OBS_SIZE = 84  # what the agent sees
+
+RGB = tuple[int, int, int]
+
+#: The paper's colours: name -> (background, grass patches). The road stays (102, 102, 102).
+#: Values from the authors' follow-up code (see the book's reproducibility notes); green is
+#: gymnasium's default look.
+COLORS: dict[str, tuple[RGB, RGB]] = {
+    "green": ((102, 204, 102), (102, 230, 102)),
+    "red": ((204, 102, 102), (230, 102, 102)),
+    "blue": ((102, 102, 204), (102, 102, 230)),
+    "yellow": ((230, 230, 102), (255, 255, 102)),
+}
+ROAD_COLOR: RGB = (102, 102, 102)
+
+#: The discrete actions, in gymnasium's order, with what they do to the car. Steering uses
+#: gymnasium's +-0.6, gas 0.2 and brake 0.8.
+ACTIONS: tuple[str, ...] = ("noop", "left", "right", "gas", "brake")
+NOOP, LEFT, RIGHT, GAS, BRAKE = range(5)
+
+RENDERERS = ("fast", "gymnasium")
+GRASS_BRIGHTEN = 26  # grass = background with its strongest channel(s) brightened by this
+
+
+def _valid_color_message() -> str:
+    names = ", ".join(repr(c) for c in COLORS)
+    return f"one of {names}, or an (R, G, B) triple of integers in 0..255"
+
+
+def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:
+    """Return ``(background, grass)`` for a colour name or an ``(R, G, B)`` background triple.
+
+    For a triple the grass patches are the background with its strongest channel(s) brightened by
+    26 (clipped at 255), the rule that also gives the four paper colours from their backgrounds.
+
+    Raises:
+        ValueError: unknown name or malformed triple; the message lists the valid choices.
+    """
+    if isinstance(color, str):
+        key = color.strip().lower()
+        if key not in COLORS:
+            raise ValueError(f"unknown colour {color!r}: expected {_valid_color_message()}")
+        return COLORS[key]
+    try:
+        values = list(color)
+    except TypeError:
+        raise ValueError(f"invalid colour {color!r}: expected {_valid_color_message()}") from None
+    ok = len(values) == 3 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= int(v) <= 255
+        for v in values
+    )
+    if not ok:
+        raise ValueError(f"invalid colour {color!r}: expected {_valid_color_message()}")
+    bg = tuple(int(v) for v in values)
+    top = max(bg)
+    grass = tuple(min(v + GRASS_BRIGHTEN, 255) if v == top else v for v in bg)
+    return bg, grass  # type: ignore[return-value]
+
+
+def color_name(color: str | Sequence[int]) -> str:
+    """A short stable name for a colour: the paper name, or ``"r,g,b"`` for a triple."""
+    if isinstance(color, str):
+        resolve_color(color)
+        return color.strip().lower()
+    bg, _ = resolve_color(color)
+    for name, (b, _g) in COLORS.items():
+        if b == bg:
+            return name
+    return ",".join(str(v) for v in bg)
+
+
+# --------------------------------------------------------------------------------------------
+# The environment
+# --------------------------------------------------------------------------------------------
+
+# The 400 grass patches of the stock renderer (static, world coordinates), in drawing order.
+_GRASS = np.array(
+    [
+        [
+            (_cr.GRASS_DIM * x + _cr.GRASS_DIM, _cr.GRASS_DIM * y + 0),
+            (_cr.GRASS_DIM * x + 0, _cr.GRASS_DIM * y + 0),
+            (_cr.GRASS_DIM * x + 0, _cr.GRASS_DIM * y + _cr.GRASS_DIM),
+            (_cr.GRASS_DIM * x + _cr.GRASS_DIM, _cr.GRASS_DIM * y + _cr.GRASS_DIM),
+        ]
+        for x in range(-20, 20, 2)
+        for y in range(-20, 20, 2)
+    ],
+    dtype=np.float64,
+)
+_B = _cr.PLAYFIELD
+_FIELD = [(_B, _B), (_B, -_B), (-_B, -_B), (-_B, _B)]
+_LO_X, _HI_X = -_cr.MAX_SHAPE_DIM, _cr.WINDOW_W + _cr.MAX_SHAPE_DIM
+_LO_Y, _HI_Y = -_cr.MAX_SHAPE_DIM, _cr.WINDOW_H + _cr.MAX_SHAPE_DIM
+# A polygon whose bounding box misses the screen by more than this many pixels draws nothing,
+# anti-aliased edges included; the stock renderer still draws (and pygame clips) those within
+# MAX_SHAPE_DIM (~380 px) of it.
+_OFF = 2
+# Screen corners with a margin: when all lie inside the background square, it covers every pixel.
+_CORNERS = np.array(
+    [(-4.0, -4.0), (_cr.WINDOW_W + 4.0, -4.0), (_cr.WINDOW_W + 4.0, _cr.WINDOW_H + 4.0),
+     (-4.0, _cr.WINDOW_H + 4.0)]
+)
+
+
+# The HUD: a black rectangle over rows 700-799 of the flipped frame, indicators and score on it.
+_HUD_TOP = int(_cr.WINDOW_H - 5 * _cr.WINDOW_H / 40.0)  # 700
+_HUD_MAX_VALUE = 3.9  # vertical indicators reach row H - h * (1 + value); 4 would touch row 700
+
+
+def _covers_screen(poly: list[tuple[float, float]]) -> bool:
+    """Whether the convex quadrilateral ``poly`` contains the screen (plus a margin)."""
+    p = np.asarray(poly)
+    edge = np.roll(p, -1, axis=0) - p  # (4, 2)
+    rel = _CORNERS[:, None, :] - p[None, :, :]  # (corners, 4, 2)
+    cross = edge[None, :, 0] * rel[..., 1] - edge[None, :, 1] * rel[..., 0]
+    return bool((cross > 0).all() or (cross < 0).all())
+
+
+class ColorCarRacing(_cr.CarRacing):
+    """Gymnasium's CarRacing with discrete actions, a chosen colour and a fast renderer.
+
+    Args:
+        color: a name in :data:`COLORS` or an ``(R, G, B)`` background triple.
+        renderer: ``"fast"`` (default; byte-identical frames) or ``"gymnasium"`` (stock).
+        render_mode: as gymnasium's (``None``, ``"rgb_array"``, ``"human"``, ``"state_pixels"``).
+        lap_complete_percent, verbose: passed to gymnasium's CarRacing.
+
+    Observations are the raw 96x96x3 uint8 frames; see :func:`preprocess` for the agent's view.
+    """
+
+    def __init__(
+        self,
+        color: str | Sequence[int] = "green",
+        renderer: str = "fast",
+        render_mode: str | None = None,
+        lap_complete_percent: float = 0.95,
+        verbose: bool = False,
+    ):
+        if renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {renderer!r}: expected one of {RENDERERS}")
+        super().__init__(
+            render_mode=render_mode,
+            verbose=verbose,
+            lap_complete_percent=lap_complete_percent,
+            domain_randomize=False,
+            continuous=False,
+        )
+        self.renderer = renderer
+        self.set_color(color)
+        self._fast_surf = None
+        self._small = None
+        self._font = None
+        self._text_cache: dict[str, Any] = {}
+        self._poly_key: int | None = None
+
+    def set_color(self, color: str | Sequence[int]) -> None:
+        """Change the background and grass colour (takes effect at the next frame)."""
+        bg, grass = resolve_color(color)
+        self.color = color_name(color)
+        self.bg_color = np.array(bg)
+        self.grass_color = np.array(grass)
+
+    # -- fast rendering ------------------------------------------------------------------------
+    def _render(self, mode: str):
+        if self.renderer != "fast" or mode != "state_pixels" or "t" not in self.__dict__:
+            return super()._render(mode)
+        return self._render_state_fast()
+
+    def _track_polygons(self) -> tuple[np.ndarray, list]:
+        """All road polygons of the current track as one (N, 4, 2) array (cached per track) and
+        their colour arrays. The colours are not copied: gymnasium changes a tile's colour in
+        place when the car touches it, and the frame must show that."""
+        key = id(self.road_poly)
+        if self._poly_key != key or self._road_xy.shape[0] != len(self.road_poly):
+            self._road_xy = np.array([poly for poly, _ in self.road_poly], dtype=np.float64)
+            self._road_rgb = [color for _, color in self.road_poly]
+            self._poly_key = key
+        return self._road_xy, self._road_rgb
+
+    def _draw_polys(self, xy: np.ndarray, colors, c: float, s: float, zoom: float, trans) -> None:
+        """Transform (N, 4, 2) world polygons exactly as the stock renderer does; draw visible."""
+        from pygame import gfxdraw
+
+        if xy.shape[0] == 0:
+            return
+        x, y = xy[..., 0], xy[..., 1]
+        # Same operations, same order as Vector2.rotate_rad + `c[0] * zoom + translation[0]`.
+        px = (c * x - s * y) * zoom + trans[0]
+        py = (s * x + c * y) * zoom + trans[1]
+        inside = (px >= _LO_X) & (px <= _HI_X) & (py >= _LO_Y) & (py <= _HI_Y)
+        drawn = inside.any(axis=1)  # the stock renderer's test
+        on_screen = (
+            (px.max(axis=1) >= -_OFF)
+            & (px.min(axis=1) <= _cr.WINDOW_W - 1 + _OFF)
+            & (py.max(axis=1) >= -_OFF)
+            & (py.min(axis=1) <= _cr.WINDOW_H - 1 + _OFF)
+        )
+        visible = np.flatnonzero(drawn & on_screen)
+        if visible.size == 0:
+            return
+        pts = np.stack([px[visible], py[visible]], axis=-1).tolist()
+        surf = self.surf
+        if isinstance(colors, list):
+            for i, poly in zip(visible.tolist(), pts):
+                color = [int(v) for v in colors[i]]  # read now: tiles change colour on contact
+                gfxdraw.aapolygon(surf, poly, color)
+                gfxdraw.filled_polygon(surf, poly, color)
+        else:
+            for poly in pts:
+                gfxdraw.aapolygon(surf, poly, colors)
+                gfxdraw.filled_polygon(surf, poly, colors)
+
+    def _render_state_fast(self) -> np.ndarray:
+        import pygame
+        from pygame import gfxdraw
+
+        W, H = _cr.WINDOW_W, _cr.WINDOW_H
+        if self._fast_surf is None:
+            pygame.font.init()
+            self._fast_surf = pygame.Surface((W, H))
+            self._small = pygame.Surface((_cr.STATE_W, _cr.STATE_H), 0, self._fast_surf)
+            self._narrow = pygame.Surface((_cr.STATE_W, H), 0, self._fast_surf)
+            self._narrow_hud = pygame.Surface((_cr.STATE_W, H - _HUD_TOP), 0, self._fast_surf)
+            self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
+        surf = self._fast_surf
+        self.surf = surf
+
+        assert self.car is not None
+        angle = -self.car.hull.angle
+        zoom = 0.1 * _cr.SCALE * max(1 - self.t, 0) + _cr.ZOOM * _cr.SCALE * min(self.t, 1)
+        scroll_x = -(self.car.hull.position[0]) * zoom
+        scroll_y = -(self.car.hull.position[1]) * zoom
+        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        trans = (W / 2 + trans[0], H / 4 + trans[1])
+        # cos/sin exactly as Vector2.rotate_rad computes them (incl. its special-cased angles)
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+
+        # background (never clipped), grass, road: the stock order
+        field = [(c * px - s * py, s * px + c * py) for px, py in _FIELD]
+        field = [(fx * zoom + trans[0], fy * zoom + trans[1]) for fx, fy in field]
+        if _covers_screen(field):  # the usual case: the same pixels, one fill
+            surf.fill(tuple(int(v) for v in self.bg_color))
+        else:  # near the playfield's edge or zooming in: exactly the stock drawing
+            surf.fill((0, 0, 0))
+            gfxdraw.aapolygon(surf, field, self.bg_color)
+            gfxdraw.filled_polygon(surf, field, self.bg_color)
+        self._draw_polys(_GRASS, self.grass_color, c, s, zoom, trans)
+        road_xy, road_rgb = self._track_polygons()
+        self._draw_polys(road_xy, road_rgb, c, s, zoom, trans)
+        self.car.draw(surf, zoom, trans, angle, False)
+
+        if self._hud_in_strip():
+            frame = self._finish_split(surf)
+        else:
+            frame = self._finish_stock(surf)
+        return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
+
+    def _hud_in_strip(self) -> bool:
+        """Whether every HUD element stays inside the black strip at the bottom (rows >= 700)."""
+        car = self.car
+        speed = np.sqrt(
+            np.square(car.hull.linearVelocity[0]) + np.square(car.hull.linearVelocity[1])
+        )
+        # vertical indicators reach up to H - h * (1 + value): inside the strip while value <= 4
+        values = [0.02 * speed] + [0.01 * w.omega for w in car.wheels]
+        return max(values) <= _HUD_MAX_VALUE
+
+    def _draw_hud(self) -> None:
+        """The stock HUD on ``self.surf``: indicators, then the score text (cached per string)."""
+        H = _cr.WINDOW_H
+        self._render_indicators(_cr.WINDOW_W, H)
+        label = f"{self.reward:04.0f}"
+        cached = self._text_cache.get(label)
+        if cached is None:
+            if len(self._text_cache) > 512:
+                self._text_cache.clear()
+            text = self._font.render(label, True, (255, 255, 255), (0, 0, 0))
+            rect = text.get_rect()
+            rect.center = (60, H - H * 2.5 / 40.0)
+            cached = self._text_cache[label] = (text, rect)
+        self.surf.blit(*cached)
+
+    def _finish_stock(self, surf):
+        """Flip, HUD, downscale: the stock sequence (used when the HUD leaves its strip)."""
+        import pygame
+
+        self.surf = pygame.transform.flip(surf, False, True)
+        self._draw_hud()
+        pygame.transform.smoothscale(self.surf, (_cr.STATE_W, _cr.STATE_H), self._small)
+        return self._small
+
+    def _finish_split(self, surf):
+        """The same pixels as :meth:`_finish_stock` without flipping the 1000x800 surface.
+
+        ``smoothscale`` shrinks along x first (each row on its own), then along y. Shrinking rows
+        commutes with flipping their order, so we shrink the unflipped road along x, flip the
+        narrow 96x800 result, and shrink along y. The HUD covers the bottom strip of the flipped
+        frame (rows 700-799, which its black rectangle paints over entirely): we draw it at those
+        rows of the road surface (after its x-shrink) and x-shrink just that strip.
+        """
+        import pygame
+
+        W, H = _cr.WINDOW_W, _cr.WINDOW_H
+        pygame.transform.smoothscale(surf, (_cr.STATE_W, H), self._narrow)
+        self.surf = surf
+        self._draw_hud()
+        strip = surf.subsurface((0, _HUD_TOP, W, H - _HUD_TOP))
+        pygame.transform.smoothscale(strip, (_cr.STATE_W, H - _HUD_TOP), self._narrow_hud)
+        narrow = pygame.transform.flip(self._narrow, False, True)
+        narrow.blit(self._narrow_hud, (0, _HUD_TOP))
+        pygame.transform.smoothscale(narrow, (_cr.STATE_W, _cr.STATE_H), self._small)
+        return self._small
+
+
+# --------------------------------------------------------------------------------------------
+# What the agent sees
+# --------------------------------------------------------------------------------------------
+
+
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, int]:
+    """Integer area-overlap weights (n_out, n_in) and their row sum, for exact area resizing."""
+    g = math.gcd(n_in, n_out)
+    unit_in, unit_out = n_out // g, n_in // g  # widths of an input and an output pixel, in units
+    w = np.zeros((n_out, n_in), dtype=np.float32)
+    for i in range(n_out):
+        lo, hi = i * unit_out, (i + 1) * unit_out
+        for a in range(lo // unit_in, min(n_in, -(-hi // unit_in))):
+            w[i, a] = max(0, min(hi, (a + 1) * unit_in) - max(lo, a * unit_in))
+    return w, unit_out
+
+
+_W96, _UNIT = _area_weights(FRAME_SIZE, OBS_SIZE)
+_DENOM = float(_UNIT * _UNIT)
+
+
+def preprocess(frames: np.ndarray) -> np.ndarray:
+    """Turn raw 96x96 RGB frames into what the agent sees: 84x84 RGB, uint8, channels last.
+
+    Each output pixel is the exact area average of the input pixels it covers (as OpenCV's
+    ``INTER_AREA``), rounded half up. All sums are small integers, exact in float32, so the result
+    is the same on every machine and for every batch size. Accepts ``(..., 96, 96, 3)`` uint8.
+    """
+    frames = np.asarray(frames)
+    if frames.shape[-3:] != (FRAME_SIZE, FRAME_SIZE, 3) or frames.dtype != np.uint8:
+        raise ValueError(
+            f"expected uint8 frames of shape (..., {FRAME_SIZE}, {FRAME_SIZE}, 3); "
+            f"got {frames.dtype} {frames.shape}"
+        )
+    f = frames.astype(np.float32)
+    rows = np.matmul(_W96, f.reshape(*f.shape[:-3], FRAME_SIZE, FRAME_SIZE * 3))
+    rows = rows.reshape(*f.shape[:-3], OBS_SIZE, FRAME_SIZE, 3)
+    both = np.matmul(np.swapaxes(rows, -1, -2), _W96.T)  # (..., 84, 3, 84)
+    out = np.floor((np.swapaxes(both, -1, -2) + _DENOM / 2) / _DENOM)
+    return out.astype(np.uint8)
+
+
+class AgentView(gym.ObservationWrapper):
+    """Observation wrapper: raw 96x96 frames -> :func:`preprocess` (84x84x3 uint8)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(0, 255, (OBS_SIZE, OBS_SIZE, 3), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return preprocess(observation)
+
+
+def make_env(
+    color: str | Sequence[int] = "green",
+    *,
+    renderer: str = "fast",
+    agent_view: bool = True,
+    render_mode: str | None = None,
+    max_episode_steps: int = MAX_EPISODE_STEPS,
+) -> gym.Env:
+    """Make ``relreps/CarRacing-v0`` in a colour, returning what the agent sees (84x84) by default.
+
+    Set ``agent_view=False`` for the raw 96x96 frames.
+    """
+    resolve_color(color)  # fail early, with the valid choices
+    env = gym.make(
+        ENV_ID,
+        color=color,
+        renderer=renderer,
+        render_mode=render_mode,
+        max_episode_steps=max_episode_steps,
+    )
+    return AgentView(env) if agent_view else env
+
+
+def make_vec_env(
+    color: str | Sequence[int] = "green",
+    n_envs: int = 8,
+    *,
+    seed: int | None = None,
+    processes: bool | None = None,
+    renderer: str = "fast",
+    start_method: str | None = None,
+):
+    """A Stable-Baselines3 ``VecEnv`` of ``n_envs`` agent-view environments in one colour.
+
+    With ``processes`` (default: when ``n_envs > 1`` and more than one core) each environment runs in
+    its own process (``SubprocVecEnv``), otherwise all in this one (``DummyVecEnv``). ``seed`` seeds
+    environment ``i`` with ``seed + i`` at the first reset (the tracks), as SB3 does.
+    """
+    import os
+
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    resolve_color(color)
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    if processes is None:
+        processes = n_envs > 1 and (os.cpu_count() or 1) > 1
+    fns: list[Callable[[], gym.Env]] = [
+        lambda: Monitor(make_env(color, renderer=renderer)) for _ in range(n_envs)
+    ]
+    venv = SubprocVecEnv(fns, start_method=start_method) if processes else DummyVecEnv(fns)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
