@@ -2,8 +2,7 @@
 
 The environment is gymnasium's ``CarRacing`` with
 
-- discrete actions (gymnasium's five: no-op, steer, steer the other way, gas, brake; see
-  :data:`ACTIONS`),
+- discrete actions (gymnasium's five: no-op, right, left, gas, brake; see :data:`ACTIONS`),
 - a background/grass colour chosen per environment (:data:`COLORS`, or any ``(R, G, B)`` triple),
 - a renderer that draws the same 96x96 frames byte for byte, several times faster
   (``renderer="fast"``, the default; ``renderer="gymnasium"`` keeps the stock one),
@@ -49,10 +48,12 @@ COLORS: dict[str, tuple[RGB, RGB]] = {
 }
 ROAD_COLOR: RGB = (102, 102, 102)
 
-#: The discrete actions, in gymnasium's order, with what they do to the car. Steering uses
-#: gymnasium's +-0.6, gas 0.2 and brake 0.8.
-ACTIONS: tuple[str, ...] = ("noop", "left", "right", "gas", "brake")
-NOOP, LEFT, RIGHT, GAS, BRAKE = range(5)
+#: The discrete actions, in gymnasium's order, named by what the car does: action 1 steers with
+#: -0.6 and turns the car clockwise (right, as seen on screen), action 2 with +0.6 turns it left.
+#: (Gymnasium's docs list 1 as "left"; its code comment and the physics say right.) Gas is 0.2,
+#: brake 0.8.
+ACTIONS: tuple[str, ...] = ("noop", "right", "left", "gas", "brake")
+NOOP, RIGHT, LEFT, GAS, BRAKE = range(5)
 
 RENDERERS = ("fast", "gymnasium")
 GRASS_BRIGHTEN = 26  # grass = background with its strongest channel(s) brightened by this
@@ -60,7 +61,8 @@ GRASS_BRIGHTEN = 26  # grass = background with its strongest channel(s) brighten
 
 def _valid_color_message() -> str:
     names = ", ".join(repr(c) for c in COLORS)
-    return f"one of {names}, or an (R, G, B) triple of integers in 0..255"
+    return f'one of {names}, or an (R, G, B) triple of integers in 0..255 (or "R,G,B")'
+
 
 
 def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:
@@ -72,6 +74,11 @@ def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:
     Raises:
         ValueError: unknown name or malformed triple; the message lists the valid choices.
     """
+    if isinstance(color, str) and "," in color:  # "R,G,B", as color_name writes it
+        parts = color.split(",")
+        if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+            return resolve_color(tuple(int(p) for p in parts))
+        raise ValueError(f"invalid colour {color!r}: expected {_valid_color_message()}")
     if isinstance(color, str):
         key = color.strip().lower()
         if key not in COLORS:
@@ -95,7 +102,7 @@ def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:
 
 def color_name(color: str | Sequence[int]) -> str:
     """A short stable name for a colour: the paper name, or ``"r,g,b"`` for a triple."""
-    if isinstance(color, str):
+    if isinstance(color, str) and "," not in color:
         resolve_color(color)
         return color.strip().lower()
     bg, _ = resolve_color(color)

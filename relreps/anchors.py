@@ -1,0 +1,483 @@
+"""Parallel anchors: record a drive once, replay it in every colour, store and load anchor sets.
+
+Relative representations describe each observation by its similarities to a fixed set of anchor
+observations. Stitching across colours needs *parallel* anchors: anchor ``i`` must be the same
+state of the world (track, car pose, HUD) in every colour, differing only in the background. So we
+
+1. **record** a drive once: a driver (by default :class:`ScriptedDriver`, which follows the
+   track's centre line) plays a few tracks, with bursts of one repeated random action so that
+   off-track and recovery states appear. What is kept is the *recipe*: track seeds and actions;
+2. **replay** the recipe in any colour. The physics does not depend on the colour, so frame ``i``
+   shows the same state in every colour (tests check car poses and pixels);
+3. **choose** anchor indices once, with a local seeded generator, among frames past the camera's
+   zoom-in at each episode start, and share them across colours.
+
+An anchor set on disk is a folder: ``anchors.json`` (recipe, indices, checksums, versions) and
+one ``<colour>.npy.xz`` (a ``.npy`` file, lzma-compressed) per stored colour with the anchor frames as the agent sees them
+(84x84x3 uint8). Colours that are not stored are replayed on demand. Every file carries a sha256
+that is checked on load, and :func:`verify` replays the recipe and compares it with the stored
+frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import envs
+
+FORMAT_VERSION = 1
+DEFAULT_N_ANCHORS = 3136  # the Nature-CNN encoder's flattened output size (64 x 7 x 7)
+#: Track seeds for anchor recordings start here: far from the seeds that training (SB3 seeds
+#: environment i with seed + i) and evaluation use.
+ANCHOR_TRACK_SEED = 900_000
+#: Frames at the start of an episode while the camera zooms in (t < 1 s at 50 FPS).
+ZOOM_FRAMES = 50
+SHIPPED_DIR = Path(__file__).parent / "data" / "anchors"
+SUFFIX = ".npy.xz"  # frames: a .npy file (no pickles), lzma-compressed (~2.8 MB for 3136 frames)
+
+
+# --------------------------------------------------------------------------------------------
+# Drivers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedDriver:
+    """Follows the track's centre line: steer towards a point ``lookahead`` tiles ahead, slow down
+    before bends. Deterministic; drives a lap in about 600 steps (return ~900 on most tracks).
+
+    Called with the *unwrapped* :class:`~relreps.envs.ColorCarRacing`; returns a discrete action.
+    """
+
+    lookahead: int = 7
+    max_speed: float = 90.0
+    min_speed: float = 45.0
+    tolerance: float = 0.2  # heading error (radians) tolerated before steering
+
+    def __post_init__(self) -> None:
+        self._track_id: int | None = None
+
+    def __call__(self, env: envs.ColorCarRacing) -> int:
+        car = env.car
+        if self._track_id != id(env.track):
+            self._xy = np.array([(t[2], t[3]) for t in env.track])
+            self._beta = np.array([t[1] for t in env.track])
+            self._track_id = id(env.track)
+        n = len(self._xy)
+        pos = np.array(car.hull.position)
+        i = int(np.argmin(((self._xy - pos) ** 2).sum(axis=1)))
+        dx, dy = self._xy[(i + self.lookahead) % n] - pos
+        fx, fy = car.hull.GetWorldVector((0, 1))
+        error = math.atan2(fx * dy - fy * dx, fx * dx + fy * dy)  # > 0: target is to the left
+        bend = abs((self._beta[(i + 12) % n] - self._beta[i] + math.pi) % (2 * math.pi) - math.pi)
+        target = self.max_speed - (self.max_speed - self.min_speed) * min(bend / 1.2, 1.0)
+        speed = math.hypot(*car.hull.linearVelocity)
+        if abs(error) > self.tolerance:
+            return envs.LEFT if error > 0 else envs.RIGHT
+        if speed < target:
+            return envs.GAS
+        if speed > target + 8:
+            return envs.BRAKE
+        return envs.NOOP
+
+
+# --------------------------------------------------------------------------------------------
+# Recipes: record once, replay anywhere
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    """What it takes to reproduce a drive: one (track seed, actions) pair per episode."""
+
+    track_seeds: list[int]
+    actions: list[list[int]]
+    skip: int = ZOOM_FRAMES  # frames at each episode start excluded from the anchor pool
+    info: dict = field(default_factory=dict)  # how it was recorded (driver, bursts, seed)
+
+    @property
+    def n_steps(self) -> int:
+        return sum(len(a) for a in self.actions)
+
+    def pool(self) -> np.ndarray:
+        """Indices (into the frames of :func:`replay`) that may serve as anchors."""
+        out, start = [], 0
+        for acts in self.actions:
+            n_frames = len(acts) + 1  # the reset frame, then one per action
+            out.append(np.arange(start + self.skip, start + n_frames))
+            start += n_frames
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["actions"] = ["".join(str(a) for a in acts) for acts in self.actions]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Recipe:
+        return cls(
+            track_seeds=[int(s) for s in d["track_seeds"]],
+            actions=[[int(c) for c in acts] for acts in d["actions"]],
+            skip=int(d["skip"]),
+            info=dict(d.get("info", {})),
+        )
+
+
+def record(
+    driver: Callable[[envs.ColorCarRacing], int] | None = None,
+    *,
+    n_steps: int = 4000,
+    first_track_seed: int = ANCHOR_TRACK_SEED,
+    burst_every: int = 200,
+    burst_length: int = 100,
+    seed: int = 0,
+    max_episode_steps: int = envs.MAX_EPISODE_STEPS,
+) -> Recipe:
+    """Drive ``n_steps`` steps over consecutive tracks and return the :class:`Recipe`.
+
+    Every ``burst_every`` steps of an episode the driver is overridden for ``burst_length`` steps
+    by one random action, drawn from a local generator seeded with ``seed`` (the authors' recipe:
+    200 and 100), so the recording includes off-track and recovery states. Episodes end at 1000
+    steps, a finished lap or leaving the playfield; the next track seed follows.
+    """
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    if burst_length >= burst_every and burst_length > 0:
+        raise ValueError("burst_length must be shorter than burst_every")
+    driver = driver if driver is not None else ScriptedDriver()
+    rng = np.random.default_rng(seed)
+    env = envs.ColorCarRacing("green")  # the colour does not matter: it never reaches physics
+    seeds, actions, total = [], [], 0
+    track = first_track_seed
+    try:
+        while total < n_steps:
+            env.reset(seed=track)
+            episode: list[int] = []
+            burst_action = None
+            for t in range(min(max_episode_steps, n_steps - total)):
+                if burst_length and t > 0 and t % burst_every == 0:
+                    burst_action = int(rng.integers(len(envs.ACTIONS)))
+                in_burst = burst_action is not None and t % burst_every < burst_length and t >= burst_every
+                action = burst_action if in_burst else int(driver(env))
+                episode.append(action)
+                _, _, terminated, _, _ = env.step(action)
+                if terminated:
+                    break
+            seeds.append(track)
+            actions.append(episode)
+            total += len(episode)
+            track += 1
+    finally:
+        env.close()
+    info = {
+        "driver": _describe(driver),
+        "burst_every": burst_every,
+        "burst_length": burst_length,
+        "seed": seed,
+    }
+    return Recipe(track_seeds=seeds, actions=actions, info=info)
+
+
+def _describe(driver) -> dict:
+    d = {"type": type(driver).__name__}
+    if isinstance(driver, ScriptedDriver):
+        d.update(asdict(driver))
+    return d
+
+
+@dataclass
+class Replay:
+    """The frames and car poses of a replayed recipe, in one colour."""
+
+    color: str
+    frames: np.ndarray  # (T, 84, 84, 3) uint8, what the agent sees (or raw 96x96 if asked)
+    poses: np.ndarray  # (T, 3) float64: car x, y, angle at each frame
+
+
+def replay(
+    recipe: Recipe, color: str | Sequence[int] = "green", *, renderer: str = "fast", raw: bool = False
+) -> Replay:
+    """Replay ``recipe`` in ``color``: one frame per reset and per action, in order.
+
+    Frames are what the agent sees (:func:`relreps.envs.preprocess`), or the raw 96x96 frames with
+    ``raw=True``. The same recipe gives byte-identical frames on every replay.
+    """
+    env = envs.ColorCarRacing(color, renderer=renderer)
+    frames, poses = [], []
+
+    def keep(obs):
+        frames.append(obs)
+        poses.append((*env.car.hull.position, env.car.hull.angle))
+
+    try:
+        for track, acts in zip(recipe.track_seeds, recipe.actions):
+            obs, _ = env.reset(seed=track)
+            keep(obs)
+            for a in acts:
+                obs, *_ = env.step(a)
+                keep(obs)
+    finally:
+        env.close()
+    stack = np.stack(frames)
+    return Replay(
+        color=envs.color_name(color),
+        frames=stack if raw else envs.preprocess(stack),
+        poses=np.array(poses, dtype=np.float64),
+    )
+
+
+def _replay_frames(args) -> np.ndarray:
+    recipe, color, indices = args
+    return replay(recipe, color).frames[indices]
+
+
+def replay_anchors(
+    recipe: Recipe, indices: np.ndarray, colors: Iterable[str | Sequence[int]], *, processes: int | None = None
+) -> dict[str, np.ndarray]:
+    """Anchor frames (agent view) for several colours, replayed in parallel processes."""
+    colors = list(colors)
+    jobs = [(recipe, c, indices) for c in colors]
+    n = min(len(jobs), processes or os.cpu_count() or 1)
+    if n <= 1:
+        results = [_replay_frames(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            results = list(pool.map(_replay_frames, jobs))
+    return {envs.color_name(c): r for c, r in zip(colors, results)}
+
+
+def choose_indices(recipe: Recipe, n_anchors: int = DEFAULT_N_ANCHORS, *, seed: int = 0) -> np.ndarray:
+    """Draw ``n_anchors`` distinct frame indices from the recipe's pool (sorted), reproducibly."""
+    pool = recipe.pool()
+    if not 1 <= n_anchors <= len(pool):
+        raise ValueError(
+            f"n_anchors must be between 1 and the {len(pool)} frames the recording offers "
+            f"(record more steps for more anchors); got {n_anchors}"
+        )
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(pool, size=n_anchors, replace=False))
+
+
+# --------------------------------------------------------------------------------------------
+# Anchor sets: create, save, load, verify
+# --------------------------------------------------------------------------------------------
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    """sha256 of the frames' shape, dtype and bytes (independent of how they are compressed)."""
+    frames = np.ascontiguousarray(frames)
+    head = f"{frames.dtype.str}{frames.shape}".encode()
+    return _sha256_bytes(head + frames.tobytes())
+
+
+class AnchorError(ValueError):
+    """A missing, corrupted or inconsistent anchor set."""
+
+
+@dataclass
+class AnchorSet:
+    """A named set of parallel anchors: a recipe, the chosen frame indices and stored frames."""
+
+    name: str
+    recipe: Recipe
+    indices: np.ndarray
+    checksums: dict[str, str]  # colour -> frames_checksum of its anchor frames
+    path: Path | None = None
+    meta: dict = field(default_factory=dict)
+    _frames: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_anchors(self) -> int:
+        return len(self.indices)
+
+    @property
+    def stored_colors(self) -> list[str]:
+        return sorted(self.checksums)
+
+    def frames(self, color: str | Sequence[int] = "green") -> np.ndarray:
+        """The anchor frames in ``color``: (n_anchors, 84, 84, 3) uint8, as the agent sees them.
+
+        Stored colours are read from disk (checksum verified); others are replayed once and cached.
+        """
+        key = envs.color_name(color)
+        if key not in self._frames:
+            if self.path is not None and (self.path / f"{key}{SUFFIX}").exists():
+                self._frames[key] = _read_frames(self.path / f"{key}{SUFFIX}")
+            else:
+                self._frames[key] = replay(self.recipe, color).frames[self.indices]
+            expected = self.checksums.get(key)
+            if expected is not None and frames_checksum(self._frames[key]) != expected:
+                got = self._frames.pop(key)
+                raise AnchorError(
+                    f"anchor frames for {key!r} of set {self.name!r} do not match their checksum "
+                    f"({frames_checksum(got)[:12]}... != {expected[:12]}...)"
+                )
+        return self._frames[key]
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``anchors.json`` and one compressed ``<colour>.npy.xz`` per cached colour."""
+        path = Path(path)
+        if (path / "anchors.json").exists() and not overwrite:
+            raise FileExistsError(
+                f"an anchor set already exists at {path}; choose another name or pass overwrite=True"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for key in sorted(self._frames):
+            arr = self._frames[key]
+            target = path / f"{key}{SUFFIX}"
+            _write_frames(target, arr)
+            files[key] = {"file": target.name, "sha256": _sha256_bytes(target.read_bytes())}
+            self.checksums[key] = frames_checksum(arr)
+        card = {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "n_anchors": self.n_anchors,
+            "obs_shape": [envs.OBS_SIZE, envs.OBS_SIZE, 3],
+            "indices": self.indices.tolist(),
+            "checksums": self.checksums,
+            "files": files,
+            "recipe": self.recipe.to_json(),
+            **{k: v for k, v in self.meta.items() if k not in ("files",)},
+        }
+        (path / "anchors.json").write_text(json.dumps(card, indent=1) + "\n")
+        self.path, self.meta["files"] = path, files
+        return path
+
+
+def create(
+    name: str,
+    *,
+    colors: Iterable[str | Sequence[int]] = tuple(envs.COLORS),
+    n_anchors: int = DEFAULT_N_ANCHORS,
+    n_steps: int = 4000,
+    seed: int = 0,
+    driver: Callable[[envs.ColorCarRacing], int] | None = None,
+    processes: int | None = None,
+    **record_kwargs,
+) -> AnchorSet:
+    """Record a drive, choose ``n_anchors`` indices and replay them in ``colors`` (not saved)."""
+    colors = list(colors)
+    names = [envs.color_name(c) for c in colors]  # bad colours fail here, before any work
+    if len(set(names)) != len(names):
+        raise ValueError(f"colours given twice: {names}")
+    t0 = time.time()
+    recipe = record(driver, n_steps=n_steps, seed=seed, **record_kwargs)
+    indices = choose_indices(recipe, n_anchors, seed=seed)
+    frames = replay_anchors(recipe, indices, colors, processes=processes)
+    meta = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.time() - t0, 1),
+        "versions": _versions(),
+    }
+    aset = AnchorSet(name=name, recipe=recipe, indices=indices, checksums={}, meta=meta)
+    aset._frames.update(frames)
+    aset.checksums.update({k: frames_checksum(v) for k, v in frames.items()})
+    return aset
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    from . import __version__
+
+    return {
+        "relreps": __version__,
+        "gymnasium": version("gymnasium"),
+        "pygame-ce": version("pygame-ce"),
+        "box2d": version("box2d"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def available() -> list[str]:
+    """Names of the anchor sets shipped with the package."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "anchors.json").is_file())
+
+
+def load(name_or_path: str | os.PathLike) -> AnchorSet:
+    """Load an anchor set by shipped name (see :func:`available`) or from a folder path.
+
+    Checks the card's format and every stored file's sha256 (frames are read lazily by
+    :meth:`AnchorSet.frames`, which also checks their content checksum).
+    """
+    path = Path(name_or_path)
+    if not (path / "anchors.json").is_file():
+        shipped = SHIPPED_DIR / str(name_or_path)
+        if (shipped / "anchors.json").is_file():
+            path = shipped
+        else:
+            raise AnchorError(
+                f"no anchor set {str(name_or_path)!r}: not a folder with anchors.json, and not "
+                f"a shipped name (available: {', '.join(available()) or 'none'})"
+            )
+    try:
+        card = json.loads((path / "anchors.json").read_text())
+    except json.JSONDecodeError as e:
+        raise AnchorError(f"{path / 'anchors.json'} is not valid JSON: {e}") from None
+    if card.get("format") != FORMAT_VERSION:
+        raise AnchorError(
+            f"{path / 'anchors.json'} has format {card.get('format')!r}; this relreps reads "
+            f"format {FORMAT_VERSION}"
+        )
+    for key, f in card.get("files", {}).items():
+        file = path / f["file"]
+        if not file.is_file():
+            raise AnchorError(f"anchor set {card['name']!r}: missing file {file}")
+        digest = _sha256_bytes(file.read_bytes())
+        if digest != f["sha256"]:
+            raise AnchorError(
+                f"anchor set {card['name']!r}: {file.name} has sha256 {digest[:12]}..., expected "
+                f"{f['sha256'][:12]}...; the file is corrupted or was modified (re-create it with "
+                f"`relreps anchors collect`)"
+            )
+    meta = {k: v for k, v in card.items() if k in ("created", "seconds", "versions", "files")}
+    return AnchorSet(
+        name=card["name"],
+        recipe=Recipe.from_json(card["recipe"]),
+        indices=np.array(card["indices"], dtype=np.int64),
+        checksums=dict(card["checksums"]),
+        path=path,
+        meta=meta,
+    )
+
+
+def _write_frames(file: Path, frames: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
+    file.write_bytes(lzma.compress(buf.getvalue(), preset=6))
+
+
+def _read_frames(file: Path) -> np.ndarray:
+    try:
+        raw = lzma.decompress(file.read_bytes())
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    except (lzma.LZMAError, ValueError, OSError) as e:
+        raise AnchorError(f"cannot read anchor frames from {file}: {e}") from None
+
+
+def verify(aset: AnchorSet, colors: Iterable[str] | None = None, *, processes: int | None = None) -> dict[str, bool]:
+    """Replay the recipe and compare with the stored frames: ``{colour: identical}``."""
+    colors = list(colors) if colors is not None else aset.stored_colors
+    replayed = replay_anchors(aset.recipe, aset.indices, colors, processes=processes)
+    return {k: frames_checksum(v) == aset.checksums.get(k) for k, v in replayed.items()}

@@ -1,0 +1,162 @@
+"""The ``relreps`` command line (also ``python -m relreps``).
+
+    relreps anchors collect NAME [--out DIR] [--steps 4000] [--n-anchors 3136] [--colors ...]
+    relreps anchors list
+    relreps anchors show NAME_OR_PATH
+    relreps anchors verify NAME_OR_PATH [--colors ...]
+    relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
+    relreps bench env [--tracks 4] [--steps 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _anchors_collect(args) -> int:
+    from . import anchors
+
+    out = Path(args.out) if args.out else Path("anchors") / args.name
+    if (out / "anchors.json").exists() and not args.overwrite:
+        print(f"error: an anchor set already exists at {out}; choose another NAME/--out or pass "
+              "--overwrite", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    aset = anchors.create(
+        args.name,
+        colors=args.colors,
+        n_anchors=args.n_anchors,
+        n_steps=args.steps,
+        seed=args.seed,
+        burst_every=args.burst_every,
+        burst_length=args.burst_length,
+    )
+    path = aset.save(out, overwrite=args.overwrite)
+    print(f"saved {aset.n_anchors} anchors in {len(aset.stored_colors)} colours to {path} "
+          f"({time.time() - t0:.0f} s)")
+    return 0
+
+
+def _anchors_list(args) -> int:
+    from . import anchors
+
+    names = anchors.available()
+    print("\n".join(names) if names else "no shipped anchor sets")
+    return 0
+
+
+def _anchors_show(args) -> int:
+    from . import anchors
+
+    a = anchors.load(args.name)
+    r = a.recipe
+    print(f"name          {a.name}")
+    print(f"path          {a.path}")
+    print(f"anchors       {a.n_anchors} (from a pool of {len(r.pool())} frames)")
+    print(f"recording     {r.n_steps} steps on tracks {r.track_seeds}")
+    print(f"              {r.info}")
+    print(f"stored        {', '.join(a.stored_colors)}")
+    for k, v in a.meta.get("versions", {}).items():
+        print(f"  {k:12s}{v}")
+    return 0
+
+
+def _anchors_verify(args) -> int:
+    from . import anchors
+
+    a = anchors.load(args.name)
+    for color in args.colors or a.stored_colors:
+        a.frames(color)  # stored frames match their checksums (raises otherwise)
+    result = anchors.verify(a, args.colors)
+    for color, ok in result.items():
+        print(f"{color:8s} {'replay identical to stored frames' if ok else 'MISMATCH'}")
+    return 0 if all(result.values()) else 1
+
+
+def _anchors_grid(args) -> int:
+    import numpy as np
+    import pygame
+
+    from . import anchors
+
+    a = anchors.load(args.name)
+    colors = args.colors or a.stored_colors
+    pick = np.linspace(0, a.n_anchors - 1, args.count).astype(int)
+    rows = [np.concatenate(list(a.frames(c)[pick]), axis=1) for c in colors]
+    grid = np.concatenate(rows, axis=0)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    pygame.image.save(pygame.surfarray.make_surface(grid.transpose(1, 0, 2)), str(out))
+    print(f"wrote {out}: anchors {pick.tolist()} (columns) in {', '.join(colors)} (rows)")
+    return 0
+
+
+def _bench_env(args) -> int:
+    from .bench import bench_env
+
+    result = bench_env(tracks=args.tracks, steps_per_track=args.steps)
+    print(result.report())
+    return 0 if result.mismatches == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .envs import COLORS
+
+    p = argparse.ArgumentParser(prog="relreps", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("anchors", help="collect, inspect and verify parallel anchor sets")
+    asub = a.add_subparsers(dest="action", required=True)
+    c = asub.add_parser("collect", help="record a drive, pick anchors, replay them in colours")
+    c.add_argument("name")
+    c.add_argument("--out", help="folder to write (default: anchors/NAME)")
+    c.add_argument("--steps", type=int, default=4000, help="steps to record (default 4000)")
+    c.add_argument("--n-anchors", type=int, default=3136, help="anchors to keep (default 3136)")
+    c.add_argument("--colors", nargs="+", default=list(COLORS), help="colours to store")
+    c.add_argument("--seed", type=int, default=0, help="seed of the bursts and the anchor draw")
+    c.add_argument("--burst-every", type=int, default=200)
+    c.add_argument("--burst-length", type=int, default=100)
+    c.add_argument("--overwrite", action="store_true", help="replace an existing set at --out")
+    c.set_defaults(func=_anchors_collect)
+    ls = asub.add_parser("list", help="shipped anchor sets")
+    ls.set_defaults(func=_anchors_list)
+    s = asub.add_parser("show", help="describe an anchor set")
+    s.add_argument("name")
+    s.set_defaults(func=_anchors_show)
+    v = asub.add_parser("verify", help="replay the recipe and compare with the stored frames")
+    v.add_argument("name")
+    v.add_argument("--colors", nargs="+")
+    v.set_defaults(func=_anchors_verify)
+    g = asub.add_parser("grid", help="save a PNG grid: some anchors (columns) in each colour (rows)")
+    g.add_argument("name")
+    g.add_argument("--out", required=True)
+    g.add_argument("--count", type=int, default=8)
+    g.add_argument("--colors", nargs="+")
+    g.add_argument("--overwrite", action="store_true")
+    g.set_defaults(func=_anchors_grid)
+
+    b = sub.add_parser("bench", help="speed benchmarks")
+    bsub = b.add_subparsers(dest="what", required=True)
+    e = bsub.add_parser("env", help="fast vs stock renderer, side by side, one core")
+    e.add_argument("--tracks", type=int, default=4)
+    e.add_argument("--steps", type=int, default=500, help="steps per track")
+    e.set_defaults(func=_bench_env)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError) as e:  # bad input: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
