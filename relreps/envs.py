@@ -389,11 +389,16 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
             f"expected uint8 frames of shape (..., {FRAME_SIZE}, {FRAME_SIZE}, 3); "
             f"got {frames.dtype} {frames.shape}"
         )
-    f = frames.astype(np.float32)
-    rows = np.matmul(_W96, f.reshape(*f.shape[:-3], FRAME_SIZE, FRAME_SIZE * 3))
-    rows = rows.reshape(*f.shape[:-3], OBS_SIZE, FRAME_SIZE, 3)
-    both = np.matmul(np.swapaxes(rows, -1, -2), _W96.T)  # (..., 84, 3, 84)
-    out = np.floor((np.swapaxes(both, -1, -2) + _DENOM / 2) / _DENOM)
+    lead = frames.shape[:-3]
+    f = frames.reshape(-1, FRAME_SIZE, FRAME_SIZE, 3)  # (B, y, x, c)
+    n = f.shape[0]
+    # along x: one matrix product over all rows and channels -> (B, y, c, x')
+    cols = np.ascontiguousarray(f.transpose(0, 1, 3, 2), dtype=np.float32)
+    cols = (cols.reshape(-1, FRAME_SIZE) @ _W96.T).reshape(n, FRAME_SIZE, 3 * OBS_SIZE)
+    # along y: one product per frame -> (B, y', c, x')
+    both = np.matmul(_W96, cols).reshape(n, OBS_SIZE, 3, OBS_SIZE)
+    out = np.floor((both.transpose(0, 1, 3, 2) + _DENOM / 2) / _DENOM)
+    out = out.reshape(*lead, OBS_SIZE, OBS_SIZE, 3)
     return out.astype(np.uint8)
 
 
@@ -436,30 +441,39 @@ def make_vec_env(
     n_envs: int = 8,
     *,
     seed: int | None = None,
-    processes: bool | None = None,
+    workers: int | None = None,
     renderer: str = "fast",
     start_method: str | None = None,
 ):
     """A Stable-Baselines3 ``VecEnv`` of ``n_envs`` agent-view environments in one colour.
 
-    With ``processes`` (default: when ``n_envs > 1`` and more than one core) each environment runs in
-    its own process (``SubprocVecEnv``), otherwise all in this one (``DummyVecEnv``). ``seed`` seeds
-    environment ``i`` with ``seed + i`` at the first reset (the tracks), as SB3 does.
+    ``workers`` processes (default: one per core, at most ``n_envs``) each step their share of the
+    environments (:class:`relreps.vec.ChunkedSubprocVecEnv`); ``workers=0`` or a single core keeps
+    them all in this process (``DummyVecEnv``). Results are identical either way. Each environment
+    is wrapped in SB3's ``Monitor`` (episode returns and lengths in ``info["episode"]``).
+    ``seed`` seeds environment ``i`` with ``seed + i`` at the first reset (the tracks), as SB3 does.
     """
     import os
 
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from .vec import ChunkedSubprocVecEnv
 
     resolve_color(color)
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
-    if processes is None:
-        processes = n_envs > 1 and (os.cpu_count() or 1) > 1
+    if workers is None:
+        workers = min(n_envs, os.cpu_count() or 1)
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     fns: list[Callable[[], gym.Env]] = [
         lambda: Monitor(make_env(color, renderer=renderer)) for _ in range(n_envs)
     ]
-    venv = SubprocVecEnv(fns, start_method=start_method) if processes else DummyVecEnv(fns)
+    if workers <= 1:
+        venv = DummyVecEnv(fns)
+    else:
+        venv = ChunkedSubprocVecEnv(fns, min(workers, n_envs), start_method=start_method)
     if seed is not None:
         venv.seed(seed)
     return venv

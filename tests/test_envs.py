@@ -264,19 +264,39 @@ def test_preprocess_rejects_other_inputs(bad):
 # -- vectorised environments --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("processes", [False, True])
-def test_vec_env(processes):
-    venv = envs.make_vec_env("blue", n_envs=2, seed=5, processes=processes)
+def _run(venv, actions):
+    out = [venv.reset()]
+    for a in actions:
+        obs, rew, done, info = venv.step(a)
+        out.append((obs, rew, done, [i.get("terminal_observation") is not None for i in info]))
+    return out
+
+
+def test_vec_env_workers_match_in_process():
+    rng = np.random.default_rng(3)
+    actions = [rng.integers(0, 5, size=5) for _ in range(40)]
+    ref = envs.make_vec_env("blue", n_envs=5, seed=5, workers=0)
+    par = envs.make_vec_env("blue", n_envs=5, seed=5, workers=2)
     try:
-        obs = venv.reset()
-        assert obs.shape == (2, 84, 84, 3) and obs.dtype == np.uint8
-        assert not np.array_equal(obs[0], obs[1]) or True  # different tracks, same start view
-        obs, rew, done, info = venv.step(np.array([envs.GAS, envs.BRAKE]))
-        assert obs.shape == (2, 84, 84, 3) and rew.shape == (2,)
+        assert par.num_envs == 5 and len(par.processes) == 2
+        a, b = _run(ref, actions), _run(par, actions)
+        assert np.array_equal(a[0], b[0]) and a[0].shape == (5, 84, 84, 3)
+        for (o1, r1, d1, t1), (o2, r2, d2, t2) in zip(a[1:], b[1:]):
+            assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2)
+            assert t1 == t2
+        assert par.get_attr("color") == ["blue"] * 5
+        assert par.env_method("set_color", "red", indices=[3]) == [None]
+        assert par.get_attr("color", indices=[2, 3, 4]) == ["blue", "red", "blue"]
+        assert par.env_is_wrapped(gym.Wrapper) == [True] * 5
     finally:
-        venv.close()
-    again = envs.make_vec_env("blue", n_envs=2, seed=5, processes=False)
-    ref = envs.make_env("blue")
-    first, _ = ref.reset(seed=6)
-    assert np.array_equal(again.reset()[1], first)  # env i gets seed + i
-    again.close()
+        ref.close()
+        par.close()
+
+
+def test_vec_env_seeds_tracks():
+    venv = envs.make_vec_env("blue", n_envs=2, seed=5, workers=0)
+    first, _ = envs.make_env("blue").reset(seed=6)
+    assert np.array_equal(venv.reset()[1], first)  # env i gets seed + i
+    venv.close()
+    with pytest.raises(ValueError, match="n_envs"):
+        envs.make_vec_env("blue", n_envs=0)
