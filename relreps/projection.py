@@ -1,0 +1,57 @@
+"""The relative projection (Moschella et al., 2023; Ricciardi et al., 2023, eq. 2-3).
+
+    z_rel = E(x) E(A)^T,  with the embeddings rescaled to unit norm (cosine similarities).
+
+Optionally (the authors' later code does this, and it is our default) both ``x`` and the anchor
+embeddings are first standardised with the anchor embeddings' per-dimension mean and standard
+deviation. This is the only logic here: no networks, no state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def relative_projection(
+    x: torch.Tensor,
+    *,
+    anchors: torch.Tensor,
+    standardize: bool = True,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Cosine similarities of each row of ``x`` to each anchor embedding.
+
+    Args:
+        x: embeddings, shape ``(batch, dim)``.
+        anchors: anchor embeddings, shape ``(n_anchors, dim)`` (keyword-only, so the two cannot be
+            swapped by accident).
+        standardize: first subtract the anchors' per-dimension mean from both and divide by their
+            per-dimension standard deviation (``+ eps``).
+        eps: guards the division by the standard deviation and by the norms.
+
+    Returns:
+        ``(batch, n_anchors)`` similarities in ``[-1, 1]``.
+
+    Invariances: without standardisation the result is unchanged when the same orthogonal map or
+    the same positive scaling is applied to ``x`` and ``anchors``; with standardisation, it is
+    unchanged by per-dimension shifts and positive per-dimension scalings, but not by general
+    rotations.
+    """
+    if x.ndim != 2 or anchors.ndim != 2:
+        raise ValueError(
+            f"expected 2-D tensors (batch, dim) and (n_anchors, dim); got {tuple(x.shape)} and "
+            f"{tuple(anchors.shape)}"
+        )
+    if x.shape[1] != anchors.shape[1]:
+        raise ValueError(
+            f"embedding sizes differ: x has dim {x.shape[1]}, anchors have dim {anchors.shape[1]}"
+        )
+    if standardize:
+        mean = anchors.mean(dim=0, keepdim=True)
+        std = anchors.std(dim=0, keepdim=True) + eps
+        x = (x - mean) / std
+        anchors = (anchors - mean) / std
+    x = F.normalize(x, p=2, dim=-1, eps=eps)
+    anchors = F.normalize(anchors, p=2, dim=-1, eps=eps)
+    return x @ anchors.T

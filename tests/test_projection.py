@@ -1,0 +1,76 @@
+"""The relative projection: what it is invariant to, and what not (float64)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from relreps.projection import relative_projection
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 16, generator=g, dtype=torch.float64)
+    a = torch.randn(10, 16, generator=g, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    return x, a, q, g
+
+
+def test_is_cosine_similarity(data):
+    x, a, _, _ = data
+    z = relative_projection(x, anchors=a, standardize=False)
+    ref = torch.nn.functional.cosine_similarity(x[:, None, :], a[None, :, :], dim=-1)
+    assert z.shape == (32, 10)
+    torch.testing.assert_close(z, ref)
+    assert z.abs().max() <= 1 + 1e-12
+
+
+def test_anchor_to_itself_is_one(data):
+    _, a, _, _ = data
+    for standardize in (False, True):
+        z = relative_projection(a, anchors=a, standardize=standardize)
+        torch.testing.assert_close(z.diagonal(), torch.ones(10, dtype=torch.float64))
+
+
+def test_invariant_to_orthogonal_maps_and_scaling(data):
+    x, a, q, _ = data
+    z = relative_projection(x, anchors=a, standardize=False)
+    torch.testing.assert_close(relative_projection(x @ q, anchors=a @ q, standardize=False), z)
+    torch.testing.assert_close(relative_projection(3.7 * x, anchors=3.7 * a, standardize=False), z)
+
+
+def test_standardised_invariant_to_shift_and_per_dim_scale(data):
+    x, a, _, g = data
+    z = relative_projection(x, anchors=a)
+    shift = torch.randn(16, generator=g, dtype=torch.float64) * 5
+    scale = torch.rand(16, generator=g, dtype=torch.float64) * 4 + 0.1
+    torch.testing.assert_close(relative_projection(x * scale + shift, anchors=a * scale + shift), z)
+
+
+def test_not_invariant_to_what_it_should_not_be(data):
+    x, a, q, g = data
+    z = relative_projection(x, anchors=a, standardize=False)
+    # a map applied to x only, a non-orthogonal map, a translation (without standardisation)
+    assert not torch.allclose(relative_projection(x @ q, anchors=a, standardize=False), z)
+    m = torch.randn(16, 16, generator=g, dtype=torch.float64)
+    assert not torch.allclose(relative_projection(x @ m, anchors=a @ m, standardize=False), z)
+    assert not torch.allclose(relative_projection(x + 2.0, anchors=a + 2.0, standardize=False), z)
+    # standardisation is per dimension: a general rotation changes the result
+    assert not torch.allclose(relative_projection(x @ q, anchors=a @ q), relative_projection(x, anchors=a))
+
+
+def test_gradients_flow_to_x_only_if_anchors_detached(data):
+    x, a, _, _ = data
+    x = x.clone().requires_grad_(True)
+    relative_projection(x, anchors=a).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="embedding sizes differ"):
+        relative_projection(torch.zeros(2, 3), anchors=torch.zeros(4, 5))
+    with pytest.raises(ValueError, match="2-D"):
+        relative_projection(torch.zeros(2, 3, 1), anchors=torch.zeros(4, 3))
+    with pytest.raises(TypeError):
+        relative_projection(torch.zeros(2, 3), torch.zeros(4, 3))  # anchors is keyword-only
