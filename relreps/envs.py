@@ -139,10 +139,10 @@ _LO_Y, _HI_Y = -_cr.MAX_SHAPE_DIM, _cr.WINDOW_H + _cr.MAX_SHAPE_DIM
 # MAX_SHAPE_DIM (~380 px) of it.
 _OFF = 2
 # Screen corners with a margin: when all lie inside the background square, it covers every pixel.
-_CORNERS = np.array(
-    [(-4.0, -4.0), (_cr.WINDOW_W + 4.0, -4.0), (_cr.WINDOW_W + 4.0, _cr.WINDOW_H + 4.0),
-     (-4.0, _cr.WINDOW_H + 4.0)]
-)
+_CORNER_LIST = [
+    (-4.0, -4.0), (_cr.WINDOW_W + 4.0, -4.0), (_cr.WINDOW_W + 4.0, _cr.WINDOW_H + 4.0),
+    (-4.0, _cr.WINDOW_H + 4.0),
+]
 
 
 # The HUD: a black rectangle over rows 700-799 of the flipped frame, indicators and score on it.
@@ -150,13 +150,29 @@ _HUD_TOP = int(_cr.WINDOW_H - 5 * _cr.WINDOW_H / 40.0)  # 700
 _HUD_MAX_VALUE = 3.9  # vertical indicators reach row H - h * (1 + value); 4 would touch row 700
 
 
+# Rows 0-99 of the unflipped surface become rows 799-700 after the flip, which the HUD's black
+# rectangle paints over whatever the path: nothing drawn there can reach the frame.
+_HIDDEN = _cr.WINDOW_H - _HUD_TOP
+
+
 def _covers_screen(poly: list[tuple[float, float]]) -> bool:
     """Whether the convex quadrilateral ``poly`` contains the screen (plus a margin)."""
-    p = np.asarray(poly)
-    edge = np.roll(p, -1, axis=0) - p  # (4, 2)
-    rel = _CORNERS[:, None, :] - p[None, :, :]  # (corners, 4, 2)
-    cross = edge[None, :, 0] * rel[..., 1] - edge[None, :, 1] * rel[..., 0]
-    return bool((cross > 0).all() or (cross < 0).all())
+    sign = 0
+    for i in range(4):
+        x0, y0 = poly[i]
+        x1, y1 = poly[(i + 1) % 4]
+        for cx, cy in _CORNER_LIST:
+            cross = (x1 - x0) * (cy - y0) - (y1 - y0) * (cx - x0)
+            if cross == 0 or (sign and (cross > 0) != (sign > 0)):
+                return False
+            sign = 1 if cross > 0 else -1
+    return True
+
+
+def _numba_available() -> bool:
+    from . import _raster
+
+    return _raster.AVAILABLE
 
 
 class ColorCarRacing(_cr.CarRacing):
@@ -189,6 +205,9 @@ class ColorCarRacing(_cr.CarRacing):
             continuous=False,
         )
         self.renderer = renderer
+        #: how the fast renderer draws polygons: "numba" (relreps._raster, same pixels, faster)
+        #: when numba is installed, else "gfxdraw" (pygame's own calls)
+        self.rasterizer = "numba" if renderer == "fast" and _numba_available() else "gfxdraw"
         self.set_color(color)
         self._fast_surf = None
         self._small = None
@@ -210,22 +229,22 @@ class ColorCarRacing(_cr.CarRacing):
         return self._render_state_fast()
 
     def _track_polygons(self) -> tuple[np.ndarray, list]:
-        """All road polygons of the current track as one (N, 4, 2) array (cached per track) and
-        their colour arrays. The colours are not copied: gymnasium changes a tile's colour in
+        """The 400 grass patches and all road polygons of the track as one (N, 4, 2) array, in
+        drawing order (cached per track), and the road polygons' colour arrays. The colours are not copied: gymnasium changes a tile's colour in
         place when the car touches it, and the frame must show that."""
         key = id(self.road_poly)
-        if self._poly_key != key or self._road_xy.shape[0] != len(self.road_poly):
-            self._road_xy = np.array([poly for poly, _ in self.road_poly], dtype=np.float64)
+        if self._poly_key != key or self._road_xy.shape[0] != len(_GRASS) + len(self.road_poly):
+            road = np.array([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
+            self._road_xy = np.concatenate([_GRASS, road])
             self._road_rgb = [color for _, color in self.road_poly]
             self._poly_key = key
         return self._road_xy, self._road_rgb
 
-    def _draw_polys(self, xy: np.ndarray, colors, c: float, s: float, zoom: float, trans) -> None:
-        """Transform (N, 4, 2) world polygons exactly as the stock renderer does; draw visible."""
-        from pygame import gfxdraw
-
+    def _visible(self, xy: np.ndarray, c: float, s: float, zoom: float, trans) -> tuple[np.ndarray, np.ndarray]:
+        """Transform (N, 4, 2) world polygons exactly as the stock renderer does; return the
+        indices and screen coordinates (K, 4, 2) of those that draw something."""
         if xy.shape[0] == 0:
-            return
+            return np.zeros(0, np.int64), np.zeros((0, 4, 2))
         x, y = xy[..., 0], xy[..., 1]
         # Same operations, same order as Vector2.rotate_rad + `c[0] * zoom + translation[0]`.
         px = (c * x - s * y) * zoom + trans[0]
@@ -235,23 +254,44 @@ class ColorCarRacing(_cr.CarRacing):
         on_screen = (
             (px.max(axis=1) >= -_OFF)
             & (px.min(axis=1) <= _cr.WINDOW_W - 1 + _OFF)
-            & (py.max(axis=1) >= -_OFF)
+            & (py.max(axis=1) >= _HIDDEN - _OFF)
             & (py.min(axis=1) <= _cr.WINDOW_H - 1 + _OFF)
         )
         visible = np.flatnonzero(drawn & on_screen)
-        if visible.size == 0:
+        return visible, np.stack([px[visible], py[visible]], axis=-1)
+
+    def _draw_scene_polygons(self, surf, c: float, s: float, zoom: float, trans) -> None:
+        """Grass patches, then road tiles and kerbs, as the stock ``gfxdraw`` calls draw them."""
+        from pygame import gfxdraw
+
+        scene_xy, road_rgb = self._track_polygons()  # grass patches first, then the road
+        idx, polys = self._visible(scene_xy, c, s, zoom, trans)
+        n_grass = int(np.searchsorted(idx, len(_GRASS)))
+        grass, road = polys[:n_grass], polys[n_grass:]
+        # tile colours are read now: gymnasium changes them in place when the car touches a tile
+        road_colors = [[int(v) for v in road_rgb[i - len(_GRASS)]] for i in idx[n_grass:].tolist()]
+        if self.rasterizer == "numba":
+            import pygame
+
+            from . import _raster
+
+            polys = np.concatenate([grass, road])
+            colors = np.empty((len(polys), 3), np.int64)
+            colors[: len(grass)] = self.grass_color
+            colors[len(grass) :] = np.array(road_colors, np.int64).reshape(-1, 3)
+            pixels = pygame.surfarray.pixels2d(surf)
+            try:
+                _raster.draw_polygons(pixels, polys, colors)
+            finally:
+                del pixels  # unlock the surface
             return
-        pts = np.stack([px[visible], py[visible]], axis=-1).tolist()
-        surf = self.surf
-        if isinstance(colors, list):
-            for i, poly in zip(visible.tolist(), pts):
-                color = [int(v) for v in colors[i]]  # read now: tiles change colour on contact
-                gfxdraw.aapolygon(surf, poly, color)
-                gfxdraw.filled_polygon(surf, poly, color)
-        else:
-            for poly in pts:
-                gfxdraw.aapolygon(surf, poly, colors)
-                gfxdraw.filled_polygon(surf, poly, colors)
+        grass_color = self.grass_color
+        for poly in grass.tolist():
+            gfxdraw.aapolygon(surf, poly, grass_color)
+            gfxdraw.filled_polygon(surf, poly, grass_color)
+        for poly, color in zip(road.tolist(), road_colors):
+            gfxdraw.aapolygon(surf, poly, color)
+            gfxdraw.filled_polygon(surf, poly, color)
 
     def _render_state_fast(self) -> np.ndarray:
         import pygame
@@ -264,6 +304,10 @@ class ColorCarRacing(_cr.CarRacing):
             self._small = pygame.Surface((_cr.STATE_W, _cr.STATE_H), 0, self._fast_surf)
             self._narrow = pygame.Surface((_cr.STATE_W, H), 0, self._fast_surf)
             self._narrow_hud = pygame.Surface((_cr.STATE_W, H - _HUD_TOP), 0, self._fast_surf)
+            self._visible_rect = pygame.Rect(0, _HIDDEN, W, H - _HIDDEN)
+            self._shown = self._fast_surf.subsurface(self._visible_rect)
+            self._narrow_shown = self._narrow.subsurface((0, _HIDDEN, _cr.STATE_W, H - _HIDDEN))
+            self._strip = self._fast_surf.subsurface((0, _HUD_TOP, W, H - _HUD_TOP))
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
         surf = self._fast_surf
         self.surf = surf
@@ -282,14 +326,12 @@ class ColorCarRacing(_cr.CarRacing):
         field = [(c * px - s * py, s * px + c * py) for px, py in _FIELD]
         field = [(fx * zoom + trans[0], fy * zoom + trans[1]) for fx, fy in field]
         if _covers_screen(field):  # the usual case: the same pixels, one fill
-            surf.fill(tuple(int(v) for v in self.bg_color))
+            surf.fill(tuple(int(v) for v in self.bg_color), self._visible_rect)
         else:  # near the playfield's edge or zooming in: exactly the stock drawing
             surf.fill((0, 0, 0))
             gfxdraw.aapolygon(surf, field, self.bg_color)
             gfxdraw.filled_polygon(surf, field, self.bg_color)
-        self._draw_polys(_GRASS, self.grass_color, c, s, zoom, trans)
-        road_xy, road_rgb = self._track_polygons()
-        self._draw_polys(road_xy, road_rgb, c, s, zoom, trans)
+        self._draw_scene_polygons(surf, c, s, zoom, trans)
         self.car.draw(surf, zoom, trans, angle, False)
 
         if self._hud_in_strip():
@@ -344,11 +386,11 @@ class ColorCarRacing(_cr.CarRacing):
         import pygame
 
         W, H = _cr.WINDOW_W, _cr.WINDOW_H
-        pygame.transform.smoothscale(surf, (_cr.STATE_W, H), self._narrow)
+        # rows under the HUD (see _HIDDEN) are neither drawn nor shrunk
+        pygame.transform.smoothscale(self._shown, (_cr.STATE_W, H - _HIDDEN), self._narrow_shown)
         self.surf = surf
         self._draw_hud()
-        strip = surf.subsurface((0, _HUD_TOP, W, H - _HUD_TOP))
-        pygame.transform.smoothscale(strip, (_cr.STATE_W, H - _HUD_TOP), self._narrow_hud)
+        pygame.transform.smoothscale(self._strip, (_cr.STATE_W, H - _HUD_TOP), self._narrow_hud)
         narrow = pygame.transform.flip(self._narrow, False, True)
         narrow.blit(self._narrow_hud, (0, _HUD_TOP))
         pygame.transform.smoothscale(narrow, (_cr.STATE_W, _cr.STATE_H), self._small)

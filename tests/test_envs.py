@@ -146,8 +146,12 @@ def test_same_seed_same_track_and_frames():
 # -- the fast renderer is the stock renderer ---------------------------------------------------
 
 
-def _drive_both(color, seed, steps, rng):
+RASTERIZERS = ["gfxdraw"] + (["numba"] if envs._numba_available() else [])
+
+
+def _drive_both(color, seed, steps, rng, rasterizer):
     fast, stock = ColorCarRacing(color, renderer="fast"), ColorCarRacing(color, renderer="gymnasium")
+    fast.rasterizer = rasterizer
     of, _ = fast.reset(seed=seed)
     os_, _ = stock.reset(seed=seed)
     frames = mismatched = 0
@@ -171,7 +175,8 @@ def test_fast_renderer_identical_while_driving():
     colors = PAPER + [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(4)]
     total = bad = 0
     for i, color in enumerate(colors):
-        n, m = _drive_both(color, seed=int(rng.integers(10**6)), steps=220, rng=rng)
+        rasterizer = RASTERIZERS[i % len(RASTERIZERS)]
+        n, m = _drive_both(color, seed=int(rng.integers(10**6)), steps=220, rng=rng, rasterizer=rasterizer)
         total, bad = total + n, bad + m
     assert total >= 1700 and bad == 0
 
@@ -182,6 +187,12 @@ def _render_both(env):
     env.renderer = "fast"
     fast = env._render("state_pixels")
     return stock, fast
+
+
+def test_numba_rasterizer_is_used_when_installed():
+    pytest.importorskip("numba")
+    assert ColorCarRacing("green").rasterizer == "numba"
+    assert ColorCarRacing("green", renderer="gymnasium").rasterizer == "gfxdraw"
 
 
 def test_fast_renderer_identical_in_unusual_states():
@@ -209,6 +220,7 @@ def test_fast_renderer_identical_in_unusual_states():
         for w in env.car.wheels:
             w.omega = float(rng.choice([0.0, rng.uniform(-300, 300), rng.uniform(-900, 900)]))
         env.reward = float(rng.uniform(-200, 1000))
+        env.rasterizer = RASTERIZERS[k % len(RASTERIZERS)]
         stock, fast = _render_both(env)
         assert np.array_equal(stock, fast), f"state {k}: x={x:.1f} y={y:.1f} angle={angle:.3f} t={env.t}"
         checked += 1
