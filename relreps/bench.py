@@ -32,6 +32,7 @@ class EnvBench:
     physics_sps: float
     preprocess_ms: float
     mismatches: int
+    rasterizer: str
 
     @property
     def ratio(self) -> float:
@@ -41,7 +42,7 @@ class EnvBench:
         fast_ms, phys_ms = 1e3 / self.fast_sps, 1e3 / self.physics_sps
         lines = [
             f"steps compared: {self.steps} (identical frames: {self.steps - self.mismatches}, "
-            f"mismatches: {self.mismatches})",
+            f"mismatches: {self.mismatches}); fast renderer's polygons drawn by {self.rasterizer}",
             f"stock renderer : {self.stock_sps:8.0f} steps/s per core ({1e3 / self.stock_sps:.2f} ms/step)",
             f"fast renderer  : {self.fast_sps:8.0f} steps/s per core ({fast_ms:.2f} ms/step)",
             f"speed-up       : {self.ratio:8.2f}x",
@@ -59,19 +60,28 @@ def _actions(rng: np.random.Generator, n: int) -> list[int]:
 
 
 def bench_env(
-    *, tracks: int = 4, steps_per_track: int = 500, colors=("green", "red", "blue", "yellow"), seed: int = 0
+    *, tracks: int = 4, steps_per_track: int = 500, seed: int = 0, rasterizer: str | None = None
 ) -> EnvBench:
-    """Interleave the stock and fast renderers step by step over the same tracks and actions."""
+    """Interleave the stock and fast renderers step by step over the same tracks and actions.
+
+    Tracks, actions and colours come from ``seed``: track seeds are drawn at random, and the
+    colours cycle through the four paper colours and one random (R, G, B) background.
+    """
     rng = np.random.default_rng(seed)
+    colors = [*envs.COLORS, tuple(int(v) for v in rng.integers(0, 256, size=3))]
+    track_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=tracks)]
     t_stock = t_fast = t_phys = 0.0
     n = mismatches = 0
     for k in range(tracks):
         color = colors[k % len(colors)]
         stock = envs.ColorCarRacing(color, renderer="gymnasium")
         fast = envs.ColorCarRacing(color, renderer="fast")
+        if rasterizer is not None:
+            fast.rasterizer = rasterizer
+        rasterizer = fast.rasterizer
         phys = _PhysicsOnly(color)
         for e in (stock, fast, phys):
-            e.reset(seed=10_000 + k)
+            e.reset(seed=track_seeds[k])
         for a in _actions(rng, steps_per_track):
             t0 = time.perf_counter()
             o_stock, *_ = stock.step(a)
@@ -92,4 +102,4 @@ def bench_env(
     for f in frames:
         envs.preprocess(f)
     pre_ms = (time.perf_counter() - t0) / len(frames) * 1e3
-    return EnvBench(n, n / t_stock, n / t_fast, n / t_phys, pre_ms, mismatches)
+    return EnvBench(n, n / t_stock, n / t_fast, n / t_phys, pre_ms, mismatches, rasterizer)

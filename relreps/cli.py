@@ -5,7 +5,7 @@
     relreps anchors show NAME_OR_PATH
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
-    relreps bench env [--tracks 4] [--steps 500]
+    relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _anchors_grid(args) -> int:
 def _bench_env(args) -> int:
     from .bench import bench_env
 
-    result = bench_env(tracks=args.tracks, steps_per_track=args.steps)
+    result = bench_env(
+        tracks=args.tracks, steps_per_track=args.steps, seed=args.seed, rasterizer=args.rasterizer
+    )
     print(result.report())
     return 0 if result.mismatches == 0 else 1
 
@@ -145,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = bsub.add_parser("env", help="fast vs stock renderer, side by side, one core")
     e.add_argument("--tracks", type=int, default=4)
     e.add_argument("--steps", type=int, default=500, help="steps per track")
+    e.add_argument("--seed", type=int, default=0, help="draws the tracks, actions and a random colour")
+    e.add_argument("--rasterizer", choices=["numba", "gfxdraw"],
+                   help="how the fast renderer draws polygons (default: numba if installed)")
     e.set_defaults(func=_bench_env)
     return p
 

@@ -312,3 +312,12 @@ def test_vec_env_seeds_tracks():
     venv.close()
     with pytest.raises(ValueError, match="n_envs"):
         envs.make_vec_env("blue", n_envs=0)
+
+
+def test_bench_cli_reports_identical_frames(capsys):
+    """The benchmark runs and checks identity (its timings are not asserted: not a test's job)."""
+    from relreps.cli import main
+
+    assert main(["bench", "env", "--tracks", "2", "--steps", "15", "--seed", "99"]) == 0
+    out = capsys.readouterr().out
+    assert "mismatches: 0" in out and "speed-up" in out
