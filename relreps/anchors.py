@@ -68,14 +68,14 @@ class ScriptedDriver:
     tolerance: float = 0.2  # heading error (radians) tolerated before steering
 
     def __post_init__(self) -> None:
-        self._track_id: int | None = None
+        self._track: list | None = None  # the track the cached arrays came from
 
     def __call__(self, env: envs.ColorCarRacing) -> int:
         car = env.car
-        if self._track_id != id(env.track):
+        if self._track is not env.track:  # identity, not id(): ids of freed lists get reused
             self._xy = np.array([(t[2], t[3]) for t in env.track])
             self._beta = np.array([t[1] for t in env.track])
-            self._track_id = id(env.track)
+            self._track = env.track
         n = len(self._xy)
         pos = np.array(car.hull.position)
         i = int(np.argmin(((self._xy - pos) ** 2).sum(axis=1)))

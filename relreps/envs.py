@@ -197,6 +197,7 @@ class ColorCarRacing(_cr.CarRacing):
     ):
         if renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {renderer!r}: expected one of {RENDERERS}")
+        resolve_color(color)  # fail before building the Box2D world
         super().__init__(
             render_mode=render_mode,
             verbose=verbose,
@@ -213,7 +214,7 @@ class ColorCarRacing(_cr.CarRacing):
         self._small = None
         self._font = None
         self._text_cache: dict[str, Any] = {}
-        self._poly_key: int | None = None
+        self._poly_src: list | None = None  # the road_poly list the cached arrays came from
 
     def set_color(self, color: str | Sequence[int]) -> None:
         """Change the background and grass colour (takes effect at the next frame)."""
@@ -232,12 +233,12 @@ class ColorCarRacing(_cr.CarRacing):
         """The 400 grass patches and all road polygons of the track as one (N, 4, 2) array, in
         drawing order (cached per track), and the road polygons' colour arrays. The colours are not copied: gymnasium changes a tile's colour in
         place when the car touches it, and the frame must show that."""
-        key = id(self.road_poly)
-        if self._poly_key != key or self._road_xy.shape[0] != len(_GRASS) + len(self.road_poly):
+        # hold the list itself (not its id, which a later list may reuse) and compare identity
+        if self._poly_src is not self.road_poly or self._road_xy.shape[0] != len(_GRASS) + len(self.road_poly):
             road = np.array([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
             self._road_xy = np.concatenate([_GRASS, road])
             self._road_rgb = [color for _, color in self.road_poly]
-            self._poly_key = key
+            self._poly_src = self.road_poly
         return self._road_xy, self._road_rgb
 
     def _visible(self, xy: np.ndarray, c: float, s: float, zoom: float, trans) -> tuple[np.ndarray, np.ndarray]:

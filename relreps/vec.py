@@ -131,29 +131,23 @@ class ChunkedSubprocVecEnv(VecEnv):
 
     # -- per-environment access -------------------------------------------------------------------
     def _ask(self, cmd: str, indices, make_data: Callable[[list[int]], Any]) -> list:
-        idx = self._get_indices(indices)
+        """Send ``cmd`` to each worker holding some of ``indices`` (with their local indices);
+        return the answers in the order of ``indices``."""
+        idx = list(self._get_indices(indices))
         by_worker: dict[int, list[int]] = {}
         for i in idx:
             w, local = self._where[i]
             by_worker.setdefault(w, []).append(local)
         for w, local in by_worker.items():
             self.remotes[w].send((cmd, make_data(local)))
-        answers = {w: iter(self.remotes[w].recv()) for w in by_worker}
+        answers = {w: iter(self.remotes[w].recv() or [None] * len(local)) for w, local in by_worker.items()}
         return [next(answers[self._where[i][0]]) for i in idx]
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return self._ask("get_attr", indices, lambda local: (attr_name, local))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        idx = self._get_indices(indices)
-        by_worker: dict[int, list[int]] = {}
-        for i in idx:
-            w, local = self._where[i]
-            by_worker.setdefault(w, []).append(local)
-        for w, local in by_worker.items():
-            self.remotes[w].send(("set_attr", (attr_name, value, local)))
-        for w in by_worker:
-            self.remotes[w].recv()
+        self._ask("set_attr", indices, lambda local: (attr_name, value, local))
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
         return self._ask("env_method", indices, lambda local: (method_name, method_args, method_kwargs, local))

@@ -300,6 +300,8 @@ def test_vec_env_workers_match_in_process():
         assert par.env_method("set_color", "red", indices=[3]) == [None]
         assert par.get_attr("color", indices=[2, 3, 4]) == ["blue", "red", "blue"]
         assert par.env_is_wrapped(gym.Wrapper) == [True] * 5
+        par.set_attr("lap_complete_percent", 0.5, indices=[0, 4])
+        assert par.get_attr("lap_complete_percent") == [0.5, 0.95, 0.95, 0.95, 0.5]
     finally:
         ref.close()
         par.close()
