@@ -1,0 +1,255 @@
+"""Encoders (Stable-Baselines3 features extractors) and the policy head every agent shares.
+
+An agent = an **encoder** (observation -> latent) + a **head** (latent -> actions / values).
+
+- :class:`AbsoluteEncoder`: the Nature-CNN convolutions (Mnih et al., 2015) on one 84x84 RGB frame,
+  flattened (64 x 7 x 7 = 3136), optionally followed by ``Linear(3136, latent_dim)`` + ReLU.
+- :class:`RelativeEncoder`: the same network, whose output is replaced by the cosine similarities of
+  the embedding to the embeddings of fixed anchor frames (:func:`relreps.projection.relative_projection`).
+  The anchor embeddings never enter the autograd graph. They follow the encoder during training by
+  :meth:`RelativeEncoder.update_anchors`, called once per update: re-embedded (``alpha=0``) or an
+  exponential moving average ``A <- alpha A + (1 - alpha) E(anchor frames)`` (default
+  ``alpha=0.999``, which the authors' later code found to train best). They are a buffer, saved with
+  the agent. Rollouts never re-embed the anchors.
+- :class:`Head` (LayerNorm -> ReLU -> Linear -> ReLU) with :class:`HeadActorCriticPolicy` (PPO:
+  shared head, then actor and critic layers, as CleanRL) and :class:`HeadDQNPolicy` (DQN family:
+  head, then a Q layer): any head takes any encoder of the right output size.
+
+Observations reach an extractor as SB3 passes images: channels first, scaled to [0, 1]. Anchor
+frames (``(N, 84, 84, 3)`` uint8, as :mod:`relreps.anchors` stores them) take the same path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+from .envs import OBS_SIZE
+from .projection import relative_projection
+
+CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
+
+
+def _check_space(observation_space: spaces.Space) -> None:
+    ok = (
+        isinstance(observation_space, spaces.Box)
+        and observation_space.shape in ((3, OBS_SIZE, OBS_SIZE), (OBS_SIZE, OBS_SIZE, 3))
+        and observation_space.dtype == np.uint8
+    )
+    if not ok:
+        raise ValueError(
+            f"the encoders take one {OBS_SIZE}x{OBS_SIZE} RGB uint8 frame (as relreps.envs.make_env "
+            f"returns it); got {observation_space}"
+        )
+
+
+def _trunk(latent_dim: int | None) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 32, kernel_size=8, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, kernel_size=4, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, kernel_size=3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    ]
+    dim = CONV_DIM
+    if latent_dim is not None:
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1 or None, got {latent_dim}")
+        layers += [nn.Linear(CONV_DIM, latent_dim), nn.ReLU()]
+        dim = latent_dim
+    net = nn.Sequential(*layers)
+    with torch.no_grad():  # the output size, found by one dummy forward pass
+        found = net(torch.zeros(1, 3, OBS_SIZE, OBS_SIZE)).shape[1]
+    assert found == dim
+    return net, dim
+
+
+def frames_to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(N, 84, 84, 3)`` uint8 frames -> ``(N, 3, 84, 84)`` float in [0, 1]: the path SB3 takes."""
+    t = torch.as_tensor(np.asarray(frames), device=device)
+    if t.dtype != torch.uint8 or t.ndim != 4 or tuple(t.shape[1:]) != (OBS_SIZE, OBS_SIZE, 3):
+        raise ValueError(f"expected uint8 frames of shape (N, {OBS_SIZE}, {OBS_SIZE}, 3); got {t.dtype} {tuple(t.shape)}")
+    return t.permute(0, 3, 1, 2).float() / 255.0
+
+
+class AbsoluteEncoder(BaseFeaturesExtractor):
+    """Nature-CNN encoder (Mnih et al., 2015), as in SB3's ``NatureCNN`` and CleanRL.
+
+    Output: ``latent_dim`` features if given (convolutions, ``Linear(3136, latent_dim)``, ReLU),
+    else the 3136 flattened convolution features (the authors' later code).
+    """
+
+    def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None):
+        _check_space(observation_space)
+        net, dim = _trunk(latent_dim)
+        super().__init__(observation_space, features_dim=dim)
+        self.net = net
+        self.latent_dim = latent_dim
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """The latent of ``(B, 3, 84, 84)`` frames in [0, 1]."""
+        return self.net(obs)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.embed(obs)
+
+
+class RelativeEncoder(AbsoluteEncoder):
+    """An :class:`AbsoluteEncoder` whose output is its relative representation.
+
+    Args:
+        observation_space: one 84x84 RGB frame.
+        anchors: ``(N, 84, 84, 3)`` uint8 anchor frames in this encoder's colour, or the name/path
+            of an anchor set (then ``color`` picks the colour).
+        color: the colour of the anchor frames, when ``anchors`` names a set.
+        n_anchors: use this many anchors, chosen with a seeded generator (default: all).
+        latent_dim: as :class:`AbsoluteEncoder`.
+        alpha: anchor update factor (0: re-embed at each update; default 0.999).
+        standardize: standardise with the anchor embeddings' statistics before the cosine.
+        anchor_seed: the seed of the ``n_anchors`` choice.
+
+    Output size: the number of anchors.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        anchors: np.ndarray | str = "scripted-3136",
+        color: str = "green",
+        n_anchors: int | None = None,
+        latent_dim: int | None = None,
+        alpha: float = 0.999,
+        standardize: bool = True,
+        anchor_seed: int = 0,
+    ):
+        if isinstance(anchors, str):
+            from . import anchors as anchor_sets
+
+            anchors = anchor_sets.load(anchors).frames(color)
+        frames = np.asarray(anchors)
+        if n_anchors is not None:
+            if not 1 <= n_anchors <= len(frames):
+                raise ValueError(f"n_anchors must be between 1 and {len(frames)}, got {n_anchors}")
+            pick = np.sort(np.random.default_rng(anchor_seed).choice(len(frames), n_anchors, replace=False))
+            frames = frames[pick]
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        super().__init__(observation_space, latent_dim=latent_dim)
+        self._features_dim = len(frames)  # the relative representation's size
+        self.alpha = float(alpha)
+        self.standardize = standardize
+        # The frames are inputs, not state: not saved with the agent (the card names the set).
+        self.register_buffer("anchor_frames", torch.as_tensor(frames), persistent=False)
+        # The state: anchor embeddings, and whether they have been computed. They are filled at
+        # the first forward pass, after SB3's orthogonal initialisation has set the weights.
+        self.register_buffer("anchor_embeddings", torch.zeros(len(frames), self.embedding_dim))
+        self.register_buffer("anchors_ready", torch.zeros((), dtype=torch.bool))
+        _ = frames_to_tensor(frames[:1])  # validates shape and dtype now
+
+    @property
+    def embedding_dim(self) -> int:
+        return CONV_DIM if self.latent_dim is None else self.latent_dim
+
+    @torch.no_grad()
+    def embed_anchors(self, batch_size: int = 512) -> torch.Tensor:
+        """Embed the anchor frames with the current weights (no gradient), in batches."""
+        out = []
+        for i in range(0, len(self.anchor_frames), batch_size):
+            chunk = self.anchor_frames[i : i + batch_size]
+            out.append(self.embed(chunk.permute(0, 3, 1, 2).float() / 255.0))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def update_anchors(self) -> None:
+        """Follow the encoder: re-embed (``alpha=0``) or move the average by ``1 - alpha``."""
+        new = self.embed_anchors()
+        if not bool(self.anchors_ready) or self.alpha == 0.0:
+            self.anchor_embeddings.copy_(new)
+            self.anchors_ready.fill_(True)
+        else:
+            self.anchor_embeddings.mul_(self.alpha).add_(new, alpha=1.0 - self.alpha)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not bool(self.anchors_ready):
+            self.update_anchors()
+        return relative_projection(
+            self.embed(obs), anchors=self.anchor_embeddings.detach(), standardize=self.standardize
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The head
+# ----------------------------------------------------------------------------------------------
+
+
+class Head(nn.Module):
+    """LayerNorm -> ReLU -> Linear(in_dim, hidden) -> ReLU (the authors' controller trunk).
+
+    As an SB3 ``mlp_extractor`` it is shared by actor and critic (CleanRL's design).
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 512):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.ReLU(), nn.Linear(in_dim, hidden), nn.ReLU())
+        self.in_dim = in_dim
+        self.latent_dim_pi = self.latent_dim_vf = hidden
+
+    def forward(self, features: torch.Tensor):  # SB3's MlpExtractor interface
+        latent = self.net(features)
+        return latent, latent
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+class HeadActorCriticPolicy(ActorCriticPolicy):
+    """SB3's actor-critic policy with :class:`Head` instead of the MLP extractor.
+
+    ``head_dim`` sets the head's width; ``net_arch`` is not used.
+    """
+
+    def __init__(self, *args, head_dim: int = 512, **kwargs):
+        self.head_dim = head_dim
+        super().__init__(*args, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict:
+        data = super()._get_constructor_parameters()
+        data["head_dim"] = self.head_dim
+        return data
+
+
+class _HeadQNetwork(QNetwork):
+    def __init__(self, *args, head_dim: int = 512, **kwargs):
+        super().__init__(*args, **kwargs)
+        head = Head(self.features_dim, head_dim).net
+        self.q_net = nn.Sequential(*head, nn.Linear(head_dim, int(self.action_space.n)))
+
+
+class HeadDQNPolicy(DQNPolicy):
+    """SB3's DQN policy whose Q-network is :class:`Head` followed by one Linear layer."""
+
+    def __init__(self, *args, head_dim: int = 512, **kwargs):
+        self.head_dim = head_dim
+        super().__init__(*args, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return _HeadQNetwork(**net_args, head_dim=self.head_dim).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict:
+        data = super()._get_constructor_parameters()
+        data["head_dim"] = self.head_dim
+        return data

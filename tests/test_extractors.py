@@ -1,0 +1,166 @@
+"""Encoders and heads: sizes, anchors' state and update rule, SB3's initialisation and sharing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from relreps.extractors import (
+    CONV_DIM,
+    AbsoluteEncoder,
+    HeadActorCriticPolicy,
+    HeadDQNPolicy,
+    RelativeEncoder,
+)
+
+OBS = spaces.Box(0, 255, (3, 84, 84), np.uint8)
+ACT = spaces.Discrete(5)
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(24, 84, 84, 3), dtype=np.uint8)
+
+
+def _policy(cls=HeadActorCriticPolicy, seed=0, **extractor_kwargs):
+    torch.manual_seed(seed)
+    kwargs = dict(features_extractor_class=extractor_kwargs.pop("extractor", RelativeEncoder))
+    if "head_dim" in extractor_kwargs:
+        kwargs["head_dim"] = extractor_kwargs.pop("head_dim")
+    kwargs["features_extractor_kwargs"] = extractor_kwargs
+    return cls(OBS, ACT, lambda _: 2.5e-4, **kwargs)
+
+
+def _obs(frames: np.ndarray) -> np.ndarray:
+    return frames.transpose(0, 3, 1, 2)  # what VecTransposeImage hands the policy
+
+
+def test_sizes():
+    assert AbsoluteEncoder(OBS).features_dim == CONV_DIM == 3136
+    assert AbsoluteEncoder(OBS, latent_dim=256).features_dim == 256
+    assert AbsoluteEncoder(spaces.Box(0, 255, (84, 84, 3), np.uint8)).features_dim == 3136
+    x = torch.rand(2, 3, 84, 84)
+    assert AbsoluteEncoder(OBS, latent_dim=64)(x).shape == (2, 64)
+
+
+def test_relative_sizes(frames):
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=32)
+    assert enc.features_dim == 24 and enc.anchor_embeddings.shape == (24, 32)
+    enc = RelativeEncoder(OBS, anchors=frames, n_anchors=10, latent_dim=32)
+    assert enc.features_dim == 10
+    out = enc(torch.rand(3, 3, 84, 84))
+    assert out.shape == (3, 10) and out.abs().max() <= 1 + 1e-5
+
+
+@pytest.mark.parametrize("space", [spaces.Box(0, 255, (3, 64, 64), np.uint8),
+                                   spaces.Box(0.0, 1.0, (3, 84, 84), np.float32),
+                                   spaces.Discrete(3)])
+def test_bad_observation_space(space):
+    with pytest.raises(ValueError, match="84x84 RGB uint8"):
+        AbsoluteEncoder(space)
+
+
+def test_bad_anchor_inputs(frames):
+    with pytest.raises(ValueError, match="n_anchors"):
+        RelativeEncoder(OBS, anchors=frames, n_anchors=25)
+    with pytest.raises(ValueError, match="alpha"):
+        RelativeEncoder(OBS, anchors=frames, alpha=1.0)
+    with pytest.raises(ValueError, match="uint8 frames"):
+        RelativeEncoder(OBS, anchors=frames.astype(np.float32))
+
+
+def test_anchors_embedded_after_sb3_initialisation(frames):
+    """SB3's ortho_init re-initialises the extractor after __init__: anchors must follow it."""
+    policy = _policy(anchors=frames, latent_dim=32)
+    enc = policy.features_extractor
+    assert not bool(enc.anchors_ready)
+    policy.predict(_obs(frames[:2]), deterministic=True)
+    assert bool(enc.anchors_ready)
+    torch.testing.assert_close(enc.anchor_embeddings, enc.embed_anchors())
+
+
+def test_forward_does_not_re_embed_anchors(frames, monkeypatch):
+    policy = _policy(anchors=frames, latent_dim=32)
+    policy.predict(_obs(frames[:1]))
+    calls = []
+    enc = policy.features_extractor
+    monkeypatch.setattr(enc, "embed_anchors", lambda *a, **k: calls.append(1))
+    for _ in range(5):
+        policy.predict(_obs(frames[:4]))
+        policy.evaluate_actions(torch.as_tensor(_obs(frames[:4])).float(), torch.zeros(4))
+    assert calls == []
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.9])
+def test_anchor_update_rule(frames, alpha):
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, alpha=alpha)
+    enc.update_anchors()
+    before = enc.anchor_embeddings.clone()
+    with torch.no_grad():
+        for p in enc.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    new = enc.embed_anchors()
+    enc.update_anchors()
+    torch.testing.assert_close(enc.anchor_embeddings, alpha * before + (1 - alpha) * new)
+
+
+def test_anchor_embeddings_carry_no_gradient(frames):
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    out = enc(torch.rand(2, 3, 84, 84))
+    out.sum().backward()
+    assert not enc.anchor_embeddings.requires_grad
+    assert all(p.grad is not None for p in enc.net.parameters())
+
+
+def test_saved_state(frames):
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    state = enc.state_dict()
+    assert "anchor_embeddings" in state and "anchors_ready" in state
+    assert "anchor_frames" not in state  # inputs, named by the agent's card, not weights
+    enc.update_anchors()
+    other = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    other.load_state_dict(enc.state_dict())
+    x = torch.rand(2, 3, 84, 84)
+    torch.testing.assert_close(other(x), enc(x))
+
+
+def test_anchor_frames_take_the_observations_path(frames):
+    """An anchor frame fed as an observation (SB3's preprocessing) is its own anchor: cosine 1."""
+    policy = _policy(anchors=frames, latent_dim=32, alpha=0.0, standardize=False)
+    obs, _ = policy.obs_to_tensor(_obs(frames[[3, 7]]))
+    feats = policy.extract_features(obs, policy.features_extractor)
+    torch.testing.assert_close(feats[0, 3], torch.tensor(1.0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(feats[1, 7], torch.tensor(1.0), rtol=0, atol=1e-5)
+
+
+def test_ppo_policy_shares_one_extractor(frames):
+    policy = _policy(anchors=frames, latent_dim=32)
+    assert policy.features_extractor is policy.pi_features_extractor is policy.vf_features_extractor
+    assert policy.mlp_extractor.latent_dim_pi == 512
+    ln = policy.mlp_extractor.net[0]
+    assert isinstance(ln, torch.nn.LayerNorm) and ln.normalized_shape == (24,)
+
+
+def test_dqn_policy_head(frames):
+    policy = _policy(HeadDQNPolicy, anchors=frames, latent_dim=32, head_dim=64)
+    assert policy.q_net.features_extractor is not policy.q_net_target.features_extractor
+    q = policy.q_net(torch.rand(3, 3, 84, 84))
+    assert q.shape == (3, 5)
+    assert isinstance(policy.q_net.q_net[0], torch.nn.LayerNorm)
+
+
+def test_absolute_policy_and_seeded_determinism(frames):
+    a = _policy(extractor=AbsoluteEncoder, latent_dim=64, seed=3)
+    b = _policy(extractor=AbsoluteEncoder, latent_dim=64, seed=3)
+    obs = _obs(frames[:6])
+    assert np.array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_relative_encoder_from_shipped_set():
+    enc = RelativeEncoder(OBS, anchors="scripted-3136", color="red", n_anchors=16, latent_dim=8)
+    assert enc.features_dim == 16 and enc.anchor_frames.shape == (16, 84, 84, 3)
