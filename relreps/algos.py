@@ -1,0 +1,223 @@
+"""Algorithm presets: PPO with CleanRL's Atari defaults, Double DQN, QR-DQN; and the anchor update.
+
+- :data:`PPO_DEFAULTS`: CleanRL's ``ppo_atari.py`` hyper-parameters (Huang et al., 2022), which the
+  paper uses "with default hyper-parameters": 128 steps per environment per rollout, 4 minibatches,
+  4 epochs, learning rate 2.5e-4 annealed linearly to 0, Adam eps 1e-5, clip 0.1 (value clip too),
+  entropy 0.01, value 0.5, gamma 0.99, GAE 0.95, gradient norm 0.5, normalised advantages.
+- :class:`DoubleDQN`: SB3's DQN with the Double DQN target (van Hasselt et al., 2016): the next
+  action is chosen by the online network and valued by the target network. (SB3's DQN takes the
+  target network's maximum, which over-estimates.)
+- QR-DQN from sb3-contrib, with the same head (:class:`HeadQRDQNPolicy`).
+- :class:`AnchorUpdateCallback`: moves every relative encoder's anchor embeddings once per update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from sb3_contrib import QRDQN
+from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
+
+from .extractors import Head, HeadActorCriticPolicy, HeadDQNPolicy, RelativeEncoder
+
+ALGORITHMS = ("ppo", "ddqn", "dqn", "qrdqn")
+
+
+def linear_schedule(start: float):
+    """``start`` annealed linearly to 0 over training (SB3 passes the remaining progress)."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * start
+
+    schedule.start = start  # type: ignore[attr-defined]
+    return schedule
+
+
+#: CleanRL ppo_atari.py defaults, per environment step counts (batch = n_envs * n_steps / 4).
+PPO_DEFAULTS: dict = dict(
+    n_steps=128,
+    n_minibatches=4,
+    n_epochs=4,
+    learning_rate=2.5e-4,
+    anneal_lr=True,
+    clip_range=0.1,
+    clip_range_vf=0.1,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    gamma=0.99,
+    gae_lambda=0.95,
+    max_grad_norm=0.5,
+    normalize_advantage=True,
+    adam_eps=1e-5,
+)
+
+#: DQN-family defaults (SB3 zoo's Atari settings, with a buffer that fits 84x84 RGB in memory).
+DQN_DEFAULTS: dict = dict(
+    learning_rate=1e-4,
+    buffer_size=100_000,
+    learning_starts=10_000,
+    batch_size=32,
+    gamma=0.99,
+    train_freq=4,
+    gradient_steps=1,
+    target_update_interval=1000,
+    exploration_fraction=0.1,
+    exploration_final_eps=0.01,
+    max_grad_norm=10.0,
+)
+
+
+class DoubleDQN(DQN):
+    """SB3's DQN with the Double DQN target: ``r + gamma * Q_target(s', argmax_a Q_online(s', a))``."""
+
+    def td_target(self, replay_data, discounts) -> th.Tensor:
+        """The Double DQN target for a replay batch (no gradient)."""
+        with th.no_grad():
+            next_actions = self.q_net(replay_data.next_observations).argmax(dim=1, keepdim=True)
+            next_q = th.gather(self.q_net_target(replay_data.next_observations), 1, next_actions)
+            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        # SB3's DQN.train (stable_baselines3/dqn/dqn.py), with the target from td_target().
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            target_q_values = self.td_target(replay_data, discounts)
+            current_q_values = th.gather(self.q_net(replay_data.observations), 1, replay_data.actions.long())
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))
+
+
+class _HeadQuantileNetwork(QuantileNetwork):
+    def __init__(self, *args, head_dim: int = 512, **kwargs):
+        super().__init__(*args, **kwargs)
+        out = int(self.action_space.n) * self.n_quantiles
+        self.quantile_net = nn.Sequential(*Head(self.features_dim, head_dim).net, nn.Linear(head_dim, out))
+
+
+class HeadQRDQNPolicy(QRDQNPolicy):
+    """sb3-contrib's QR-DQN policy with :class:`~relreps.extractors.Head` before its last layer."""
+
+    def __init__(self, *args, head_dim: int = 512, **kwargs):
+        self.head_dim = head_dim
+        super().__init__(*args, **kwargs)
+
+    def make_quantile_net(self) -> QuantileNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return _HeadQuantileNetwork(**net_args, head_dim=self.head_dim).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict:
+        data = super()._get_constructor_parameters()
+        data["head_dim"] = self.head_dim
+        return data
+
+
+def relative_encoders(model) -> list[RelativeEncoder]:
+    """Every relative encoder in a model's policy (PPO: one; DQN family: online and target)."""
+    seen: dict[int, RelativeEncoder] = {}
+    for m in model.policy.modules():
+        if isinstance(m, RelativeEncoder):
+            seen[id(m)] = m
+    return list(seen.values())
+
+
+class AnchorUpdateCallback(BaseCallback):
+    """Moves the anchor embeddings of every relative encoder once per update.
+
+    PPO: at the start of each rollout, i.e. right after each update, so a rollout and the update
+    that learns from it see the same anchors. DQN family: every ``every_steps`` environment steps.
+    """
+
+    def __init__(self, every_steps: int | None = None, verbose: int = 0):
+        super().__init__(verbose)
+        self.every_steps = every_steps
+        self._last = 0
+
+    def _update(self) -> None:
+        for enc in relative_encoders(self.model):
+            enc.update_anchors()
+
+    def _on_rollout_start(self) -> None:
+        if self.every_steps is None and self.model._n_updates > 0:
+            self._update()
+
+    def _on_step(self) -> bool:
+        if self.every_steps is not None and self.num_timesteps - self._last >= self.every_steps:
+            self._last = self.num_timesteps
+            self._update()
+        return True
+
+
+def make_model(
+    algo: str,
+    env,
+    *,
+    encoder_class: type,
+    encoder_kwargs: dict,
+    head_dim: int = 512,
+    seed: int | None = None,
+    device: str = "auto",
+    tensorboard_log: str | None = None,
+    **overrides,
+):
+    """An untrained SB3 model of ``algo`` with our encoder and head, and the preset defaults.
+
+    ``overrides`` replace preset hyper-parameters (e.g. ``n_steps=8`` for a smoke test).
+    """
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}: expected one of {ALGORITHMS}")
+    policy_kwargs = dict(
+        features_extractor_class=encoder_class,
+        features_extractor_kwargs=dict(encoder_kwargs),
+        head_dim=head_dim,
+    )
+    common = dict(seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=0)
+    if algo == "ppo":
+        hp = {**PPO_DEFAULTS, **overrides}
+        unknown = set(hp) - set(PPO_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown PPO settings {sorted(unknown)}; known: {sorted(PPO_DEFAULTS)}")
+        batch = env.num_envs * hp["n_steps"]
+        if batch % hp["n_minibatches"]:
+            raise ValueError(f"n_envs * n_steps ({batch}) must divide into {hp['n_minibatches']} minibatches")
+        lr = linear_schedule(hp["learning_rate"]) if hp["anneal_lr"] else hp["learning_rate"]
+        policy_kwargs["optimizer_kwargs"] = dict(eps=hp["adam_eps"])
+        return PPO(
+            HeadActorCriticPolicy,
+            env,
+            learning_rate=lr,
+            n_steps=hp["n_steps"],
+            batch_size=batch // hp["n_minibatches"],
+            n_epochs=hp["n_epochs"],
+            gamma=hp["gamma"],
+            gae_lambda=hp["gae_lambda"],
+            clip_range=hp["clip_range"],
+            clip_range_vf=hp["clip_range_vf"],
+            normalize_advantage=hp["normalize_advantage"],
+            ent_coef=hp["ent_coef"],
+            vf_coef=hp["vf_coef"],
+            max_grad_norm=hp["max_grad_norm"],
+            policy_kwargs=policy_kwargs,
+            **common,
+        )
+    hp = {**DQN_DEFAULTS, **overrides}
+    unknown = set(hp) - set(DQN_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown DQN settings {sorted(unknown)}; known: {sorted(DQN_DEFAULTS)}")
+    cls, policy = {"ddqn": (DoubleDQN, HeadDQNPolicy), "dqn": (DQN, HeadDQNPolicy),
+                   "qrdqn": (QRDQN, HeadQRDQNPolicy)}[algo]
+    return cls(policy, env, policy_kwargs=policy_kwargs, optimize_memory_usage=False, **hp, **common)
