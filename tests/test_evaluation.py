@@ -1,0 +1,72 @@
+"""The evaluation protocol: scores, determinism across processes, held-out tracks, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from relreps import anchors, envs, evaluation
+
+
+class Gas:
+    """A stand-in policy with SB3's predict(): always accelerate (checks the observation it gets)."""
+
+    def predict(self, obs, deterministic=True):
+        assert obs.shape == (3, 84, 84) and obs.dtype == np.uint8 and deterministic
+        return np.array(envs.GAS), None
+
+
+def test_scores_of_one_episode():
+    ep = evaluation.run_episode(Gas(), "red", 5, max_steps=120)
+    # replay the same actions by hand: the running return's maximum and the final return
+    env = envs.make_env("red", max_episode_steps=120)
+    env.reset(seed=5)
+    rewards = []
+    for _ in range(120):
+        _, r, terminated, truncated, _ = env.step(envs.GAS)
+        rewards.append(r)
+        if terminated or truncated:
+            break
+    running = np.cumsum(rewards)
+    assert ep.length == len(rewards) == 120
+    assert ep.final_return == pytest.approx(running[-1])
+    assert ep.max_return == pytest.approx(running.max()) and ep.max_return >= ep.final_return
+    assert not ep.lap_finished
+
+
+def test_same_scores_in_any_number_of_processes():
+    seeds = evaluation.EVAL_TRACKS[:3]
+    one = evaluation.evaluate(Gas(), color="blue", track_seeds=seeds, processes=1, max_steps=60)
+    two = evaluation.evaluate(Gas(), color="blue", track_seeds=seeds, processes=2, max_steps=60)
+    assert one.episodes == two.episodes
+    assert [e.track_seed for e in one.episodes] == list(seeds)
+    s = one.summary()
+    assert s["color"] == "blue" and len(s["episodes"]) == 3
+    assert s["mean_max_return"] == pytest.approx(np.mean([e.max_return for e in one.episodes]))
+
+
+def test_evaluation_tracks_are_held_out():
+    assert len(set(evaluation.EVAL_TRACKS)) == 10
+    assert min(evaluation.EVAL_TRACKS) > anchors.ANCHOR_TRACK_SEED + 10_000
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="unknown colour"):
+        evaluation.evaluate(Gas(), color="pink", track_seeds=[1])
+    with pytest.raises(ValueError, match="empty"):
+        evaluation.evaluate(Gas(), color="green", track_seeds=[])
+
+
+def test_sb3_policy_in_worker_processes():
+    """A real torch policy, used in this process first, then in forked workers (no hang, same)."""
+    from relreps import algos
+    from relreps.extractors import AbsoluteEncoder
+
+    venv = envs.make_vec_env("yellow", n_envs=1, seed=0, workers=0)
+    model = algos.make_model("ppo", venv, encoder_class=AbsoluteEncoder,
+                             encoder_kwargs=dict(latent_dim=16), head_dim=16, n_steps=8, seed=0)
+    venv.close()
+    seeds = evaluation.EVAL_TRACKS[:2]
+    here = evaluation.evaluate(model, color="yellow", track_seeds=seeds, processes=1, max_steps=40)
+    forked = evaluation.evaluate(model, color="yellow", track_seeds=seeds, processes=2, max_steps=40)
+    assert here.episodes == forked.episodes
