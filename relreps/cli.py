@@ -5,6 +5,7 @@
     relreps anchors show NAME_OR_PATH
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
+    relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
 """
 
@@ -96,6 +97,33 @@ def _anchors_grid(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    import json
+
+    from .evaluation import EVAL_TRACKS
+    from .training import TrainConfig, train
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    config = TrainConfig(
+        algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
+        total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
+        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, alpha=args.alpha,
+        head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
+        eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
+    )
+    model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
+    print(f"trained {model.num_timesteps} steps; run folder {args.out}")
+    return 0
+
+
 def _bench_env(args) -> int:
     from .bench import bench_env
 
@@ -141,6 +169,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--colors", nargs="+")
     g.add_argument("--overwrite", action="store_true")
     g.set_defaults(func=_anchors_grid)
+
+    from .algos import ALGORITHMS
+    from .training import REPRESENTATIONS
+
+    t = sub.add_parser("train", help="train an agent (resumable run folder)")
+    t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
+    t.add_argument("--algo", default="ppo", choices=ALGORITHMS)
+    t.add_argument("--representation", default="relative", choices=REPRESENTATIONS)
+    t.add_argument("--color", default="green", help="a paper colour or R,G,B")
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--steps", type=int, default=2_000_000, help="environment steps in total")
+    t.add_argument("--envs", type=int, default=16, help="parallel environments")
+    t.add_argument("--workers", type=int, help="environment processes (default: one per core)")
+    t.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
+    t.add_argument("--anchors", default="scripted-3136", help="anchor set name or folder")
+    t.add_argument("--n-anchors", type=int)
+    t.add_argument("--latent-dim", type=int)
+    t.add_argument("--alpha", type=float, default=0.999, help="anchor update factor")
+    t.add_argument("--head-dim", type=int, default=512)
+    t.add_argument("--eval-every", type=int, default=100_000)
+    t.add_argument("--eval-tracks", type=int, default=5, help="held-out tracks per evaluation")
+    t.add_argument("--eval-max-steps", type=int, default=1000)
+    t.add_argument("--checkpoint-every", type=int, default=100_000)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset hyper-parameter, e.g. --set n_steps=64")
+    t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
+    t.add_argument("--progress", action="store_true", help="show a progress bar")
+    t.set_defaults(func=_train)
 
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)

@@ -1,0 +1,253 @@
+"""One typed config -> a trained agent, a learning curve and checkpoints; resumable.
+
+A run writes into its folder:
+
+- ``config.json``: the :class:`TrainConfig`;
+- ``progress.csv``: SB3's training log (and TensorBoard event files under ``tb/`` when the
+  ``tensorboard`` package is installed);
+- ``eval.csv``: the learning curve: every ``eval_every`` steps, the evaluation protocol
+  (:mod:`relreps.evaluation`) on the held-out ``eval_tracks``;
+- ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
+  counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
+- ``done.json`` when the run has finished: steps, wall time, hardware, versions.
+
+A run killed mid-way continues from its last checkpoint with ``resume=True``
+(``relreps train ... --resume``): same weights, optimiser, step count and learning-rate schedule;
+the environments start new episodes, and a DQN replay buffer starts empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+from . import algos, envs, evaluation
+from .extractors import AbsoluteEncoder, RelativeEncoder
+
+REPRESENTATIONS = ("absolute", "relative")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run."""
+
+    algo: str = "ppo"
+    """``ppo`` (CleanRL Atari defaults), ``ddqn`` (Double DQN), ``dqn`` or ``qrdqn``."""
+    representation: str = "relative"
+    """``relative`` (cosine similarities to the anchors) or ``absolute`` (the latent itself)."""
+    color: str = "green"
+    """Training colour: a paper colour or ``"R,G,B"``."""
+    seed: int = 1
+    """Seeds the weights, the algorithm and the training tracks (environment i: seed + i)."""
+    total_steps: int = 2_000_000
+    """Environment steps, summed over all environments."""
+    n_envs: int = 16
+    """Parallel environments (CleanRL: 16 x 128 steps per PPO rollout)."""
+    workers: int | None = None
+    """Environment worker processes (default: one per core; 0: all in the training process)."""
+    device: str = "auto"
+    """``auto`` (a GPU when present), ``cpu`` or ``cuda``."""
+    anchors: str = "scripted-3136"
+    """Anchor set (shipped name or folder), relative encoders only."""
+    n_anchors: int | None = None
+    """Anchors to use from the set (seeded choice); default all."""
+    latent_dim: int | None = None
+    """Encoder output: ``None`` for the 3136 flattened convolution features, else a Linear layer."""
+    alpha: float = 0.999
+    """Anchor update factor (0: re-embed at each update)."""
+    head_dim: int = 512
+    """Width of the head (LayerNorm, ReLU, Linear, ReLU)."""
+    eval_every: int = 100_000
+    """Evaluate every this many steps (0: never, except at the end)."""
+    eval_tracks: tuple[int, ...] = evaluation.EVAL_TRACKS[:5]
+    """Held-out tracks of the learning curve."""
+    eval_max_steps: int = envs.MAX_EPISODE_STEPS
+    """Episode length during evaluation (shorter only for smoke tests)."""
+    checkpoint_every: int = 100_000
+    """Save a resumable checkpoint every this many steps."""
+    hyperparameters: dict = field(default_factory=dict)
+    """Overrides of the algorithm preset (see relreps.algos.PPO_DEFAULTS, DQN_DEFAULTS)."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in algos.ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algo!r}: expected one of {algos.ALGORITHMS}")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"unknown representation {self.representation!r}: expected one of {REPRESENTATIONS}")
+        self.color = envs.color_name(self.color)
+        self.eval_tracks = tuple(int(s) for s in self.eval_tracks)
+        if self.total_steps < 1 or self.n_envs < 1:
+            raise ValueError("total_steps and n_envs must be >= 1")
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def encoder(self) -> tuple[type, dict]:
+        if self.representation == "absolute":
+            return AbsoluteEncoder, dict(latent_dim=self.latent_dim)
+        kwargs = dict(anchors=self.anchors, color=self.color, n_anchors=self.n_anchors,
+                      latent_dim=self.latent_dim, alpha=self.alpha)
+        return RelativeEncoder, kwargs
+
+
+def build_model(config: TrainConfig, env, tensorboard_log: str | None = None):
+    """The untrained model a config describes, on ``env``."""
+    encoder_class, encoder_kwargs = config.encoder()
+    return algos.make_model(
+        config.algo, env, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
+        head_dim=config.head_dim, seed=config.seed, device=config.device,
+        tensorboard_log=tensorboard_log, **config.hyperparameters,
+    )
+
+
+def _optimizers(model) -> dict:
+    return {"policy": model.policy.optimizer}
+
+
+def save_checkpoint(model, path: Path) -> None:
+    """Weights, optimiser state and counters as plain tensors; written atomically."""
+    state = {
+        "policy": model.policy.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in _optimizers(model).items()},
+        "num_timesteps": model.num_timesteps,
+        "n_updates": model._n_updates,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(model, path: Path) -> None:
+    state = torch.load(path, map_location=model.device, weights_only=True)
+    model.policy.load_state_dict(state["policy"])
+    for k, o in _optimizers(model).items():
+        o.load_state_dict(state["optimizers"][k])
+    model.num_timesteps = int(state["num_timesteps"])
+    model._n_updates = int(state["n_updates"])
+
+
+class _Periodic(BaseCallback):
+    """Evaluation (learning curve) and checkpoints every so many steps."""
+
+    def __init__(self, config: TrainConfig, run: Path, start_time: float):
+        super().__init__()
+        self.config, self.run, self.t0 = config, run, start_time
+        self.last: tuple[int, evaluation.Evaluation] | None = None
+        self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
+
+    def _init_callback(self) -> None:
+        self.next_eval = self._next(self.config.eval_every)
+        self.next_ckpt = self._next(self.config.checkpoint_every)
+
+    def _next(self, every: int) -> float:
+        if not every:
+            return float("inf")
+        return (self.model.num_timesteps // every + 1) * every
+
+    def _on_step(self) -> bool:
+        n = self.num_timesteps
+        if n >= self.next_eval:
+            self.evaluate()
+            self.next_eval = self._next(self.config.eval_every)
+        if n >= self.next_ckpt:
+            save_checkpoint(self.model, self.run / "checkpoint.pt")
+            self.next_ckpt = self._next(self.config.checkpoint_every)
+        return True
+
+    def evaluate(self) -> evaluation.Evaluation:
+        result = evaluation.evaluate(self.model, color=self.config.color, track_seeds=self.config.eval_tracks,
+                                     max_steps=self.config.eval_max_steps)
+        path = self.run / "eval.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["timesteps", "wall_s", "mean_max_return", "std_max_return", "mean_final_return",
+                            "laps_finished", "tracks"])
+            w.writerow([self.num_timesteps, round(time.time() - self.t0, 1), f"{result.mean_max_return:.2f}",
+                        f"{result.std_max_return:.2f}", f"{result.mean_final_return:.2f}", result.laps,
+                        len(result.episodes)])
+        self.last = (self.num_timesteps, result)
+        return result
+
+
+def _hardware(device) -> dict:
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "device": str(device)}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False):
+    """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
+
+    An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
+    checkpoint (the config must be the same).
+    """
+    from importlib.metadata import version
+
+    from stable_baselines3.common.logger import configure
+
+    run = Path(out)
+    cfg_path = run / "config.json"
+    if cfg_path.exists():
+        if not resume:
+            raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
+                                  "or choose another folder")
+        saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+        if asdict(saved) != asdict(config):
+            raise ValueError(f"{cfg_path} holds a different config; resume with the same settings")
+    run.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
+
+    t0 = time.time()
+    venv = envs.make_vec_env(config.color, config.n_envs, seed=config.seed, workers=config.workers)
+    try:
+        model = build_model(config, venv)
+        formats = ["csv"]
+        try:
+            import tensorboard  # noqa: F401
+
+            formats.append("tensorboard")
+        except ImportError:
+            pass
+        model.set_logger(configure(str(run), formats))
+        ckpt = run / "checkpoint.pt"
+        if resume and ckpt.exists():
+            load_checkpoint(model, ckpt)
+        remaining = config.total_steps - model.num_timesteps
+        periodic = _Periodic(config, run, t0)
+        callbacks = [periodic]
+        if config.representation == "relative":
+            every = None if config.algo == "ppo" else model.target_update_interval
+            callbacks.append(algos.AnchorUpdateCallback(every_steps=every))
+        if remaining > 0:
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                        progress_bar=progress_bar)
+        save_checkpoint(model, ckpt)
+        periodic.init_callback(model)
+        already = periodic.last is not None and periodic.last[0] == model.num_timesteps
+        final = periodic.last[1] if already else periodic.evaluate()
+        (run / "done.json").write_text(json.dumps({
+            "steps": model.num_timesteps,
+            "wall_s": round(time.time() - t0, 1),
+            "steps_per_s": round(remaining / max(time.time() - t0, 1e-9), 1) if remaining > 0 else None,
+            "hardware": _hardware(model.device),
+            "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
+            "final_eval": final.summary(),
+        }, indent=1) + "\n")
+        return model
+    finally:
+        venv.close()

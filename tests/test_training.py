@@ -1,0 +1,97 @@
+"""Training end to end with tiny budgets: run folder, learning curve, checkpoints, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relreps import training
+from relreps.cli import main
+from relreps.training import TrainConfig
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(algo="ppo", representation="relative", color="red", seed=3, total_steps=64, n_envs=2,
+                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=32, eval_tracks=(10_000_000,),
+                eval_max_steps=20, checkpoint_every=32, hyperparameters={"n_steps": 16})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(run):
+    with (run / "eval.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_a_run_folder(tmp_path):
+    run = tmp_path / "run"
+    model = training.train(tiny(), run)
+    assert model.num_timesteps == 64
+    for name in ("config.json", "progress.csv", "eval.csv", "checkpoint.pt", "done.json"):
+        assert (run / name).exists(), name
+    assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
+    done = json.loads((run / "done.json").read_text())
+    assert done["steps"] == 64 and "hardware" in done and done["final_eval"]["color"] == "red"
+    # the checkpoint holds plain tensors only
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["num_timesteps"] == 64
+
+
+def test_no_silent_overwrite_and_resume(tmp_path):
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=32), run)
+    with pytest.raises(FileExistsError, match="resume"):
+        training.train(tiny(total_steps=32), run)
+    with pytest.raises(ValueError, match="different config"):
+        training.train(tiny(total_steps=64, seed=4), run, resume=True)
+    # "killed" after 32 steps: continue to 64 from the checkpoint
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["total_steps"] = 64
+    (run / "config.json").write_text(json.dumps(cfg))
+    model = training.train(tiny(total_steps=64), run, resume=True)
+    assert model.num_timesteps == 64
+    assert model._n_updates == ckpt["n_updates"] + 4  # one more PPO update of 4 epochs
+    assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
+
+
+def test_same_seed_same_run(tmp_path):
+    a = training.train(tiny(algo="ppo", representation="absolute", total_steps=32, eval_every=0), tmp_path / "a")
+    b = training.train(tiny(algo="ppo", representation="absolute", total_steps=32, eval_every=0), tmp_path / "b")
+    for pa, pb in zip(a.policy.parameters(), b.policy.parameters()):
+        assert torch.equal(pa, pb)
+    obs = np.random.default_rng(0).integers(0, 256, size=(4, 3, 84, 84), dtype=np.uint8)
+    assert np.array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
+
+
+def test_double_dqn_trains_relative(tmp_path):
+    cfg = tiny(algo="ddqn", total_steps=40, eval_every=0, checkpoint_every=0,
+               hyperparameters={"learning_starts": 16, "buffer_size": 64, "batch_size": 4,
+                                "target_update_interval": 8})
+    model = training.train(cfg, tmp_path / "dqn")
+    assert model.num_timesteps == 40 and (tmp_path / "dqn" / "done.json").exists()
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        tiny(algo="a2c")
+    with pytest.raises(ValueError, match="unknown representation"):
+        tiny(representation="both")
+    with pytest.raises(ValueError, match="unknown colour"):
+        tiny(color="teal")
+    with pytest.raises(ValueError, match="unknown config fields"):
+        TrainConfig.from_json({"algo": "ppo", "lr": 1})
+
+
+def test_cli_train(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--out", str(out), "--representation", "absolute", "--color", "blue", "--steps", "32",
+            "--envs", "2", "--workers", "0", "--latent-dim", "16", "--head-dim", "16", "--eval-every", "0",
+            "--eval-tracks", "1", "--eval-max-steps", "10", "--set", "n_steps=16"]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["hyperparameters"] == {"n_steps": 16}
+    assert main(args) == 2 and "resume" in capsys.readouterr().err
