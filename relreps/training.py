@@ -9,7 +9,8 @@ A run writes into its folder:
   (:mod:`relreps.evaluation`) on the held-out ``eval_tracks``;
 - ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
   counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
-- ``done.json`` when the run has finished: steps, wall time, hardware, versions.
+- ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`) and ``done.json`` when the run has
+  finished: the agent, and the steps, wall time, hardware, versions and final evaluation.
 
 A run killed mid-way continues from its last checkpoint with ``resume=True``
 (``relreps train ... --resume``): same weights, optimiser, step count and learning-rate schedule;
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from . import algos, envs, evaluation
+from . import algos, envs, evaluation, zoo
 from .extractors import AbsoluteEncoder, RelativeEncoder
 
 REPRESENTATIONS = ("absolute", "relative")
@@ -240,14 +241,16 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         periodic.init_callback(model)
         already = periodic.last is not None and periodic.last[0] == model.num_timesteps
         final = periodic.last[1] if already else periodic.evaluate()
-        (run / "done.json").write_text(json.dumps({
+        facts = {
             "steps": model.num_timesteps,
             "wall_s": round(time.time() - t0, 1),
             "steps_per_s": round(remaining / max(time.time() - t0, 1e-9), 1) if remaining > 0 else None,
             "hardware": _hardware(model.device),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
             "final_eval": final.summary(),
-        }, indent=1) + "\n")
+        }
+        zoo.save(model, run / "agent", zoo.card_for(model, config, training=facts), overwrite=True)
+        (run / "done.json").write_text(json.dumps(facts, indent=1) + "\n")
         return model
     finally:
         venv.close()

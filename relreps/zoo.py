@@ -1,0 +1,255 @@
+"""Agent files: safetensors weights + a JSON card, checksums, and the registry of shipped agents.
+
+An agent ``NAME`` is two files side by side:
+
+- ``NAME.safetensors``: the policy's tensors (weights and the relative encoder's anchor
+  embeddings), read with ``safetensors`` (never unpickled);
+- ``NAME.json``: the card: algorithm, representation, colour, the architecture needed to rebuild
+  the policy, the anchor set and the checksum of its frames in the agent's colour, training facts
+  (steps, wall time, hardware, versions), evaluation scores, and the weights file's sha256.
+
+:func:`load` checks the sha256, rebuilds the policy from the card, loads the tensors strictly (a card
+that does not match the weights is an error), and checks the anchors. :func:`available` lists the
+shipped agents (``relreps/data/zoo``). :func:`export_sb3` writes an SB3 zip for ``PPO.load`` users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from . import envs
+
+FORMAT_VERSION = 1
+SHIPPED_DIR = Path(__file__).parent / "data" / "zoo"
+MAX_BYTES = 4 * 1024 * 1024  # the size a shipped agent must stay under
+
+
+class ZooError(ValueError):
+    """A missing, corrupted or inconsistent agent file."""
+
+
+def _policy_classes() -> dict:
+    from .algos import HeadQRDQNPolicy
+    from .extractors import HeadActorCriticPolicy, HeadDQNPolicy
+
+    return {"ppo": HeadActorCriticPolicy, "ddqn": HeadDQNPolicy, "dqn": HeadDQNPolicy, "qrdqn": HeadQRDQNPolicy}
+
+
+def _encoder_classes() -> dict:
+    from .extractors import AbsoluteEncoder, RelativeEncoder
+
+    return {"absolute": AbsoluteEncoder, "relative": RelativeEncoder}
+
+
+OBS_SPACE = spaces.Box(0, 255, (3, envs.OBS_SIZE, envs.OBS_SIZE), np.uint8)
+ACTION_SPACE = spaces.Discrete(len(envs.ACTIONS))
+
+
+@dataclass
+class Agent:
+    """A loaded agent: an SB3 policy (``predict`` as SB3) plus its card."""
+
+    name: str
+    policy: torch.nn.Module
+    card: dict = field(repr=False)
+
+    @property
+    def algo(self) -> str:
+        return self.card["algo"]
+
+    @property
+    def representation(self) -> str:
+        return self.card["representation"]
+
+    @property
+    def color(self) -> str:
+        return self.card["color"]
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _unique_state(policy) -> tuple[dict, set[str]]:
+    """The policy's tensors, each stored once: PPO shares one extractor under three names
+    (features_extractor, pi_ and vf_features_extractor); later names of a tensor are aliases."""
+    unique, aliases, seen = {}, set(), set()
+    for k, v in policy.state_dict(keep_vars=False).items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        if v.numel() and key in seen:
+            aliases.add(k)
+            continue
+        seen.add(key)
+        unique[k] = v.detach().cpu().contiguous()
+    return unique, aliases
+
+
+def build_policy(card: dict) -> torch.nn.Module:
+    """The untrained policy a card describes (architecture only)."""
+    try:
+        policy_class = _policy_classes()[card["algo"]]
+        encoder_class = _encoder_classes()[card["representation"]]
+    except KeyError as e:
+        raise ZooError(f"card names an unknown {e}: algorithms {sorted(_policy_classes())}, "
+                       f"representations {sorted(_encoder_classes())}") from None
+    return policy_class(
+        OBS_SPACE, ACTION_SPACE, lambda _: 0.0,
+        features_extractor_class=encoder_class,
+        features_extractor_kwargs=dict(card["encoder_kwargs"]),
+        head_dim=card["head_dim"],
+    )
+
+
+def card_for(model_or_policy, config, **extra) -> dict:
+    """A card for a trained model, from its :class:`~relreps.training.TrainConfig`."""
+    from . import __version__, anchors
+
+    encoder_class, encoder_kwargs = config.encoder()
+    card = {
+        "format": FORMAT_VERSION,
+        "algo": config.algo,
+        "representation": config.representation,
+        "color": config.color,
+        "seed": config.seed,
+        "head_dim": config.head_dim,
+        "encoder_kwargs": encoder_kwargs,
+        "config": asdict(config),
+        "relreps": __version__,
+    }
+    if config.representation == "relative":
+        aset = anchors.load(config.anchors)
+        card["anchors"] = {"set": aset.name, "color": config.color,
+                           "frames_checksum": anchors.frames_checksum(aset.frames(config.color))}
+    card.update(extra)
+    return card
+
+
+def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: bool = False) -> Path:
+    """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
+
+    Refuses to replace an existing agent unless ``overwrite=True``.
+    """
+    from safetensors.torch import save_file
+
+    policy = getattr(model_or_policy, "policy", model_or_policy)
+    base = Path(path)
+    if base.suffix in (".json", ".safetensors"):
+        base = base.with_suffix("")
+    weights, card_path = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    if (weights.exists() or card_path.exists()) and not overwrite:
+        raise FileExistsError(f"an agent already exists at {base}; choose another name or pass overwrite=True")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tensors, _ = _unique_state(policy)
+    save_file(tensors, str(weights))
+    card = dict(card, name=base.name, weights=weights.name, sha256=_sha256(weights),
+                bytes=weights.stat().st_size)
+    card_path.write_text(json.dumps(card, indent=1, default=str) + "\n")
+    return card_path
+
+
+def available() -> list[str]:
+    """Names of the shipped agents."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
+
+
+def _resolve(name_or_path) -> Path:
+    p = Path(name_or_path)
+    for candidate in (p, p.with_suffix(".json"), SHIPPED_DIR / f"{name_or_path}.json"):
+        if candidate.suffix == ".json" and candidate.is_file():
+            return candidate
+    raise ZooError(f"no agent {str(name_or_path)!r}: not a card path, and not a shipped agent "
+                   f"(available: {', '.join(available()) or 'none'})")
+
+
+def load(name_or_path: str | os.PathLike) -> Agent:
+    """Load an agent by shipped name or by path (``.json`` card, or the path without suffix)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    card_path = _resolve(name_or_path)
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ZooError(f"{card_path} is not valid JSON: {e}") from None
+    if card.get("format") != FORMAT_VERSION:
+        raise ZooError(f"{card_path} has format {card.get('format')!r}; this relreps reads {FORMAT_VERSION}")
+    weights = card_path.parent / card["weights"]
+    if not weights.is_file():
+        raise ZooError(f"agent {card['name']!r}: missing weights file {weights}")
+    digest = _sha256(weights)
+    if digest != card["sha256"]:
+        raise ZooError(f"agent {card['name']!r}: {weights.name} has sha256 {digest[:12]}..., the card says "
+                       f"{card['sha256'][:12]}...; the file is corrupted or was replaced")
+    try:
+        tensors = load_file(str(weights))
+    except SafetensorError as e:
+        raise ZooError(f"agent {card['name']!r}: cannot read {weights.name}: {e}") from None
+    policy = build_policy(card)
+    expected, aliases = _unique_state(policy)
+    mismatch = [f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+                for k, v in expected.items() if k in tensors and v.shape != tensors[k].shape]
+    if mismatch:
+        raise ZooError(f"agent {card['name']!r}: the card does not match the weights (tensor shapes: "
+                       f"{mismatch[:3]})")
+    missing, unexpected = policy.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if k not in aliases]  # filled through the tensor they alias
+    if missing or unexpected:
+        raise ZooError(f"agent {card['name']!r}: the card does not match the weights "
+                       f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})")
+    if card["representation"] == "relative":
+        _check_anchors(policy, card)
+    policy.set_training_mode(False)
+    return Agent(name=card["name"], policy=policy, card=card)
+
+
+def _check_anchors(policy, card: dict) -> None:
+    from . import anchors
+
+    expected = card.get("anchors", {}).get("frames_checksum")
+    if expected is None:
+        return
+    aset = anchors.load(card["anchors"]["set"])
+    got = anchors.frames_checksum(aset.frames(card["anchors"]["color"]))
+    if got != expected:
+        raise ZooError(f"agent {card['name']!r} was trained with other anchor frames than the set "
+                       f"{aset.name!r} now holds (checksum {got[:12]}... != {expected[:12]}...)")
+
+
+def export_sb3(agent: Agent, path: str | os.PathLike) -> Path:
+    """Write an SB3 zip (``PPO.load`` / ``DQN.load``; needs relreps importable). PPO and DQN only."""
+    from stable_baselines3 import DQN, PPO
+
+    from .algos import DoubleDQN
+
+    cls = {"ppo": PPO, "ddqn": DoubleDQN, "dqn": DQN}.get(agent.algo)
+    if cls is None:
+        raise ValueError(f"export to an SB3 zip supports ppo, ddqn and dqn, not {agent.algo!r}")
+    venv = envs.make_vec_env(agent.color, n_envs=1, workers=0)
+    try:
+        model = cls(type(agent.policy), venv, policy_kwargs=dict(
+            features_extractor_class=_encoder_classes()[agent.representation],
+            features_extractor_kwargs=dict(agent.card["encoder_kwargs"]), head_dim=agent.card["head_dim"]),
+            device="cpu")
+        model.policy.load_state_dict(agent.policy.state_dict())
+        out = Path(path)
+        model.save(out)
+        return out if out.suffix == ".zip" else out.with_suffix(".zip")
+    finally:
+        venv.close()

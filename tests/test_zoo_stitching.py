@@ -1,0 +1,135 @@
+"""Agent files (save, load, checksums, bad cards), stitching (every extractor swapped, the manual
+composition, bad joins) and the stitching table, on tiny trained agents."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relreps import stitching, training, zoo
+from relreps.training import TrainConfig
+
+
+def _config(color, representation="relative", algo="ppo", **kw):
+    base = dict(algo=algo, representation=representation, color=color, seed=2, total_steps=32, n_envs=2,
+                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0, eval_tracks=(10_000_001,),
+                eval_max_steps=10, checkpoint_every=0, hyperparameters={"n_steps": 16})
+    if algo != "ppo":
+        base["hyperparameters"] = {"learning_starts": 8, "buffer_size": 32, "batch_size": 4,
+                                   "target_update_interval": 8}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    out = {}
+    for key, cfg in {
+        "rel-red": _config("red"),
+        "rel-green": _config("green"),
+        "abs-red": _config("red", "absolute"),
+        "rel-blue-8": _config("blue", n_anchors=8),
+        "dqn-red": _config("red", algo="ddqn"),
+        "dqn-green": _config("green", algo="ddqn"),
+    }.items():
+        training.train(cfg, root / key)
+        out[key] = zoo.load(root / key / "agent")
+    return out
+
+
+OBS = np.random.default_rng(0).integers(0, 256, size=(6, 3, 84, 84), dtype=np.uint8)
+
+
+def test_train_saves_a_loadable_agent(agents, tmp_path):
+    a = agents["rel-red"]
+    assert (a.algo, a.representation, a.color) == ("ppo", "relative", "red")
+    assert a.card["training"]["steps"] == 32 and a.card["anchors"]["set"] == "scripted-3136"
+    # save -> load -> identical actions and tensors
+    path = zoo.save(a.policy, tmp_path / "copy", a.card)
+    b = zoo.load(path)
+    assert np.array_equal(a.predict(OBS)[0], b.predict(OBS)[0])
+    for (k, v), (k2, v2) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert b.card["bytes"] < zoo.MAX_BYTES
+
+
+def test_agent_files_are_checked(agents, tmp_path):
+    a = agents["abs-red"]
+    path = zoo.save(a.policy, tmp_path / "x", a.card)
+    with pytest.raises(FileExistsError, match="already exists"):
+        zoo.save(a.policy, tmp_path / "x", a.card)
+    weights = tmp_path / "x.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match="sha256.*corrupted"):
+        zoo.load(path)
+    # a card that does not match the weights
+    path = zoo.save(a.policy, tmp_path / "y", a.card)
+    card = json.loads(path.read_text())
+    card["head_dim"] = 32
+    path.write_text(json.dumps(card))
+    with pytest.raises(zoo.ZooError, match="does not match the weights|shapes differ"):
+        zoo.load(path)
+    with pytest.raises(zoo.ZooError, match="available"):
+        zoo.load("no-such-agent")
+
+
+def test_stitch_swaps_every_extractor(agents):
+    enc, pol = agents["rel-green"], agents["rel-red"]
+    s = stitching.stitch(enc, pol)
+    p = s.policy
+    new = p.features_extractor
+    assert p.pi_features_extractor is new and p.vf_features_extractor is new
+    assert s.color == "green" and s.card["stitched"] == {"encoder": enc.name, "policy": pol.name, "mode": "relative"}
+    # equals the manual composition head_red(encoder_green(x))
+    obs, _ = pol.policy.obs_to_tensor(OBS)
+    with torch.no_grad():
+        feats = enc.policy.extract_features(obs, enc.policy.pi_features_extractor)
+        logits = pol.policy.action_net(pol.policy.mlp_extractor.forward_actor(feats))
+    assert np.array_equal(s.predict(OBS)[0], logits.argmax(1).numpy())
+    # the originals are untouched
+    assert pol.policy.features_extractor is not new and enc.policy.features_extractor is not new
+
+
+def test_stitch_dqn_online_and_target(agents):
+    enc, pol = agents["dqn-green"], agents["dqn-red"]
+    s = stitching.stitch(enc, pol)
+    assert s.policy.q_net.features_extractor is s.policy.q_net_target.features_extractor
+    obs, _ = pol.policy.obs_to_tensor(OBS)
+    with torch.no_grad():
+        feats = enc.policy.q_net.extract_features(obs, enc.policy.q_net.features_extractor)
+        q = pol.policy.q_net.q_net(feats)
+    assert np.array_equal(s.predict(OBS)[0], q.argmax(1).numpy())
+
+
+def test_bad_stitches(agents):
+    with pytest.raises(ValueError, match="relative encoder .* absolute head"):
+        stitching.stitch(agents["rel-red"], agents["abs-red"])
+    with pytest.raises(ValueError, match="outputs 8 features but .* takes 16"):
+        stitching.stitch(agents["rel-blue-8"], agents["rel-red"])
+    with pytest.raises(ValueError, match="both agents are relative"):
+        stitching.stitch(agents["rel-red"], agents["rel-green"], mode="absolute")
+    with pytest.raises(ValueError, match="unknown mode"):
+        stitching.stitch(agents["rel-red"], agents["rel-green"], mode="translated")
+
+
+def test_table(agents):
+    encs = {"red": agents["rel-red"], "green": agents["rel-green"]}
+    t = stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8)
+    assert set(t["cells"]) == {"red", "green"} and set(t["cells"]["red"]) == {"red", "green"}
+    cell = t["cells"]["green"]["red"]
+    assert cell["color"] == "green" and len(cell["episodes"]) == 1 and cell["episodes"][0]["length"] == 8
+
+
+def test_export_sb3(agents, tmp_path):
+    from stable_baselines3 import PPO
+
+    a = agents["rel-red"]
+    path = zoo.export_sb3(a, tmp_path / "rel-red")
+    model = PPO.load(path, device="cpu")
+    assert np.array_equal(model.predict(OBS, deterministic=True)[0], a.predict(OBS)[0])
