@@ -103,3 +103,58 @@ def bench_env(
         envs.preprocess(f)
     pre_ms = (time.perf_counter() - t0) / len(frames) * 1e3
     return EnvBench(n, n / t_stock, n / t_fast, n / t_phys, pre_ms, mismatches, rasterizer)
+
+
+@dataclass
+class UpdateBench:
+    latent_dim: int | None
+    n_anchors: int
+    samples: int
+    absolute_s: float
+    relative_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.relative_s / self.absolute_s
+
+    def report(self) -> str:
+        dim = self.latent_dim or 3136
+        return (f"PPO update on {self.samples} samples (4 epochs x 4 minibatches), latent {dim}, "
+                f"{self.n_anchors} anchors:\n"
+                f"  absolute encoder : {self.absolute_s:.3f} s\n"
+                f"  relative encoder : {self.relative_s:.3f} s (anchor update included)\n"
+                f"  ratio            : {self.ratio:.2f}x")
+
+
+def bench_update(*, latent_dim: int | None = None, n_anchors: int | None = None, n_envs: int = 2,
+                 n_steps: int = 256, repeats: int = 3, seed: int = 0) -> UpdateBench:
+    """Time PPO updates of an absolute and a relative agent alternately, on the same machine load.
+
+    Each model first collects one rollout and runs one untimed update; then ``train()`` (and, for the
+    relative agent, the anchor update that precedes each rollout) is timed ``repeats`` times,
+    alternating the two models; the medians are compared.
+    """
+    from . import algos
+    from .extractors import AbsoluteEncoder, RelativeEncoder
+
+    models = {}
+    for rep, cls, kw in (("absolute", AbsoluteEncoder, dict(latent_dim=latent_dim)),
+                         ("relative", RelativeEncoder, dict(latent_dim=latent_dim, n_anchors=n_anchors))):
+        venv = envs.make_vec_env("green", n_envs=n_envs, seed=seed, workers=0)
+        model = algos.make_model("ppo", venv, encoder_class=cls, encoder_kwargs=kw, n_steps=n_steps, seed=seed)
+        model.learn(n_envs * n_steps)  # fills the rollout buffer (and runs one update)
+        venv.close()
+        models[rep] = model
+    times = {"absolute": [], "relative": []}
+    for model in models.values():  # warm-up (allocator, kernels), not timed
+        model.train()
+    for _ in range(repeats):
+        for rep, model in models.items():
+            t0 = time.perf_counter()
+            for enc in algos.relative_encoders(model):
+                enc.update_anchors()
+            model.train()
+            times[rep].append(time.perf_counter() - t0)
+    n = models["relative"].policy.features_extractor.features_dim
+    return UpdateBench(latent_dim, n, n_envs * n_steps, float(np.median(times["absolute"])),
+                       float(np.median(times["relative"])))

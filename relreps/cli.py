@@ -6,7 +6,10 @@
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
+    relreps evaluate AGENT [--tracks 10]
+    relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
+    relreps bench update [--latent-dim D] [--n-anchors N]
 """
 
 from __future__ import annotations
@@ -124,6 +127,60 @@ def _train(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from . import zoo
+    from .evaluation import EVAL_TRACKS, evaluate
+
+    agent = zoo.load(args.agent)
+    color = args.color or agent.color
+    result = evaluate(agent, color=color, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
+                      max_steps=args.max_steps)
+    for e in result.episodes:
+        print(f"track {e.track_seed}: max return {e.max_return:7.1f}  final {e.final_return:7.1f}  "
+              f"steps {e.length:4d}  lap {'yes' if e.lap_finished else 'no'}")
+    print(f"{agent.name} on {result.color}: max return {result.mean_max_return:.1f} +- "
+          f"{result.std_max_return:.1f} over {len(result.episodes)} tracks ({result.laps} laps finished)")
+    return 0
+
+
+def table_agent_name(algo: str, representation: str, color: str) -> str:
+    """The zoo name that ``relreps table`` looks for: e.g. ``ppo-rel-green``."""
+    return f"{algo}-{representation[:3]}-{color}"
+
+
+def _table(args) -> int:
+    import json
+
+    from . import stitching, zoo
+    from .envs import COLORS
+    from .evaluation import EVAL_TRACKS
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for rep in args.representations:
+        agents = {}
+        for color in args.colors or list(COLORS):
+            name = table_agent_name(args.algo, rep, color)
+            source = Path(args.agents_dir) / name if args.agents_dir else name
+            agents[color] = zoo.load(source)
+        t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
+                            max_steps=args.max_steps)
+        t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
+        path = out_dir / f"table-{args.algo}-{rep}.json"
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+        path.write_text(json.dumps(t, indent=1) + "\n")
+        print(f"{rep} stitching ({args.algo}), encoder (rows) x policy (columns), {len(t['tracks'])} tracks:")
+        cols = list(agents)
+        print("encoder \\ policy " + "".join(f"{c:>14s}" for c in cols))
+        for ec in cols:
+            cells = t["cells"][ec]
+            print(f"{ec:17s}" + "".join(
+                f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
+        print(f"written to {path}")
+    return 0
+
+
 def _bench_env(args) -> int:
     from .bench import bench_env
 
@@ -132,6 +189,14 @@ def _bench_env(args) -> int:
     )
     print(result.report())
     return 0 if result.mismatches == 0 else 1
+
+
+def _bench_update(args) -> int:
+    from .bench import bench_update
+
+    print(bench_update(latent_dim=args.latent_dim, n_anchors=args.n_anchors, n_steps=args.steps,
+                       repeats=args.repeats).report())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.set_defaults(func=_train)
 
+    ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
+    ev.add_argument("agent", help="shipped agent name or card path")
+    ev.add_argument("--color", help="track colour (default: the agent's)")
+    ev.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
+    ev.add_argument("--processes", type=int, help="worker processes (default: one per core)")
+    ev.add_argument("--max-steps", type=int, default=1000)
+    ev.set_defaults(func=_evaluate)
+
+    tb = sub.add_parser("table", help="the encoder-by-policy stitching tables (paper's Table 1)")
+    tb.add_argument("--algo", default="ppo", choices=ALGORITHMS)
+    tb.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS), choices=REPRESENTATIONS)
+    tb.add_argument("--colors", nargs="+", help="default: green red blue yellow")
+    tb.add_argument("--agents-dir", help="folder of agents named ALGO-rel|abs-COLOUR (default: the shipped zoo)")
+    tb.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
+    tb.add_argument("--processes", type=int)
+    tb.add_argument("--max-steps", type=int, default=1000)
+    tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION.json")
+    tb.add_argument("--overwrite", action="store_true")
+    tb.set_defaults(func=_table)
+
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)
     e = bsub.add_parser("env", help="fast vs stock renderer, side by side, one core")
@@ -207,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rasterizer", choices=["numba", "gfxdraw"],
                    help="how the fast renderer draws polygons (default: numba if installed)")
     e.set_defaults(func=_bench_env)
+    u = bsub.add_parser("update", help="PPO update cost: relative vs absolute encoder, side by side")
+    u.add_argument("--latent-dim", type=int, help="encoder output (default: 3136 convolution features)")
+    u.add_argument("--n-anchors", type=int, help="anchors (default: all 3136 of the shipped set)")
+    u.add_argument("--steps", type=int, default=256, help="rollout steps per environment (2 envs)")
+    u.add_argument("--repeats", type=int, default=3)
+    u.set_defaults(func=_bench_update)
     return p
 
 

@@ -133,3 +133,22 @@ def test_export_sb3(agents, tmp_path):
     path = zoo.export_sb3(a, tmp_path / "rel-red")
     model = PPO.load(path, device="cpu")
     assert np.array_equal(model.predict(OBS, deterministic=True)[0], a.predict(OBS)[0])
+
+
+def test_cli_evaluate_and_table(agents, tmp_path, capsys):
+    from relreps.cli import main
+
+    for color in ("red", "green"):
+        a = agents[f"rel-{color}"]
+        zoo.save(a.policy, tmp_path / "zoo" / f"ppo-rel-{color}", a.card)
+    assert main(["evaluate", str(tmp_path / "zoo" / "ppo-rel-red"), "--tracks", "1", "--max-steps", "5",
+                 "--processes", "1"]) == 0
+    assert "on red: max return" in capsys.readouterr().out
+    args = ["table", "--representations", "relative", "--colors", "red", "green", "--agents-dir",
+            str(tmp_path / "zoo"), "--tracks", "1", "--max-steps", "5", "--processes", "1", "--out",
+            str(tmp_path / "results")]
+    assert main(args) == 0
+    t = json.loads((tmp_path / "results" / "table-ppo-relative.json").read_text())
+    assert set(t["cells"]) == {"red", "green"} and t["encoders"]["red"] == "ppo-rel-red"
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # results are not replaced
+    assert main(["table", "--agents-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r2")]) == 2
