@@ -1,0 +1,117 @@
+"""relreps.plots builds the figures the chapters show; relreps.notebook's switches."""
+
+import base64
+import io
+import zlib
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from relreps import notebook, plots
+
+
+def _decode_png(uri: str) -> np.ndarray:
+    """A minimal PNG reader for what png_data_uri writes (8-bit RGB, filter 0, one IDAT)."""
+    assert uri.startswith("data:image/png;base64,")
+    data = base64.b64decode(uri.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        crc = int.from_bytes(data[pos + 8 + n : pos + 12 + n], "big")
+        assert crc == zlib.crc32(tag + body)
+        chunks[tag] = body
+        pos += 12 + n
+    w, h = int.from_bytes(chunks[b"IHDR"][:4], "big"), int.from_bytes(chunks[b"IHDR"][4:8], "big")
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, 1 + 3 * w)
+    assert (rows[:, 0] == 0).all()
+    return rows[:, 1:].reshape(h, w, 3)
+
+
+def test_png_round_trip():
+    img = np.random.default_rng(0).integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
+    assert np.array_equal(_decode_png(plots.png_data_uri(img)), img)
+
+
+def test_png_readable_by_pillow():
+    Image = pytest.importorskip("PIL.Image")
+    img = np.random.default_rng(1).integers(0, 256, size=(96, 96, 3), dtype=np.uint8)
+    data = base64.b64decode(plots.png_data_uri(img).split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), img)
+
+
+def test_as_rgb_gray_and_mask():
+    gray = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert plots.as_rgb(gray).shape == (2, 3, 3)
+    assert (plots.as_rgb(gray)[..., 2] == gray).all()
+    mask = np.array([[True, False]])
+    assert plots.as_rgb(mask).tolist() == [[[255, 255, 255], [0, 0, 0]]]
+    with pytest.raises(ValueError):
+        plots.as_rgb(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError):
+        plots.as_rgb(np.zeros((2, 2, 4), np.uint8))
+
+
+def test_frames_grid_shape_and_labels():
+    frames = np.zeros((4, 3, 84, 84, 3), np.uint8)
+    fig = plots.frames_grid(frames, ["green", "red", "blue", "yellow"], ["a", "b", "c"], title="T")
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 12 and all(isinstance(t, go.Image) for t in fig.data)
+    rows, cols = fig._get_subplot_rows_columns()
+    assert (len(rows), len(cols)) == (4, 3)
+    assert fig.layout.title.text == "T"
+    assert [a.text for a in fig.layout.annotations] == ["a", "b", "c"]
+    assert fig.layout.yaxis.title.text == "green" and fig.layout.yaxis10.title.text == "yellow"
+    fig.to_json()  # serialisable
+
+
+def test_frames_grid_mixed_sizes_and_masks():
+    fig = plots.frames_grid([[np.zeros((96, 96, 3), np.uint8), np.ones((84, 84), bool)]])
+    assert len(fig.data) == 2
+    assert fig.layout.title.text is None and not fig.layout.annotations
+
+
+def test_frames_grid_fits_the_text_column_and_wraps_long_titles():
+    title = "a long caption " * 10
+    fig = plots.frames_grid(np.zeros((1, 8, 84, 84, 3), np.uint8), title=title, cell_px=200, max_width=600)
+    assert fig.layout.width <= 600
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) > 1 and " ".join(lines) == title.strip()
+    small = plots.frames_grid(np.zeros((1, 2, 84, 84, 3), np.uint8), cell_px=100)
+    assert small.layout.width == 10 + 10 + 2 * 100  # small grids keep their cell size
+
+
+def test_frames_grid_bad_input():
+    with pytest.raises(ValueError):
+        plots.frames_grid([])
+    with pytest.raises(ValueError):
+        plots.frames_grid(np.zeros((2, 2, 8, 8, 3), np.uint8), row_labels=["only one"])
+    with pytest.raises(ValueError):
+        plots.frames_grid(np.zeros((2, 2, 8, 8, 3), np.uint8), col_labels=["a", "b", "c"])
+
+
+def test_bar_speed():
+    fig = plots.bar_speed({"stock": 192.0, "fast": 455.4}, title="speed")
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Bar)
+    assert list(fig.data[0].x) == ["stock", "fast"] and list(fig.data[0].y) == [192.0, 455.4]
+    assert list(fig.data[0].text) == ["192", "455"]
+    assert fig.layout.yaxis.title.text == "steps/s"
+    with pytest.raises(ValueError):
+        plots.bar_speed({})
+
+
+def test_notebook_helpers(monkeypatch):
+    assert notebook.pick(full=300, smoke=60) == (60 if notebook.SMOKE else 300)
+    assert notebook.on_colab() is False
+    import plotly.io as pio
+
+    before = pio.renderers.default
+    try:
+        monkeypatch.setenv("PLOTLY_RENDERER", "json")
+        assert notebook.setup() == "json" == pio.renderers.default
+        monkeypatch.delenv("PLOTLY_RENDERER")
+        assert notebook.setup() == "notebook_connected" == pio.renderers.default
+    finally:
+        pio.renderers.default = before
