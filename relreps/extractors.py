@@ -109,7 +109,9 @@ class RelativeEncoder(AbsoluteEncoder):
         anchors: ``(N, 84, 84, 3)`` uint8 anchor frames in this encoder's colour, or the name/path
             of an anchor set (then ``color`` picks the colour).
         color: the colour of the anchor frames, when ``anchors`` names a set.
-        n_anchors: use this many anchors, chosen with a seeded generator (default: all).
+        n_anchors: use this many anchors, chosen with a seeded generator. Default: one per
+            dimension of the encoder's output, the paper's rule ("we randomly sample n_dim
+            anchors, that is the flattened output dimension of the encoder").
         latent_dim: as :class:`AbsoluteEncoder`.
         alpha: anchor update factor (0: re-embed at each update; default 0.999).
         standardize: standardise with the anchor embeddings' statistics before the cosine.
@@ -129,18 +131,23 @@ class RelativeEncoder(AbsoluteEncoder):
         standardize: bool = True,
         anchor_seed: int = 0,
     ):
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         if isinstance(anchors, str):
             from . import anchors as anchor_sets
 
             anchors = anchor_sets.load(anchors).frames(color)
         frames = np.asarray(anchors)
-        if n_anchors is not None:
+        if n_anchors is None:
+            n_anchors = CONV_DIM if latent_dim is None else latent_dim
+            if n_anchors > len(frames):
+                raise ValueError(f"the paper's rule takes one anchor per encoder dimension ({n_anchors}), but "
+                                 f"only {len(frames)} anchor frames were given: pass n_anchors")
+        if n_anchors != len(frames):
             if not 1 <= n_anchors <= len(frames):
                 raise ValueError(f"n_anchors must be between 1 and {len(frames)}, got {n_anchors}")
             pick = np.sort(np.random.default_rng(anchor_seed).choice(len(frames), n_anchors, replace=False))
             frames = frames[pick]
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         super().__init__(observation_space, latent_dim=latent_dim)
         self._features_dim = len(frames)  # the relative representation's size
         self.alpha = float(alpha)

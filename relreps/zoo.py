@@ -139,10 +139,13 @@ def card_for(model_or_policy, config, **extra) -> dict:
     return card
 
 
-def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: bool = False) -> Path:
+def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: bool = False,
+         half: bool = False) -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
 
-    Refuses to replace an existing agent unless ``overwrite=True``.
+    ``half`` stores floating-point tensors as float16 (half the size; the loaded agent computes in
+    float32 with the rounded weights, so evaluate the agent as loaded). Refuses to replace an
+    existing agent unless ``overwrite=True``.
     """
     from safetensors.torch import save_file
 
@@ -155,9 +158,11 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
         raise FileExistsError(f"an agent already exists at {base}; choose another name or pass overwrite=True")
     base.parent.mkdir(parents=True, exist_ok=True)
     tensors, _ = _unique_state(policy)
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     save_file(tensors, str(weights))
     card = dict(card, name=base.name, weights=weights.name, sha256=_sha256(weights),
-                bytes=weights.stat().st_size)
+                bytes=weights.stat().st_size, dtype="float16" if half else "float32")
     card_path.write_text(json.dumps(card, indent=1, default=str) + "\n")
     return card_path
 

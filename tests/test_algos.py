@@ -13,7 +13,7 @@ from relreps.extractors import AbsoluteEncoder, RelativeEncoder
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, size=(12, 84, 84, 3), dtype=np.uint8)
+    return np.random.default_rng(0).integers(0, 256, size=(16, 84, 84, 3), dtype=np.uint8)
 
 
 def _venv(n=2):

@@ -22,7 +22,7 @@ ACT = spaces.Discrete(5)
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(24, 84, 84, 3), dtype=np.uint8)
+    return rng.integers(0, 256, size=(32, 84, 84, 3), dtype=np.uint8)
 
 
 def _policy(cls=HeadActorCriticPolicy, seed=0, **extractor_kwargs):
@@ -47,7 +47,12 @@ def test_sizes():
 
 
 def test_relative_sizes(frames):
-    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=32)
+    # the paper's rule by default: one anchor per encoder dimension
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    assert enc.features_dim == 16 and enc.anchor_embeddings.shape == (16, 16)
+    with pytest.raises(ValueError, match="one anchor per encoder dimension .32.*24 anchor frames"):
+        RelativeEncoder(OBS, anchors=frames[:24], latent_dim=32)
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=32, n_anchors=24)
     assert enc.features_dim == 24 and enc.anchor_embeddings.shape == (24, 32)
     enc = RelativeEncoder(OBS, anchors=frames, n_anchors=10, latent_dim=32)
     assert enc.features_dim == 10
@@ -65,11 +70,11 @@ def test_bad_observation_space(space):
 
 def test_bad_anchor_inputs(frames):
     with pytest.raises(ValueError, match="n_anchors"):
-        RelativeEncoder(OBS, anchors=frames, n_anchors=25)
+        RelativeEncoder(OBS, anchors=frames, n_anchors=33)
     with pytest.raises(ValueError, match="alpha"):
-        RelativeEncoder(OBS, anchors=frames, alpha=1.0)
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, alpha=1.0)
     with pytest.raises(ValueError, match="uint8 frames"):
-        RelativeEncoder(OBS, anchors=frames.astype(np.float32))
+        RelativeEncoder(OBS, anchors=frames.astype(np.float32), latent_dim=16)
 
 
 def test_anchors_embedded_after_sb3_initialisation(frames):
@@ -141,7 +146,7 @@ def test_ppo_policy_shares_one_extractor(frames):
     assert policy.features_extractor is policy.pi_features_extractor is policy.vf_features_extractor
     assert policy.mlp_extractor.latent_dim_pi == 512
     ln = policy.mlp_extractor.net[0]
-    assert isinstance(ln, torch.nn.LayerNorm) and ln.normalized_shape == (24,)
+    assert isinstance(ln, torch.nn.LayerNorm) and ln.normalized_shape == (32,)
 
 
 def test_dqn_policy_head(frames):

@@ -31,8 +31,10 @@ def test_train_writes_a_run_folder(tmp_path):
     run = tmp_path / "run"
     model = training.train(tiny(), run)
     assert model.num_timesteps == 64
-    for name in ("config.json", "progress.csv", "eval.csv", "checkpoint.pt", "done.json"):
+    for name in ("config.json", "progress.csv", "eval.csv", "checkpoint.pt", "done.json", "agent.json",
+                 "agent.safetensors"):
         assert (run / name).exists(), name
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard log (tensorboard is in requirements.txt)"
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
     done = json.loads((run / "done.json").read_text())
     assert done["steps"] == 64 and "hardware" in done and done["final_eval"]["color"] == "red"

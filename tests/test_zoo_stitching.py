@@ -152,3 +152,14 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     assert set(t["cells"]) == {"red", "green"} and t["encoders"]["red"] == "ppo-rel-red"
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # results are not replaced
     assert main(["table", "--agents-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_half_precision_files(agents, tmp_path):
+    a = agents["rel-red"]
+    full = zoo.load(zoo.save(a.policy, tmp_path / "f32", a.card))
+    half = zoo.load(zoo.save(a.policy, tmp_path / "f16", a.card, half=True))
+    assert half.card["dtype"] == "float16" and half.card["bytes"] < 0.6 * full.card["bytes"]
+    for (k, v), v16 in zip(full.policy.state_dict().items(), half.policy.state_dict().values()):
+        assert v16.dtype == v.dtype  # computes in float32 after loading
+        if v.is_floating_point():
+            torch.testing.assert_close(v16, v.half().float())
