@@ -9,8 +9,9 @@ A run writes into its folder:
   (:mod:`relreps.evaluation`) on the held-out ``eval_tracks``;
 - ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
   counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
-- ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`) and ``done.json`` when the run has
-  finished: the agent, and the steps, wall time, hardware, versions and final evaluation.
+- ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`, float16 tensors) and ``done.json``
+  when the run has finished: the agent, and the steps, wall time, hardware, versions and the final
+  evaluation (of the agent file as loaded; it is also the last row of ``eval.csv``).
 
 A run killed mid-way continues from its last checkpoint with ``resume=True``
 (``relreps train ... --resume``): same weights, optimiser, step count and learning-rate schedule;
@@ -148,7 +149,6 @@ class _Periodic(BaseCallback):
     def __init__(self, config: TrainConfig, run: Path, start_time: float):
         super().__init__()
         self.config, self.run, self.t0 = config, run, start_time
-        self.last: tuple[int, evaluation.Evaluation] | None = None
         self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
 
     def _init_callback(self) -> None:
@@ -163,16 +163,18 @@ class _Periodic(BaseCallback):
     def _on_step(self) -> bool:
         n = self.num_timesteps
         if n >= self.next_eval:
-            self.evaluate()
+            if n < self.config.total_steps:  # the last point is the saved agent's evaluation
+                self.evaluate()
             self.next_eval = self._next(self.config.eval_every)
         if n >= self.next_ckpt:
             save_checkpoint(self.model, self.run / "checkpoint.pt")
             self.next_ckpt = self._next(self.config.checkpoint_every)
         return True
 
-    def evaluate(self) -> evaluation.Evaluation:
-        result = evaluation.evaluate(self.model, color=self.config.color, track_seeds=self.config.eval_tracks,
-                                     max_steps=self.config.eval_max_steps)
+    def evaluate(self, agent=None) -> evaluation.Evaluation:
+        """Evaluate the model (or ``agent``, e.g. the saved file) and append to ``eval.csv``."""
+        result = evaluation.evaluate(agent if agent is not None else self.model, color=self.config.color,
+                                     track_seeds=self.config.eval_tracks, max_steps=self.config.eval_max_steps)
         path = self.run / "eval.csv"
         new = not path.exists()
         with path.open("a", newline="") as f:
@@ -183,7 +185,6 @@ class _Periodic(BaseCallback):
             w.writerow([self.num_timesteps, round(time.time() - self.t0, 1), f"{result.mean_max_return:.2f}",
                         f"{result.std_max_return:.2f}", f"{result.mean_final_return:.2f}", result.laps,
                         len(result.episodes)])
-        self.last = (self.num_timesteps, result)
         return result
 
 
@@ -240,19 +241,24 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         if remaining > 0:
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress_bar)
-        save_checkpoint(model, ckpt)
-        periodic.init_callback(model)
-        already = periodic.last is not None and periodic.last[0] == model.num_timesteps
-        final = periodic.last[1] if already else periodic.evaluate()
+        save_checkpoint(model, ckpt)  # full precision: resuming stays exact
         facts = {
             "steps": model.num_timesteps,
             "wall_s": round(time.time() - t0, 1),
             "steps_per_s": round(remaining / max(time.time() - t0, 1e-9), 1) if remaining > 0 else None,
             "hardware": _hardware(model.device),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
-            "final_eval": final.summary(),
         }
-        zoo.save(model, run / "agent", zoo.card_for(model, config, training=facts), overwrite=True)
+        # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
+        # final evaluation is of the file as loaded, so the card's scores describe what ships.
+        card_path = zoo.save(model, run / "agent", zoo.card_for(model, config, training=facts),
+                             overwrite=True, half=True)
+        periodic.init_callback(model)
+        final = periodic.evaluate(zoo.load(card_path))
+        facts["final_eval"] = final.summary()
+        card = json.loads(card_path.read_text())
+        card["training"] = facts
+        card_path.write_text(json.dumps(card, indent=1, default=str) + "\n")
         (run / "done.json").write_text(json.dumps(facts, indent=1) + "\n")
         return model
     finally:

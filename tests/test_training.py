@@ -38,6 +38,13 @@ def test_train_writes_a_run_folder(tmp_path):
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
     done = json.loads((run / "done.json").read_text())
     assert done["steps"] == 64 and "hardware" in done and done["final_eval"]["color"] == "red"
+    # the agent file: float16, small, its card carrying the evaluation of the file itself
+    from relreps import zoo
+
+    agent = zoo.load(run / "agent")
+    assert agent.card["dtype"] == "float16" and agent.card["bytes"] < zoo.MAX_BYTES
+    assert agent.card["training"]["final_eval"] == done["final_eval"]
+    assert float(_rows(run)[-1]["mean_max_return"]) == pytest.approx(done["final_eval"]["mean_max_return"], abs=0.01)
     # the checkpoint holds plain tensors only
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["num_timesteps"] == 64
