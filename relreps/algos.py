@@ -22,7 +22,7 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
-from .extractors import Head, HeadActorCriticPolicy, HeadDQNPolicy, RelativeEncoder
+from .extractors import Head, HeadActorCriticPolicy, HeadDimMixin, HeadDQNPolicy, RelativeEncoder
 
 ALGORITHMS = ("ppo", "ddqn", "dqn", "qrdqn")
 
@@ -109,21 +109,12 @@ class _HeadQuantileNetwork(QuantileNetwork):
         self.quantile_net = nn.Sequential(*Head(self.features_dim, head_dim).net, nn.Linear(head_dim, out))
 
 
-class HeadQRDQNPolicy(QRDQNPolicy):
+class HeadQRDQNPolicy(HeadDimMixin, QRDQNPolicy):
     """sb3-contrib's QR-DQN policy with :class:`~relreps.extractors.Head` before its last layer."""
-
-    def __init__(self, *args, head_dim: int = 512, **kwargs):
-        self.head_dim = head_dim
-        super().__init__(*args, **kwargs)
 
     def make_quantile_net(self) -> QuantileNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return _HeadQuantileNetwork(**net_args, head_dim=self.head_dim).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict:
-        data = super()._get_constructor_parameters()
-        data["head_dim"] = self.head_dim
-        return data
 
 
 def relative_encoders(model) -> list[RelativeEncoder]:

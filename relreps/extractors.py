@@ -219,23 +219,27 @@ class Head(nn.Module):
         return self.net(features)
 
 
-class HeadActorCriticPolicy(ActorCriticPolicy):
-    """SB3's actor-critic policy with :class:`Head` instead of the MLP extractor.
-
-    ``head_dim`` sets the head's width; ``net_arch`` is not used.
-    """
+class HeadDimMixin:
+    """Adds the ``head_dim`` argument (the head's width) to an SB3 policy, saved with its parameters."""
 
     def __init__(self, *args, head_dim: int = 512, **kwargs):
         self.head_dim = head_dim
         super().__init__(*args, **kwargs)
 
-    def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)
-
     def _get_constructor_parameters(self) -> dict:
         data = super()._get_constructor_parameters()
         data["head_dim"] = self.head_dim
         return data
+
+
+class HeadActorCriticPolicy(HeadDimMixin, ActorCriticPolicy):
+    """SB3's actor-critic policy with :class:`Head` instead of the MLP extractor.
+
+    ``head_dim`` sets the head's width; ``net_arch`` is not used.
+    """
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)
 
 
 class _HeadQNetwork(QNetwork):
@@ -245,18 +249,9 @@ class _HeadQNetwork(QNetwork):
         self.q_net = nn.Sequential(*head, nn.Linear(head_dim, int(self.action_space.n)))
 
 
-class HeadDQNPolicy(DQNPolicy):
+class HeadDQNPolicy(HeadDimMixin, DQNPolicy):
     """SB3's DQN policy whose Q-network is :class:`Head` followed by one Linear layer."""
-
-    def __init__(self, *args, head_dim: int = 512, **kwargs):
-        self.head_dim = head_dim
-        super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return _HeadQNetwork(**net_args, head_dim=self.head_dim).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict:
-        data = super()._get_constructor_parameters()
-        data["head_dim"] = self.head_dim
-        return data
