@@ -199,6 +199,15 @@ def _bench_update(args) -> int:
     return 0
 
 
+def _latent(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .envs import COLORS
 
@@ -236,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_anchors_grid)
 
     from .algos import ALGORITHMS
-    from .training import REPRESENTATIONS
+    from .training import REPRESENTATIONS, TrainConfig
 
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
     t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
@@ -250,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     t.add_argument("--anchors", default="scripted-3136", help="anchor set name or folder")
     t.add_argument("--n-anchors", type=int)
-    t.add_argument("--latent-dim", type=int)
+    t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
+                   help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
+                        "convolution features")
     t.add_argument("--alpha", type=float, default=0.999, help="anchor update factor")
     t.add_argument("--head-dim", type=int, default=512)
     t.add_argument("--eval-every", type=int, default=100_000)

@@ -30,7 +30,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from .envs import OBS_SIZE
-from .projection import relative_projection
+from .projection import prepare_anchors, project
 
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
@@ -183,12 +183,21 @@ class RelativeEncoder(AbsoluteEncoder):
         else:
             self.anchor_embeddings.mul_(self.alpha).add_(new, alpha=1.0 - self.alpha)
 
+    def _prepared(self) -> tuple:
+        """The anchors' standardised unit embeddings, recomputed only when the buffer changes
+        (an anchor update or ``load_state_dict`` writes it in place, which bumps its version)."""
+        a = self.anchor_embeddings
+        key = (a._version, a.data_ptr(), a.device, a.dtype, self.standardize)
+        if getattr(self, "_prep_key", None) != key:
+            with torch.no_grad():
+                self._prep = prepare_anchors(a.detach(), standardize=self.standardize)
+            self._prep_key = key
+        return self._prep
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if not bool(self.anchors_ready):
             self.update_anchors()
-        return relative_projection(
-            self.embed(obs), anchors=self.anchor_embeddings.detach(), standardize=self.standardize
-        )
+        return project(self.embed(obs), self._prepared())
 
 
 # ----------------------------------------------------------------------------------------------

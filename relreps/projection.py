@@ -13,6 +13,38 @@ import torch
 import torch.nn.functional as F
 
 
+def prepare_anchors(
+    anchors: torch.Tensor, *, standardize: bool = True, eps: float = 1e-8
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """The anchors' part of :func:`relative_projection`: ``(mean, std, unit anchors)``.
+
+    Computed once per set of anchor embeddings (an encoder caches it between anchor updates);
+    ``mean`` and ``std`` are ``None`` without standardisation.
+    """
+    if anchors.ndim != 2:
+        raise ValueError(f"expected 2-D anchors (n_anchors, dim); got {tuple(anchors.shape)}")
+    mean = std = None
+    if standardize:
+        mean = anchors.mean(dim=0, keepdim=True)
+        std = anchors.std(dim=0, keepdim=True) + eps
+        anchors = (anchors - mean) / std
+    return mean, std, F.normalize(anchors, p=2, dim=-1, eps=eps)
+
+
+def project(x: torch.Tensor, prepared: tuple, *, eps: float = 1e-8) -> torch.Tensor:
+    """:func:`relative_projection` with the anchors' part already computed by :func:`prepare_anchors`."""
+    mean, std, unit_anchors = prepared
+    if x.ndim != 2:
+        raise ValueError(f"expected 2-D embeddings (batch, dim); got {tuple(x.shape)}")
+    if x.shape[1] != unit_anchors.shape[1]:
+        raise ValueError(
+            f"embedding sizes differ: x has dim {x.shape[1]}, anchors have dim {unit_anchors.shape[1]}"
+        )
+    if mean is not None:
+        x = (x - mean) / std
+    return F.normalize(x, p=2, dim=-1, eps=eps) @ unit_anchors.T
+
+
 def relative_projection(
     x: torch.Tensor,
     *,
@@ -43,15 +75,4 @@ def relative_projection(
             f"expected 2-D tensors (batch, dim) and (n_anchors, dim); got {tuple(x.shape)} and "
             f"{tuple(anchors.shape)}"
         )
-    if x.shape[1] != anchors.shape[1]:
-        raise ValueError(
-            f"embedding sizes differ: x has dim {x.shape[1]}, anchors have dim {anchors.shape[1]}"
-        )
-    if standardize:
-        mean = anchors.mean(dim=0, keepdim=True)
-        std = anchors.std(dim=0, keepdim=True) + eps
-        x = (x - mean) / std
-        anchors = (anchors - mean) / std
-    x = F.normalize(x, p=2, dim=-1, eps=eps)
-    anchors = F.normalize(anchors, p=2, dim=-1, eps=eps)
-    return x @ anchors.T
+    return project(x, prepare_anchors(anchors, standardize=standardize, eps=eps), eps=eps)

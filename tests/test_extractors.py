@@ -169,3 +169,32 @@ def test_absolute_policy_and_seeded_determinism(frames):
 def test_relative_encoder_from_shipped_set():
     enc = RelativeEncoder(OBS, anchors="scripted-3136", color="red", n_anchors=16, latent_dim=8)
     assert enc.features_dim == 16 and enc.anchor_frames.shape == (16, 84, 84, 3)
+
+
+def test_prepared_anchors_cached_until_the_anchors_change(frames):
+    from relreps.projection import relative_projection
+
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    x = torch.rand(3, 3, 84, 84)
+    out = enc(x)
+    torch.testing.assert_close(out, relative_projection(enc.embed(x), anchors=enc.anchor_embeddings))
+    prep = enc._prepared()
+    assert enc._prepared() is prep  # cached
+    with torch.no_grad():
+        for p in enc.net.parameters():
+            p.add_(0.1)
+    enc.update_anchors()  # in place: a new version of the buffer
+    assert enc._prepared() is not prep
+    torch.testing.assert_close(enc(x), relative_projection(enc.embed(x), anchors=enc.anchor_embeddings))
+    other = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    other.load_state_dict(enc.state_dict())
+    torch.testing.assert_close(other(x), enc(x))
+
+
+def test_cli_latent_dim_defaults_to_the_config():
+    from relreps.cli import build_parser
+    from relreps.training import TrainConfig
+
+    args = build_parser().parse_args(["train", "--out", "x"])
+    assert args.latent_dim == TrainConfig.latent_dim == 256
+    assert build_parser().parse_args(["train", "--out", "x", "--latent-dim", "none"]).latent_dim is None
