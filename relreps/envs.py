@@ -386,7 +386,7 @@ class ColorCarRacing(_cr.CarRacing):
         """
         import pygame
 
-        W, H = _cr.WINDOW_W, _cr.WINDOW_H
+        H = _cr.WINDOW_H
         # rows under the HUD (see _HIDDEN) are neither drawn nor shrunk
         pygame.transform.smoothscale(self._shown, (_cr.STATE_W, H - _HIDDEN), self._narrow_shown)
         self.surf = surf

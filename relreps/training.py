@@ -251,7 +251,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         }
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
-        card_path = zoo.save(model, run / "agent", zoo.card_for(model, config, training=facts),
+        card_path = zoo.save(model, run / "agent", zoo.card_for(config, training=facts),
                              overwrite=True, half=True)
         periodic.init_callback(model)
         final = periodic.evaluate(zoo.load(card_path))

@@ -115,7 +115,7 @@ def build_policy(card: dict) -> torch.nn.Module:
     )
 
 
-def card_for(model_or_policy, config, **extra) -> dict:
+def card_for(config, **extra) -> dict:
     """A card for a trained model, from its :class:`~relreps.training.TrainConfig`."""
     from . import __version__, anchors
 
