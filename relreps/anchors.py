@@ -4,8 +4,8 @@ Relative representations describe each observation by its similarities to a fixe
 observations. Stitching across colours needs *parallel* anchors: anchor ``i`` must be the same
 state of the world (track, car pose, HUD) in every colour, differing only in the background. So we
 
-1. **record** a drive once: a driver (by default :class:`ScriptedDriver`, which follows the
-   track's centre line) plays a few tracks, with bursts of one repeated random action so that
+1. **record** a drive once: a driver (:class:`AgentDriver`, a trained agent as in the paper, or
+   :class:`ScriptedDriver`, which follows the track's centre line) plays a few tracks, with bursts of one repeated random action so that
    off-track and recovery states appear. What is kept is the *recipe*: track seeds and actions;
 2. **replay** the recipe in any colour. The physics does not depend on the colour, so frame ``i``
    shows the same state in every colour (tests check car poses and pixels);
@@ -94,6 +94,25 @@ class ScriptedDriver:
         return envs.NOOP
 
 
+@dataclass
+class AgentDriver:
+    """Drives with a trained agent's greedy action on what it sees (the paper's anchor source).
+
+    ``agent`` is anything with SB3's ``predict`` (a :class:`relreps.zoo.Agent`, an SB3 model or
+    policy); it sees the preprocessed frame of the colour the recording is driven in, so record
+    in the agent's own colour. Called with the unwrapped env and its latest raw frame.
+    """
+
+    agent: object
+    name: str = ""
+    wants_obs = True  # record() passes the latest raw frame
+
+    def __call__(self, env: envs.ColorCarRacing, obs: np.ndarray) -> int:
+        from .evaluation import act
+
+        return act(self.agent, envs.preprocess(obs))
+
+
 # --------------------------------------------------------------------------------------------
 # Recipes: record once, replay anywhere
 # --------------------------------------------------------------------------------------------
@@ -145,8 +164,12 @@ def record(
     burst_length: int = 100,
     seed: int = 0,
     max_episode_steps: int = envs.MAX_EPISODE_STEPS,
+    color: str | Sequence[int] = "green",
 ) -> Recipe:
     """Drive ``n_steps`` steps over consecutive tracks and return the :class:`Recipe`.
+
+    ``color`` is the colour the driver sees (an :class:`AgentDriver` should drive in its own);
+    it never reaches the physics, so the recipe replays identically in every colour.
 
     Every ``burst_every`` steps of an episode the driver is overridden for ``burst_length`` steps
     by one random action, drawn from a local generator seeded with ``seed`` (the authors' recipe:
@@ -159,21 +182,25 @@ def record(
         raise ValueError("burst_length must be shorter than burst_every")
     driver = driver if driver is not None else ScriptedDriver()
     rng = np.random.default_rng(seed)
-    env = envs.ColorCarRacing("green")  # the colour does not matter: it never reaches physics
+    wants_obs = bool(getattr(driver, "wants_obs", False))
+    env = envs.ColorCarRacing(color)
     seeds, actions, total = [], [], 0
     track = first_track_seed
     try:
         while total < n_steps:
-            env.reset(seed=track)
+            obs, _ = env.reset(seed=track)
             episode: list[int] = []
             burst_action = None
             for t in range(min(max_episode_steps, n_steps - total)):
                 if burst_length and t > 0 and t % burst_every == 0:
                     burst_action = int(rng.integers(len(envs.ACTIONS)))
                 in_burst = burst_action is not None and t % burst_every < burst_length and t >= burst_every
-                action = burst_action if in_burst else int(driver(env))
+                if in_burst:
+                    action = burst_action
+                else:
+                    action = int(driver(env, obs) if wants_obs else driver(env))
                 episode.append(action)
-                _, _, terminated, _, _ = env.step(action)
+                obs, _, terminated, _, _ = env.step(action)
                 if terminated:
                     break
             seeds.append(track)
@@ -187,6 +214,7 @@ def record(
         "burst_every": burst_every,
         "burst_length": burst_length,
         "seed": seed,
+        "color": envs.color_name(color),
     }
     return Recipe(track_seeds=seeds, actions=actions, info=info)
 
@@ -195,6 +223,12 @@ def _describe(driver) -> dict:
     d = {"type": type(driver).__name__}
     if isinstance(driver, ScriptedDriver):
         d.update(asdict(driver))
+    elif isinstance(driver, AgentDriver):
+        d["agent"] = driver.name
+        card = getattr(driver.agent, "card", None)
+        if isinstance(card, dict):
+            d["agent_sha256"] = card.get("sha256")
+            d["agent_steps"] = card.get("steps")
     return d
 
 

@@ -1,6 +1,6 @@
 """The ``relreps`` command line (also ``python -m relreps``).
 
-    relreps anchors collect NAME [--out DIR] [--steps 4000] [--n-anchors 3136] [--colors ...]
+    relreps anchors collect NAME [--driver scripted|AGENT] [--out DIR] [--steps 4000] [--n-anchors 3136] [--colors ...]
     relreps anchors list
     relreps anchors show NAME_OR_PATH
     relreps anchors verify NAME_OR_PATH [--colors ...]
@@ -29,14 +29,22 @@ def _anchors_collect(args) -> int:
               "--overwrite", file=sys.stderr)
         return 2
     t0 = time.time()
+    driver, extra = None, {}
+    if args.driver != "scripted":  # a trained agent drives, in its own colour (the paper's way)
+        from . import zoo
+
+        agent = zoo.load(args.driver)
+        driver, extra = anchors.AgentDriver(agent, name=agent.name), {"color": agent.color}
     aset = anchors.create(
         args.name,
+        driver=driver,
         colors=args.colors,
         n_anchors=args.n_anchors,
         n_steps=args.steps,
         seed=args.seed,
         burst_every=args.burst_every,
         burst_length=args.burst_length,
+        **extra,
     )
     path = aset.save(out, overwrite=args.overwrite)
     print(f"saved {aset.n_anchors} anchors in {len(aset.stored_colors)} colours to {path} "
@@ -223,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n-anchors", type=int, default=3136, help="anchors to keep (default 3136)")
     c.add_argument("--colors", nargs="+", default=list(COLORS), help="colours to store")
     c.add_argument("--seed", type=int, default=0, help="seed of the bursts and the anchor draw")
+    c.add_argument("--driver", default="scripted",
+                   help="'scripted' (centre-line driver) or a trained agent: zoo name or agent file")
     c.add_argument("--burst-every", type=int, default=200)
     c.add_argument("--burst-length", type=int, default=100)
     c.add_argument("--overwrite", action="store_true", help="replace an existing set at --out")

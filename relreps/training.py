@@ -14,8 +14,11 @@ A run writes into its folder:
   evaluation (of the agent file as loaded; it is also the last row of ``eval.csv``).
 
 A run killed mid-way continues from its last checkpoint with ``resume=True``
-(``relreps train ... --resume``): same weights, optimiser, step count and learning-rate schedule;
-the environments start new episodes, and a DQN replay buffer starts empty.
+(``relreps train ... --resume``): same weights, optimiser, step count, learning-rate schedule and
+wall-time count; the environments start new episodes, and a DQN replay buffer starts empty. The
+logs keep every step up to the checkpoint: rows past it are dropped, the interrupted
+``progress.csv`` is kept as ``progress.part<K>.csv`` and, when the run finishes, all parts are
+merged back into ``progress.csv`` (``time/time_elapsed`` counted from the run's start).
 """
 
 from __future__ import annotations
@@ -121,9 +124,10 @@ def _optimizers(model) -> dict:
     return {"policy": model.policy.optimizer}
 
 
-def save_checkpoint(model, path: Path) -> None:
-    """Weights, optimiser state and counters as plain tensors; written atomically."""
+def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
+    """Weights, optimiser state, counters and training wall time as plain tensors; atomic."""
     state = {
+        "elapsed_s": float(elapsed_s),
         "policy": model.policy.state_dict(),
         "optimizers": {k: o.state_dict() for k, o in _optimizers(model).items()},
         "num_timesteps": model.num_timesteps,
@@ -134,19 +138,80 @@ def save_checkpoint(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(model, path: Path) -> None:
+def load_checkpoint(model, path: Path) -> float:
+    """Restore a :func:`save_checkpoint`; returns the wall time trained before it."""
     state = torch.load(path, map_location=model.device, weights_only=True)
     model.policy.load_state_dict(state["policy"])
     for k, o in _optimizers(model).items():
         o.load_state_dict(state["optimizers"][k])
     model.num_timesteps = int(state["num_timesteps"])
     model._n_updates = int(state["n_updates"])
+    return float(state.get("elapsed_s", 0.0))
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _keep_logs_for_resume(run: Path, steps: int, elapsed_s: float) -> None:
+    """Before a resume from a checkpoint at ``steps``: drop log rows past it, and move SB3's
+    ``progress.csv`` (which SB3 truncates on open) aside as the next ``progress.part<K>.csv``."""
+    segments_path = run / "segments.json"
+    segments = json.loads(segments_path.read_text()) if segments_path.exists() else [0.0]
+    progress = run / "progress.csv"
+    if progress.exists():
+        header, rows = _read_csv(progress)
+        rows = [r for r in rows if r.get("time/total_timesteps") and int(r["time/total_timesteps"]) <= steps]
+        _write_csv(run / f"progress.part{len(segments) - 1}.csv", header, rows)
+        progress.unlink()
+    ev = run / "eval.csv"
+    if ev.exists():
+        header, rows = _read_csv(ev)
+        _write_csv(ev, header, [r for r in rows if int(r["timesteps"]) <= steps])
+    segments.append(round(elapsed_s, 1))  # wall time at which the new segment starts
+    segments_path.write_text(json.dumps(segments) + "\n")
+
+
+def _merge_progress(run: Path) -> None:
+    """Join ``progress.part*.csv`` and the last segment's ``progress.csv`` into one log."""
+    segments_path = run / "segments.json"
+    if not segments_path.exists():
+        return
+    segments = json.loads(segments_path.read_text())
+    files = [run / f"progress.part{k}.csv" for k in range(len(segments) - 1)] + [run / "progress.csv"]
+    header: list[str] = []
+    rows: list[dict] = []
+    for offset, file in zip(segments, files):
+        if not file.exists():
+            continue
+        h, part = _read_csv(file)
+        header += [k for k in h if k not in header]
+        for r in part:
+            if r.get("time/time_elapsed"):
+                r["time/time_elapsed"] = str(round(float(r["time/time_elapsed"]) + offset))
+        rows += part
+    _write_csv(run / "progress.csv", header, rows)
+    for file in files[:-1]:
+        file.unlink(missing_ok=True)
+    segments_path.unlink()
 
 
 class _Periodic(BaseCallback):
     """Evaluation (learning curve) and checkpoints every so many steps."""
 
     def __init__(self, config: TrainConfig, run: Path, start_time: float):
+        """``start_time``: the run's start on the ``time.time()`` clock (earlier segments included)."""
         super().__init__()
         self.config, self.run, self.t0 = config, run, start_time
         self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
@@ -167,7 +232,7 @@ class _Periodic(BaseCallback):
                 self.evaluate()
             self.next_eval = self._next(self.config.eval_every)
         if n >= self.next_ckpt:
-            save_checkpoint(self.model, self.run / "checkpoint.pt")
+            save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
             self.next_ckpt = self._next(self.config.checkpoint_every)
         return True
 
@@ -228,10 +293,13 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
             formats.append("tensorboard")
         except ImportError:
             pass
-        model.set_logger(configure(str(run), formats))
         ckpt = run / "checkpoint.pt"
+        before = 0.0  # wall time of earlier segments
         if resume and ckpt.exists():
-            load_checkpoint(model, ckpt)
+            before = load_checkpoint(model, ckpt)
+            _keep_logs_for_resume(run, model.num_timesteps, before)
+        model.set_logger(configure(str(run), formats))
+        t0 -= before
         remaining = config.total_steps - model.num_timesteps
         periodic = _Periodic(config, run, t0)
         callbacks = [periodic]
@@ -241,11 +309,12 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         if remaining > 0:
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress_bar)
-        save_checkpoint(model, ckpt)  # full precision: resuming stays exact
+        save_checkpoint(model, ckpt, time.time() - t0)  # full precision: resuming stays exact
+        _merge_progress(run)
         facts = {
             "steps": model.num_timesteps,
-            "wall_s": round(time.time() - t0, 1),
-            "steps_per_s": round(remaining / max(time.time() - t0, 1e-9), 1) if remaining > 0 else None,
+            "wall_s": round(time.time() - t0, 1),  # all segments, evaluations included
+            "steps_per_s": round(model.num_timesteps / max(time.time() - t0, 1e-9), 1),
             "hardware": _hardware(model.device),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
         }

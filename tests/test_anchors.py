@@ -35,6 +35,35 @@ def test_bursts_repeat_one_action(recipe):
     assert len(set(acts[:100])) > 1  # the driver itself varies its actions
 
 
+class _PixelAgent:
+    """A stand-in for a trained agent: its action depends on the pixels it sees (channels first)."""
+
+    card = {"sha256": "0" * 64, "steps": 0}
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        assert obs.shape == (3, envs.OBS_SIZE, envs.OBS_SIZE) and deterministic
+        return np.array(int(obs[0, 40:60, 30:54].astype(np.int64).sum()) % 5), None
+
+
+def test_agent_driver_acts_on_what_it_sees_in_its_colour():
+    agent = _PixelAgent()
+    rec = anchors.record(anchors.AgentDriver(agent, name="pixel"), n_steps=120, burst_every=60,
+                         burst_length=20, first_track_seed=4242, color="red")
+    assert rec.info["driver"] == {"type": "AgentDriver", "agent": "pixel", "agent_sha256": "0" * 64,
+                                  "agent_steps": 0}
+    assert rec.info["color"] == "red"
+    frames = anchors.replay(rec, "red").frames
+    acts = rec.actions[0]
+    for t, a in enumerate(acts):
+        if 60 <= t < 80:
+            assert a == acts[60]  # a burst overrides the agent
+        else:
+            assert a == int(agent.predict(frames[t].transpose(2, 0, 1))[0])
+    # the same drive seen in green would have given other actions: the colour reached the agent
+    green = anchors.replay(rec, "green").frames
+    assert any(int(agent.predict(green[t].transpose(2, 0, 1))[0]) != acts[t] for t in range(60))
+
+
 def test_scripted_driver_drives_a_lap():
     env = envs.ColorCarRacing("green")
     env.reset(seed=77)

@@ -36,6 +36,26 @@ def test_train_writes_a_run_folder(tmp_path):
         assert (run / name).exists(), name
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard log (tensorboard is in requirements.txt)"
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
+    # SB3 truncates progress.csv when it opens it: the first segment's rows must survive
+    steps = [int(r["time/total_timesteps"]) for r in csv.DictReader((run / "progress.csv").open())]
+    assert steps == [32, 64]
+    assert not list(run.glob("progress.part*")) and not (run / "segments.json").exists()
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
+    # pretend the run died at 64 steps, after its checkpoint at 32: roll the checkpoint back
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    state = dict(ckpt, num_timesteps=32, elapsed_s=5.0)
+    torch.save(state, run / "checkpoint.pt")
+    (run / "done.json").unlink()
+    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run, resume=True)
+    assert [int(r["timesteps"]) for r in _rows(run)] == [16, 32, 48, 64]
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64]
+    assert float(rows[-1]["time/time_elapsed"]) >= 5
+    assert json.loads((run / "done.json").read_text())["wall_s"] >= 5
     done = json.loads((run / "done.json").read_text())
     assert done["steps"] == 64 and "hardware" in done and done["final_eval"]["color"] == "red"
     # the agent file: float16, small, its card carrying the evaluation of the file itself
@@ -66,6 +86,26 @@ def test_no_silent_overwrite_and_resume(tmp_path):
     assert model.num_timesteps == 64
     assert model._n_updates == ckpt["n_updates"] + 4  # one more PPO update of 4 epochs
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
+    # SB3 truncates progress.csv when it opens it: the first segment's rows must survive
+    steps = [int(r["time/total_timesteps"]) for r in csv.DictReader((run / "progress.csv").open())]
+    assert steps == [32, 64]
+    assert not list(run.glob("progress.part*")) and not (run / "segments.json").exists()
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
+    # pretend the run died at 64 steps, after its checkpoint at 32: roll the checkpoint back
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    state = dict(ckpt, num_timesteps=32, elapsed_s=5.0)
+    torch.save(state, run / "checkpoint.pt")
+    (run / "done.json").unlink()
+    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run, resume=True)
+    assert [int(r["timesteps"]) for r in _rows(run)] == [16, 32, 48, 64]
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64]
+    assert float(rows[-1]["time/time_elapsed"]) >= 5
+    assert json.loads((run / "done.json").read_text())["wall_s"] >= 5
 
 
 def test_same_seed_same_run(tmp_path):
