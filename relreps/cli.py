@@ -8,6 +8,7 @@
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps evaluate AGENT [--tracks 10]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
+    relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
     relreps bench update [--latent-dim D] [--n-anchors N]
 """
@@ -164,6 +165,11 @@ def _table(args) -> int:
     from .evaluation import EVAL_TRACKS
 
     out_dir = Path(args.out)
+    for rep in args.representations:  # refuse before hours of evaluation, not after
+        path = out_dir / f"table-{args.algo}-{rep}.json"
+        if path.exists() and not args.overwrite:
+            print(f"error: {path} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     for rep in args.representations:
         agents = {}
@@ -175,8 +181,6 @@ def _table(args) -> int:
                             max_steps=args.max_steps)
         t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
         path = out_dir / f"table-{args.algo}-{rep}.json"
-        if path.exists() and not args.overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
         path.write_text(json.dumps(t, indent=1) + "\n")
         print(f"{rep} stitching ({args.algo}), encoder (rows) x policy (columns), {len(t['tracks'])} tracks:")
         cols = list(agents)
@@ -186,6 +190,36 @@ def _table(args) -> int:
             print(f"{ec:17s}" + "".join(
                 f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
         print(f"written to {path}")
+    return 0
+
+
+def _zoo_ship(args) -> int:
+    from . import zoo
+
+    try:
+        card = zoo.ship(args.run, args.name, dest=args.dest or zoo.SHIPPED_DIR, overwrite=args.overwrite)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"shipped {args.run} as {args.name}: {card}")
+    return 0
+
+
+def _zoo_list(args) -> int:
+    import json
+
+    from . import zoo
+
+    names = zoo.available()
+    if not names:
+        print("no shipped agents")
+    for name in names:
+        card = json.loads((zoo.SHIPPED_DIR / f"{name}.json").read_text())
+        final = card.get("training", {}).get("final_eval", {})
+        steps = card.get("training", {}).get("steps")
+        score = final.get("mean_max_return")
+        print(f"{name:20s} {card['algo']:5s} {card['representation']:9s} {card['color']:7s} "
+              f"{steps or '?':>8} steps  " + (f"{score:6.1f} on {len(final['tracks'])} held-out tracks" if score is not None else ""))
     return 0
 
 
@@ -303,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION.json")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)
+
+    z = sub.add_parser("zoo", help="the shipped agents: list them, ship a finished run")
+    zsub = z.add_subparsers(dest="action", required=True)
+    zl = zsub.add_parser("list", help="shipped agents with their training steps and final scores")
+    zl.set_defaults(func=_zoo_list)
+    zs = zsub.add_parser("ship", help="copy a finished run's agent and logs into the zoo as NAME")
+    zs.add_argument("run", help="a finished run folder (relreps train --out)")
+    zs.add_argument("name", help="e.g. ppo-rel-green (what relreps table looks for)")
+    zs.add_argument("--dest", help="zoo folder (default: the package's relreps/data/zoo)")
+    zs.add_argument("--overwrite", action="store_true")
+    zs.set_defaults(func=_zoo_ship)
 
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)

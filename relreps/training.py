@@ -266,11 +266,32 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
     checkpoint (the config must be the same).
     """
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    lock = _lock(run)  # one process per run folder: two resumes would overwrite each other's work
+    try:
+        return _train(config, run, resume, progress_bar)
+    finally:
+        lock.close()
+
+
+def _lock(run: Path):
+    import fcntl
+
+    f = (run / ".lock").open("w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise RuntimeError(f"run folder {run} is in use by another training process") from None
+    return f
+
+
+def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
     from importlib.metadata import version
 
     from stable_baselines3.common.logger import configure
 
-    run = Path(out)
     cfg_path = run / "config.json"
     if cfg_path.exists():
         if not resume:
@@ -279,7 +300,6 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
         if asdict(saved) != asdict(config):
             raise ValueError(f"{cfg_path} holds a different config; resume with the same settings")
-    run.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
     t0 = time.time()

@@ -174,6 +174,51 @@ def available() -> list[str]:
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
 
 
+LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
+
+
+def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike = SHIPPED_DIR,
+         overwrite: bool = False) -> Path:
+    """Copy a finished training run's agent into the zoo as ``NAME`` with its logs.
+
+    Writes ``dest/NAME.safetensors``, ``dest/NAME.json`` and ``dest/logs/NAME/{eval,progress}.csv``;
+    the weights are copied byte for byte, so the card's sha256 still holds. Refuses an unfinished
+    run, an agent over :data:`MAX_BYTES`, and an existing name unless ``overwrite``.
+    """
+    import shutil
+
+    run, dest = Path(run), Path(dest)
+    if not (run / "done.json").is_file():
+        raise ZooError(f"{run} is not a finished run (no done.json); finish it with `relreps train --resume`")
+    card = json.loads((run / "agent.json").read_text())
+    weights = run / card["weights"]
+    if _sha256(weights) != card["sha256"]:
+        raise ZooError(f"{weights} does not match its card's sha256")
+    if weights.stat().st_size > MAX_BYTES:
+        raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
+    target = dest / f"{name}.json"
+    if (target.exists() or target.with_suffix(".safetensors").exists()) and not overwrite:
+        raise FileExistsError(f"the zoo already has an agent {name!r} in {dest}; pass overwrite=True to replace it")
+    (dest / "logs" / name).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, target.with_suffix(".safetensors"))
+    for log in LOG_FILES:
+        if (run / log).is_file():
+            shutil.copyfile(run / log, dest / "logs" / name / log)
+    card = dict(card, name=name, weights=f"{name}.safetensors")
+    target.write_text(json.dumps(card, indent=1, default=str) + "\n")
+    return target
+
+
+def logs(name: str, *, root: str | os.PathLike = SHIPPED_DIR) -> dict[str, Path]:
+    """The shipped training logs of agent ``name``: ``{"eval": path, "progress": path}``."""
+    folder = Path(root) / "logs" / name
+    found = {f.split(".")[0]: folder / f for f in LOG_FILES if (folder / f).is_file()}
+    if not found:
+        raise ZooError(f"no training logs for {name!r} in {folder} (agents with logs: "
+                       f"{', '.join(sorted(p.name for p in (Path(root) / 'logs').glob('*'))) or 'none'})")
+    return found
+
+
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
     for candidate in (p, p.with_suffix(".json"), SHIPPED_DIR / f"{name_or_path}.json"):

@@ -42,6 +42,17 @@ def test_train_writes_a_run_folder(tmp_path):
     assert not list(run.glob("progress.part*")) and not (run / "segments.json").exists()
 
 
+def test_one_process_per_run_folder(tmp_path):
+    run = tmp_path / "run"
+    held = training._lock(run) if run.mkdir() is None else None
+    try:
+        with pytest.raises(RuntimeError, match="in use by another training process"):
+            training.train(tiny(total_steps=32), run)
+    finally:
+        held.close()
+    assert not (run / "config.json").exists()
+
+
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
@@ -90,6 +101,17 @@ def test_no_silent_overwrite_and_resume(tmp_path):
     steps = [int(r["time/total_timesteps"]) for r in csv.DictReader((run / "progress.csv").open())]
     assert steps == [32, 64]
     assert not list(run.glob("progress.part*")) and not (run / "segments.json").exists()
+
+
+def test_one_process_per_run_folder(tmp_path):
+    run = tmp_path / "run"
+    held = training._lock(run) if run.mkdir() is None else None
+    try:
+        with pytest.raises(RuntimeError, match="in use by another training process"):
+            training.train(tiny(total_steps=32), run)
+    finally:
+        held.close()
+    assert not (run / "config.json").exists()
 
 
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):

@@ -163,3 +163,25 @@ def test_half_precision_files(agents, tmp_path):
         assert v16.dtype == v.dtype  # computes in float32 after loading
         if v.is_floating_point():
             torch.testing.assert_close(v16, v.half().float())
+
+
+def test_ship_a_run_into_the_zoo(agents, tmp_path, capsys):
+    from relreps.cli import main
+
+    a = agents["rel-green"]
+    run, dest = tmp_path / "run", tmp_path / "zoo"
+    zoo.save(a.policy, run / "agent", a.card, half=True)
+    (run / "eval.csv").write_text("timesteps,mean_max_return\n32,1.5\n")
+    with pytest.raises(zoo.ZooError, match="not a finished run"):
+        zoo.ship(run, "ppo-rel-green", dest=dest)
+    (run / "done.json").write_text("{}")
+    card = zoo.ship(run, "ppo-rel-green", dest=dest)
+    shipped = zoo.load(card)
+    assert shipped.name == "ppo-rel-green" and np.array_equal(shipped.predict(OBS)[0], a.predict(OBS)[0])
+    assert zoo.logs("ppo-rel-green", root=dest)["eval"].read_text().startswith("timesteps")
+    with pytest.raises(zoo.ZooError, match="no training logs"):
+        zoo.logs("ppo-rel-red", root=dest)
+    # never replaced silently
+    assert main(["zoo", "ship", str(run), "ppo-rel-green", "--dest", str(dest)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["zoo", "ship", str(run), "ppo-rel-green", "--dest", str(dest), "--overwrite"]) == 0
