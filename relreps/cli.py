@@ -197,7 +197,7 @@ def _zoo_ship(args) -> int:
     from . import zoo
 
     try:
-        card = zoo.ship(args.run, args.name, dest=args.dest or zoo.SHIPPED_DIR, overwrite=args.overwrite)
+        card = zoo.ship(args.run, args.name, dest=args.dest, overwrite=args.overwrite)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -214,7 +214,7 @@ def _zoo_list(args) -> int:
     if not names:
         print("no shipped agents")
     for name in names:
-        card = json.loads((zoo.SHIPPED_DIR / f"{name}.json").read_text())
+        card = json.loads((zoo.zoo_dir() / f"{name}.json").read_text())
         final = card.get("training", {}).get("final_eval", {})
         steps = card.get("training", {}).get("steps")
         score = final.get("mean_max_return")
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     zs = zsub.add_parser("ship", help="copy a finished run's agent and logs into the zoo as NAME")
     zs.add_argument("run", help="a finished run folder (relreps train --out)")
     zs.add_argument("name", help="e.g. ppo-rel-green (what relreps table looks for)")
-    zs.add_argument("--dest", help="zoo folder (default: the package's relreps/data/zoo)")
+    zs.add_argument("--dest", help="zoo folder (default: $RELREPS_ZOO, else the package's relreps/data/zoo)")
     zs.add_argument("--overwrite", action="store_true")
     zs.set_defaults(func=_zoo_ship)
 

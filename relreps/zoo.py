@@ -29,6 +29,14 @@ from . import envs
 
 FORMAT_VERSION = 1
 SHIPPED_DIR = Path(__file__).parent / "data" / "zoo"
+#: Set this environment variable to a folder to use it as the zoo instead of the shipped one
+#: (agent names then resolve there, and :func:`available` lists it).
+ZOO_ENV = "RELREPS_ZOO"
+
+
+def zoo_dir() -> Path:
+    """The zoo folder: ``$RELREPS_ZOO`` when set, else the agents shipped with the package."""
+    return Path(os.environ[ZOO_ENV]) if os.environ.get(ZOO_ENV) else SHIPPED_DIR
 MAX_BYTES = 4 * 1024 * 1024  # the size a shipped agent must stay under
 
 
@@ -168,16 +176,17 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
 
 
 def available() -> list[str]:
-    """Names of the shipped agents."""
-    if not SHIPPED_DIR.is_dir():
+    """Names of the agents in the zoo (:func:`zoo_dir`)."""
+    root = zoo_dir()
+    if not root.is_dir():
         return []
-    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
+    return sorted(p.stem for p in root.glob("*.json"))
 
 
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
 
 
-def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike = SHIPPED_DIR,
+def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = None,
          overwrite: bool = False) -> Path:
     """Copy a finished training run's agent into the zoo as ``NAME`` with its logs.
 
@@ -187,7 +196,7 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike = SHIPPED
     """
     import shutil
 
-    run, dest = Path(run), Path(dest)
+    run, dest = Path(run), Path(dest) if dest is not None else zoo_dir()
     if not (run / "done.json").is_file():
         raise ZooError(f"{run} is not a finished run (no done.json); finish it with `relreps train --resume`")
     card = json.loads((run / "agent.json").read_text())
@@ -209,9 +218,10 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike = SHIPPED
     return target
 
 
-def logs(name: str, *, root: str | os.PathLike = SHIPPED_DIR) -> dict[str, Path]:
-    """The shipped training logs of agent ``name``: ``{"eval": path, "progress": path}``."""
-    folder = Path(root) / "logs" / name
+def logs(name: str, *, root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The training logs of zoo agent ``name``: ``{"eval": path, "progress": path}``."""
+    root = Path(root) if root is not None else zoo_dir()
+    folder = root / "logs" / name
     found = {f.split(".")[0]: folder / f for f in LOG_FILES if (folder / f).is_file()}
     if not found:
         raise ZooError(f"no training logs for {name!r} in {folder} (agents with logs: "
@@ -221,7 +231,7 @@ def logs(name: str, *, root: str | os.PathLike = SHIPPED_DIR) -> dict[str, Path]
 
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
-    for candidate in (p, p.with_suffix(".json"), SHIPPED_DIR / f"{name_or_path}.json"):
+    for candidate in (p, p.with_suffix(".json"), zoo_dir() / f"{name_or_path}.json"):
         if candidate.suffix == ".json" and candidate.is_file():
             return candidate
     raise ZooError(f"no agent {str(name_or_path)!r}: not a card path, and not a shipped agent "

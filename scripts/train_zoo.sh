@@ -13,7 +13,7 @@ ORDER=${ORDER:-"rel-green rel-red abs-red rel-blue abs-blue rel-yellow abs-yello
 mkdir -p "$RUNS"
 exec 9>"$RUNS/.train_zoo.lock"
 flock -n 9 || { echo "error: another train_zoo.sh is running on $RUNS" >&2; exit 1; }
-ZOO=$(python -c "import relreps.zoo as z; print(z.SHIPPED_DIR)")
+ZOO=$(python -c "import relreps.zoo as z; print(z.zoo_dir())")
 ANCHOR_DIR=$(python -c "import relreps.anchors as a; print(a.SHIPPED_DIR)")/$ANCHORS
 
 train() {  # train NAME REPRESENTATION COLOUR [extra relreps train args]
