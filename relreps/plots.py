@@ -17,7 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["as_rgb", "bar_speed", "frames_grid", "png_data_uri"]
+__all__ = ["as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_data_uri", "return_curve",
+           "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
 
@@ -157,5 +158,248 @@ def bar_speed(
         height=380 + 20 * len(lines),
         margin=dict(l=60, r=20, t=60 + 20 * len(lines), b=40),
         showlegend=False,
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Stitching tables and learning curves
+# --------------------------------------------------------------------------------------------
+
+#: Line colours for the four paper colours (slightly darker than the backgrounds, to read on white).
+COLOR_LINES = {"green": "#2e9e44", "red": "#c8453a", "blue": "#3a5fc8", "yellow": "#c9a800"}
+
+
+def stitching_heatmaps(
+    tables: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]],
+    title: str | None = None,
+    *,
+    zmax: float = 1000.0,
+) -> go.Figure:
+    """Side-by-side heatmaps of encoder (rows) x policy (columns) tables.
+
+    ``tables`` maps a panel title (e.g. ``"ours"``, ``"paper"``) to ``cells[encoder][policy] =
+    (mean, std)``. Every panel uses the same colour scale (0 to ``zmax``), and each cell shows its
+    mean and std; missing cells are left blank.
+    """
+    if not tables:
+        raise ValueError("stitching_heatmaps needs at least one table")
+    names = list(tables)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.12)
+    for k, name in enumerate(names, start=1):
+        cells = tables[name]
+        rows = list(cells)
+        cols = list(dict.fromkeys(c for r in rows for c in cells[r]))
+        z = [[cells[r][c][0] if c in cells[r] else None for c in cols] for r in rows]
+        text = [[f"{cells[r][c][0]:.0f}<br>±{cells[r][c][1]:.0f}" if c in cells[r] else "" for c in cols]
+                for r in rows]
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=cols, y=rows, text=text, texttemplate="%{text}", zmin=0, zmax=zmax,
+                colorscale="Viridis", showscale=k == len(names), colorbar=dict(title="max return"),
+                hovertemplate="encoder %{y}, policy %{x}: %{z:.0f}<extra>" + name + "</extra>",
+            ),
+            row=1, col=k,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="encoder (track colour)" if k == 1 else None,
+                         row=1, col=k)
+        fig.update_xaxes(title_text="policy", row=1, col=k)
+    width = 360 * len(names) + 120
+    lines = _wrap(title, width) if title else []
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
+                   yanchor="bottom") if title else None,
+        width=width, height=420 + 20 * len(lines), margin=dict(l=90, r=20, t=90 + 20 * len(lines), b=60),
+    )
+    return fig
+
+
+def learning_curves(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    title: str | None = None,
+    *,
+    y_title: str = "mean max return (held-out tracks)",
+) -> go.Figure:
+    """The paper's Figure 2: one panel per representation, one line per colour.
+
+    ``curves[name] = {"steps": [...], "value": [...], "representation": "relative"|"absolute",
+    "color": "green"|...}``, e.g. read from a zoo agent's ``eval.csv``.
+    """
+    if not curves:
+        raise ValueError("learning_curves needs at least one curve")
+    panels = [r for r in ("absolute", "relative") if any(c["representation"] == r for c in curves.values())]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True,
+                        horizontal_spacing=0.06)
+    for name, c in curves.items():
+        col = panels.index(c["representation"]) + 1
+        fig.add_trace(
+            go.Scatter(
+                x=list(c["steps"]), y=list(c["value"]), mode="lines+markers", name=name,
+                line=dict(color=COLOR_LINES.get(c["color"], "#555555")), marker=dict(size=5),
+                hovertemplate=name + ": %{y:.0f} at %{x:,} steps<extra></extra>",
+            ),
+            row=1, col=col,
+        )
+        fig.update_xaxes(title_text="environment steps", row=1, col=col)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    width = 900 if len(panels) > 1 else 560
+    lines = _wrap(title, width) if title else []
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
+                   yanchor="bottom") if title else None,
+        width=width, height=430 + 20 * len(lines), margin=dict(l=70, r=20, t=90 + 20 * len(lines), b=50),
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Latent space analysis (relreps.latent)
+# --------------------------------------------------------------------------------------------
+
+
+def similarity_heatmaps(
+    matrices: Mapping[str, np.ndarray],
+    title: str | None = None,
+    *,
+    max_frames: int = 300,
+    zrange: tuple[float, float] | None = None,
+    x_title: str = "frame j (second encoder)",
+    y_title: str = "frame i (first encoder)",
+) -> go.Figure:
+    """Side-by-side cosine-similarity matrices (the paper's Figures 3-5), one panel per entry.
+
+    ``matrices`` maps a panel title (e.g. ``"absolute"``, ``"relative"``) to a square matrix
+    ``S[i, j]`` (row ``i``: frame ``i`` as the first encoder sees it). Row 0 is at the top, as in
+    a printed matrix, so matched frames lie on the diagonal from top left to bottom right. All
+    panels share one colour scale: ``zrange``, or the smallest and largest value over all panels.
+    Matrices larger than ``max_frames`` show every k-th row and column (the title says so), to
+    keep the page light.
+    """
+    if not matrices:
+        raise ValueError("similarity_heatmaps needs at least one matrix")
+    mats = {k: np.asarray(v, dtype=np.float64) for k, v in matrices.items()}
+    for k, m in mats.items():
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.size == 0:
+            raise ValueError(f"matrix {k!r} is not square: shape {m.shape}")
+    lo = min(float(m.min()) for m in mats.values()) if zrange is None else float(zrange[0])
+    hi = max(float(m.max()) for m in mats.values()) if zrange is None else float(zrange[1])
+    names = list(mats)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    step = 1
+    for k, name in enumerate(names, start=1):
+        m = mats[name]
+        s = max(1, -(-len(m) // max_frames))  # ceil: at most max_frames rows shown
+        step = max(step, s)
+        idx = np.arange(0, len(m), s)
+        fig.add_trace(
+            go.Heatmap(
+                z=m[np.ix_(idx, idx)].astype(np.float32), x=idx, y=idx, coloraxis="coloraxis",
+                hovertemplate="frame %{y} vs frame %{x}: cosine %{z:.3f}<extra>" + name + "</extra>",
+            ),
+            row=1, col=k,
+        )
+        axis = "x" if k == 1 else f"x{k}"
+        fig.update_yaxes(autorange="reversed", scaleanchor=axis, constrain="domain",
+                         title_text=y_title if k == 1 else None, row=1, col=k)
+        fig.update_xaxes(constrain="domain", title_text=x_title, row=1, col=k)
+    if step > 1:
+        title = f"{title or ''} (one frame in {step} shown)".strip()
+    width = 330 * len(names) + 150
+    lines = _wrap(title, width) if title else []
+    fig.update_layout(
+        coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")),
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
+                   yanchor="bottom") if title else None,
+        width=width, height=400 + 20 * len(lines), margin=dict(l=70, r=20, t=80 + 20 * len(lines), b=50),
+    )
+    return fig
+
+
+def matched_histograms(
+    values: Mapping[str, np.ndarray],
+    title: str | None = None,
+    *,
+    bin_size: float = 0.025,
+    x_title: str = "cosine of matched frames",
+) -> go.Figure:
+    """Overlaid histograms of cosine values (e.g. the diagonal of each similarity matrix).
+
+    One semi-transparent histogram per entry, all on the same bins (``bin_size`` wide, from -1
+    to 1), with the entry's mean in the legend.
+    """
+    if not values:
+        raise ValueError("matched_histograms needs at least one series")
+    fig = go.Figure()
+    for k, (name, v) in enumerate(values.items()):
+        v = np.asarray(v, dtype=np.float64).ravel()
+        if v.size == 0:
+            raise ValueError(f"series {name!r} is empty")
+        fig.add_trace(
+            go.Histogram(
+                x=v.astype(np.float32), name=f"{name} (mean {v.mean():.2f})", opacity=0.6,
+                xbins=dict(start=-1.0, end=1.0 + 1e-9, size=bin_size),
+                marker_color=_PALETTE[(k + 1) % len(_PALETTE)],
+                hovertemplate="cosine %{x}: %{y} frames<extra>" + name + "</extra>",
+            )
+        )
+    width = 620
+    lines = _wrap(title, width) if title else []
+    fig.update_layout(
+        barmode="overlay", xaxis_title=x_title, yaxis_title="frames",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1.12, yref="paper",
+                   yanchor="bottom") if title else None,
+        width=width, height=380 + 20 * len(lines), margin=dict(l=60, r=20, t=90 + 20 * len(lines), b=50),
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Recorded drives
+# --------------------------------------------------------------------------------------------
+
+
+def return_curve(drives, title: str | None = None, *, labels: Sequence[str] | None = None) -> go.Figure:
+    """The running return of recorded drives against the step, each line's maximum marked.
+
+    Args:
+        drives: one :class:`relreps.evaluation.Drive`, a sequence of them, or a mapping
+            ``label -> Drive``. The maximum of a line is the paper's score for that episode.
+        title: the figure's title (its caption).
+        labels: one legend label per drive (default: the mapping's keys, else
+            ``"AGENT on COLOUR"``).
+    """
+    if isinstance(drives, Mapping):
+        labels = list(drives) if labels is None else labels
+        drives = list(drives.values())
+    elif hasattr(drives, "returns"):
+        drives = [drives]
+    drives = list(drives)
+    if not drives:
+        raise ValueError("return_curve needs at least one drive")
+    if labels is None:
+        labels = [f"{d.agent} on {d.color}" for d in drives]
+    if len(labels) != len(drives):
+        raise ValueError(f"{len(labels)} labels for {len(drives)} drives")
+    fig = go.Figure()
+    for k, (drive, label) in enumerate(zip(drives, labels)):
+        returns = np.asarray(drive.returns, dtype=np.float64)
+        steps = np.arange(1, len(returns) + 1)
+        color = _PALETTE[1 + k % (len(_PALETTE) - 1)]
+        fig.add_trace(go.Scatter(x=steps, y=returns, mode="lines", name=str(label), line_color=color,
+                                 hovertemplate="step %{x}: return %{y:.1f}<extra></extra>"))
+        best = int(np.argmax(returns))
+        fig.add_trace(go.Scatter(x=[steps[best]], y=[returns[best]], mode="markers+text",
+                                 marker=dict(color=color, size=9), text=[f"max {returns[best]:.0f}"],
+                                 textposition="top center", showlegend=False,
+                                 hovertemplate="max return %{y:.1f} at step %{x}<extra></extra>"))
+    width = 610
+    lines = _wrap(title, width) if title else []
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper") if title else None,
+        xaxis_title="step", yaxis_title="running return",
+        width=width, height=360 + 20 * len(lines), margin=dict(l=60, r=20, t=50 + 20 * len(lines), b=50),
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+        showlegend=True,
     )
     return fig

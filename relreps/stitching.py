@@ -52,7 +52,10 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -
     if mode is not None and mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {MODES}")
     if enc_rep != pol_rep:
-        raise ValueError(f"cannot join a {enc_rep} encoder ({encoder_agent.name}) to a {pol_rep} head "
+        def a(rep: str) -> str:
+            return f"an {rep}" if rep[0] in "aeiou" else f"a {rep}"
+
+        raise ValueError(f"cannot join {a(enc_rep)} encoder ({encoder_agent.name}) to {a(pol_rep)} head "
                          f"({policy_agent.name}): both must be relative, or both absolute")
     if mode is not None and mode != enc_rep:
         raise ValueError(f"mode {mode!r} asked for, but both agents are {enc_rep}")

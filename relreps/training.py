@@ -66,9 +66,9 @@ class TrainConfig:
     """Anchors to use from the set (seeded choice); default one per encoder dimension (the paper)."""
     latent_dim: int | None = 256
     """Encoder output: a Linear layer of this size after the convolutions, or ``None`` for the 3136
-    flattened convolution features (the authors' later code). 256 keeps a PPO update with the
-    relative encoder within 1.13x the absolute one and an agent file near 4 MB; 3136 anchors on 3136
-    features cost 3.7x and 39 MB of anchor state (``relreps bench update``, README)."""
+    flattened convolution features (the authors' later code). With 256, a PPO update with the
+    relative encoder costs 0.94x the absolute one and the agent file is about 2 MB (float16); 3136
+    anchors on 3136 features cost 2.17x and 39 MB of anchor state (``relreps bench update``, README)."""
     alpha: float = 0.999
     """Anchor update factor (0: re-embed at each update)."""
     head_dim: int = 512

@@ -229,6 +229,31 @@ def logs(name: str, *, root: str | os.PathLike | None = None) -> dict[str, Path]
     return found
 
 
+def learning_curve(name: str, *, source: str = "eval", root: str | os.PathLike | None = None) -> dict:
+    """A zoo agent's learning curve from its shipped logs, ready for :func:`relreps.plots.learning_curves`.
+
+    ``source="eval"``: the evaluation protocol's mean maximum return on held-out tracks
+    (``eval.csv``); ``"progress"``: SB3's mean training-episode return (``progress.csv``,
+    ``rollout/ep_rew_mean``, over the last 100 episodes, sampled actions).
+    Returns ``{"steps", "value", "representation", "color"}``.
+    """
+    import csv
+
+    columns = {"eval": ("timesteps", "mean_max_return"), "progress": ("time/total_timesteps", "rollout/ep_rew_mean")}
+    if source not in columns:
+        raise ValueError(f"unknown source {source!r}: expected one of {tuple(columns)}")
+    x, y = columns[source]
+    path = logs(name, root=root).get(source)
+    if path is None:
+        raise ZooError(f"agent {name!r} has no {source}.csv log")
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(y)]
+    root = Path(root) if root is not None else zoo_dir()
+    card = json.loads((root / f"{name}.json").read_text())
+    return {"steps": [int(float(r[x])) for r in rows], "value": [float(r[y]) for r in rows],
+            "representation": card["representation"], "color": card["color"]}
+
+
 def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
     for candidate in (p, p.with_suffix(".json"), zoo_dir() / f"{name_or_path}.json"):

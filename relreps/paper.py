@@ -1,0 +1,51 @@
+"""The paper's published numbers, as data (Ricciardi et al., EWRL 2023, Table 1), so that chapters
+and the README can put them beside ours. Nothing here is computed: these are the paper's values.
+
+Table 1: PPO on CarRacing, encoder colour (rows; also the track colour) x policy colour (columns),
+score = the episode's maximum return, mean and std over 5 track seeds (seed-1 agents).
+"""
+
+from __future__ import annotations
+
+COLORS = ("green", "red", "blue", "yellow")
+
+#: ``TABLE1[representation][encoder colour][policy colour] = (mean, std)``.
+TABLE1: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
+    "relative": {
+        "green": {"green": (714, 288), "red": (840, 94), "blue": (870, 84), "yellow": (685, 237)},
+        "red": {"green": (774, 275), "red": (692, 251), "blue": (288, 105), "yellow": (638, 235)},
+        "blue": {"green": (256, 163), "red": (307, 124), "blue": (690, 200), "yellow": (556, 71)},
+        "yellow": {"green": (713, 204), "red": (678, 81), "blue": (167, 66), "yellow": (675, 233)},
+    },
+    "absolute": {
+        "green": {"green": (863, 109), "red": (7, 0.7), "blue": (26, 4), "yellow": (12, 4)},
+        "red": {"green": (19, 3.8), "red": (829, 116), "blue": (7, 0.7), "yellow": (7, 0.7)},
+        "blue": {"green": (7, 1), "red": (7, 0.6), "blue": (759, 288), "yellow": (8, 3)},
+        "yellow": {"green": (7, 0.7), "red": (33, 4), "blue": (26, 4), "yellow": (874, 85)},
+    },
+}
+
+#: The authors' training speed (REFERENCE, their later code): env steps per second, hours per 5M.
+AUTHORS_STEPS_PER_S = 278
+AUTHORS_HOURS_PER_5M = 5.0
+
+
+def summary(cells: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Diagonal and off-diagonal means (and the worst off-diagonal cell) of a square table of
+    means, ``cells[encoder][policy]``, over the colours present in both dimensions."""
+    colors = [c for c in cells if all(c in row for row in cells.values())]
+    diag = [cells[c][c] for c in colors]
+    off = [cells[e][p] for e in colors for p in colors if e != p]
+    out = {"diagonal_mean": sum(diag) / len(diag) if diag else float("nan")}
+    out["off_diagonal_mean"] = sum(off) / len(off) if off else float("nan")
+    out["off_diagonal_min"] = min(off) if off else float("nan")
+    out["off_diagonal_max"] = max(off) if off else float("nan")
+    return out
+
+
+def table_means(representation: str, colors=COLORS) -> dict[str, dict[str, float]]:
+    """The paper's Table 1 means for ``representation``, restricted to ``colors``."""
+    if representation not in TABLE1:
+        raise ValueError(f"unknown representation {representation!r}: expected one of {tuple(TABLE1)}")
+    t = TABLE1[representation]
+    return {e: {p: float(t[e][p][0]) for p in colors} for e in colors}
