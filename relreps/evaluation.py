@@ -12,6 +12,10 @@ Evaluation tracks come from :data:`EVAL_TRACKS` (seeds no training run uses: SB3
 environment ``i`` with ``seed + i`` and later tracks come from each environment's generator, and
 anchor recordings use :data:`relreps.anchors.ANCHOR_TRACK_SEED` onwards). Episodes run in parallel
 worker processes; the scores depend only on the agent and the seeds, not on how many processes.
+
+:func:`record_episode` plays the same episode as :func:`run_episode` (one shared loop) and also keeps
+what a person would watch: the raw 96x96 frames, the actions, the rewards and the running return
+(:class:`Drive`; the stitch explorer plays it back).
 """
 
 from __future__ import annotations
@@ -75,29 +79,128 @@ class Evaluation:
         }
 
 
+@dataclass(eq=False)  # arrays inside: compare drives by their fields, not with ==
+class Drive:
+    """One recorded greedy episode: what a person would watch, step by step.
+
+    ``frames[0]`` is the frame after ``reset`` and ``frames[t + 1]`` the frame after action ``t``
+    (raw 96x96 RGB, as rendered; the agent saw :func:`relreps.envs.preprocess` of ``frames[t]``
+    when it chose ``actions[t]``). ``returns[t]`` is the running return after step ``t``.
+    """
+
+    agent: str  #: the agent's name (for a stitched agent, "ENCODER+POLICY")
+    color: str  #: the colour driven on (a stitched agent's: its encoder's)
+    track_seed: int
+    frames: np.ndarray  #: (length + 1, 96, 96, 3) uint8
+    actions: np.ndarray  #: (length,) int64, indices into :data:`relreps.envs.ACTIONS`
+    rewards: np.ndarray  #: (length,) float64
+    returns: np.ndarray  #: (length,) float64, the running return
+    episode: Episode  #: the scores, exactly as :func:`run_episode` reports them
+
+    @property
+    def length(self) -> int:
+        return self.episode.length
+
+    @property
+    def max_return(self) -> float:
+        return self.episode.max_return
+
+    @property
+    def final_return(self) -> float:
+        return self.episode.final_return
+
+
 def act(policy, obs: np.ndarray) -> int:
     """The greedy action of an SB3 policy (or model) for one agent-view frame (84, 84, 3)."""
     action, _ = policy.predict(obs.transpose(2, 0, 1), deterministic=True)
     return int(action)
 
 
-def run_episode(policy, color, track_seed: int, max_steps: int = envs.MAX_EPISODE_STEPS) -> Episode:
-    """One greedy episode on track ``track_seed`` in ``color``."""
-    env = envs.make_env(color, max_episode_steps=max_steps)
+def _play(policy, color, track_seed: int, max_steps: int, record: bool) -> tuple[Episode, dict]:
+    """The one episode loop behind :func:`run_episode` and :func:`record_episode`.
+
+    The environment returns raw frames and the agent sees ``envs.preprocess`` of each, exactly what
+    ``envs.make_env``'s agent view hands it. With ``record``, keeps frames, actions and rewards."""
+    env = envs.make_env(color, agent_view=False, max_episode_steps=max_steps)
+    frames, actions, rewards, returns = [], [], [], []
     try:
-        obs, _ = env.reset(seed=int(track_seed))
+        frame, _ = env.reset(seed=int(track_seed))
         total, best, length, lap = 0.0, -np.inf, 0, False
         while True:
-            obs, reward, terminated, truncated, info = env.step(act(policy, obs))
+            action = act(policy, envs.preprocess(frame))
+            if record:
+                frames.append(frame)
+                actions.append(action)
+            frame, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             best = max(best, total)
             length += 1
+            if record:
+                rewards.append(float(reward))
+                returns.append(total)
             if terminated or truncated:
                 lap = bool(info.get("lap_finished", False))
                 break
+        if record:
+            frames.append(frame)
     finally:
         env.close()
-    return Episode(int(track_seed), best, total, length, lap)
+    trace = dict(frames=frames, actions=actions, rewards=rewards, returns=returns)
+    return Episode(int(track_seed), best, total, length, lap), trace
+
+
+def run_episode(policy, color, track_seed: int, max_steps: int = envs.MAX_EPISODE_STEPS) -> Episode:
+    """One greedy episode on track ``track_seed`` in ``color``."""
+    return _play(policy, color, track_seed, max_steps, record=False)[0]
+
+
+def record_episode(
+    agent,
+    color=None,
+    track_seed: int = EVAL_TRACKS[0],
+    max_steps: int = envs.MAX_EPISODE_STEPS,
+    *,
+    threads: int | None = 1,
+) -> Drive:
+    """Play one greedy episode, as :func:`run_episode` does, and record it (:class:`Drive`).
+
+    Args:
+        agent: a :class:`relreps.zoo.Agent` (stitched or not), an SB3 model or policy.
+        color: the colour to drive on; default: the agent's colour (a stitched agent's is its
+            encoder's, as the evaluation protocol drives it).
+        track_seed: the track (default: the first held-out evaluation track).
+        max_steps: the episode's length limit.
+        threads: torch's intra-op threads while driving, restored afterwards (``None``: leave them).
+            One frame at a time runs fastest on one thread (as evaluation's worker processes do);
+            on a busy 2-core machine, several times faster than two.
+
+    The scores (``drive.episode``) are those :func:`run_episode` gives on the same track.
+    """
+    import torch
+
+    if color is None:
+        color = getattr(agent, "color", None)
+        if color is None:
+            raise ValueError("color is required for an agent without a colour (an SB3 model or policy)")
+    envs.resolve_color(color)
+    policy = getattr(agent, "policy", agent)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        episode, trace = _play(policy, color, track_seed, max_steps, record=True)
+    finally:
+        torch.set_num_threads(before)
+    return Drive(
+        agent=str(getattr(agent, "name", type(agent).__name__)),
+        color=envs.color_name(color),
+        track_seed=int(track_seed),
+        frames=np.stack(trace["frames"]).astype(np.uint8, copy=False),
+        actions=np.array(trace["actions"], dtype=np.int64),
+        rewards=np.array(trace["rewards"], dtype=np.float64),
+        returns=np.array(trace["returns"], dtype=np.float64),
+        episode=episode,
+    )
 
 
 _WORKER_POLICY = None
