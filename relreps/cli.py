@@ -11,6 +11,7 @@
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
     relreps bench update [--latent-dim D] [--n-anchors N]
+    relreps latent AGENT_A AGENT_B [--steps 1000] [--stride 4] [--colors CA CB] [--out FILE] [--overwrite]
 """
 
 from __future__ import annotations
@@ -241,6 +242,46 @@ def _bench_update(args) -> int:
     return 0
 
 
+def _latent_analysis(args) -> int:
+    import json
+
+    from . import latent, zoo
+
+    def refused(out: Path) -> bool:
+        if out.exists() and not args.overwrite:
+            print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+            return True
+        return False
+
+    if args.out and refused(Path(args.out)):  # before any work
+        return 2
+    a, b = zoo.load(args.agent_a), zoo.load(args.agent_b)
+    out = Path(args.out) if args.out else Path("results") / f"latent-{a.name}-{b.name}.json"
+    if refused(out):
+        return 2
+    colors = tuple(args.colors) if args.colors else (a.color, b.color)
+    track = latent.LATENT_TRACK_SEED if args.track_seed is None else args.track_seed
+    drive = latent.parallel_drive(colors, n_steps=args.steps, stride=args.stride, seed=args.seed,
+                                  first_track_seed=track)
+    c = latent.compare(a, b, drive, colors=colors, tolerance=args.tolerance)
+    m = c.metrics
+    result = {
+        **c.to_dict(),
+        "drive": {"track_seeds": drive.recipe.track_seeds, "steps": drive.recipe.n_steps, "stride": args.stride,
+                  "frames": len(drive), "burst_seed": args.seed, "driver": drive.recipe.info.get("driver")},
+        "matched_per_frame": [round(float(v), 5) for v in c.sim.diagonal()],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{c.label}, {c.representation}, {m.n} parallel frames:")
+    print(f"  mean cosine, matched frames   {m.matched:.3f}")
+    print(f"  mean cosine, unmatched pairs  {m.unmatched:.3f}  (gap {m.gap:+.3f})")
+    print(f"  retrieval top-1               {m.top1:.1%}  (within +-{m.tolerance} frames: {m.top1_within:.1%})")
+    print(f"  mean rank of matched frame    {m.mean_rank:.1f}  (chance {(m.n + 1) / 2:.1f})")
+    print(f"written to {out}")
+    return 0
+
+
 def _latent(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -348,6 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--dest", help="zoo folder (default: $RELREPS_ZOO, else the package's relreps/data/zoo)")
     zs.add_argument("--overwrite", action="store_true")
     zs.set_defaults(func=_zoo_ship)
+
+    la = sub.add_parser("latent", help="compare two agents' encoders on one drive replayed in their colours")
+    la.add_argument("agent_a", help="shipped agent name or card path (sees the drive in its colour)")
+    la.add_argument("agent_b", help="shipped agent name or card path")
+    la.add_argument("--steps", type=int, default=1000, help="steps to record (default 1000)")
+    la.add_argument("--stride", type=int, default=4, help="keep every STRIDE-th frame (default 4)")
+    la.add_argument("--colors", nargs=2, metavar=("CA", "CB"), help="frame colours (default: each agent's own)")
+    la.add_argument("--tolerance", type=int, default=2,
+                    help="kept frames either side that still count as a hit (default 2)")
+    la.add_argument("--seed", type=int, default=0, help="seed of the random bursts")
+    la.add_argument("--track-seed", type=int, help="first track of the drive (default: relreps.latent's "
+                    "LATENT_TRACK_SEED, a track no training, anchor or evaluation run uses)")
+    la.add_argument("--out", help="JSON file (default: results/latent-A-B.json)")
+    la.add_argument("--overwrite", action="store_true")
+    la.set_defaults(func=_latent_analysis)
 
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)

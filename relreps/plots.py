@@ -346,10 +346,10 @@ def matched_histograms(
     lines = _wrap(title, width) if title else []
     fig.update_layout(
         barmode="overlay", xaxis_title=x_title, yaxis_title="frames",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1.12, yref="paper",
-                   yanchor="bottom") if title else None,
-        width=width, height=380 + 20 * len(lines), margin=dict(l=60, r=20, t=90 + 20 * len(lines), b=50),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),  # below the plot: long names fit
+        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper") if title else None,
+        width=width, height=400 + 20 * len(lines) + 20 * len(values),
+        margin=dict(l=60, r=20, t=50 + 20 * len(lines), b=90 + 20 * len(values)),
     )
     return fig
 

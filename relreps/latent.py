@@ -1,0 +1,369 @@
+"""Latent space analysis: how alike are two encoders' descriptions of the same states?
+
+The paper's Figures 3-5 compare two encoders on *parallel* frames: one drive (track seeds and
+actions, :class:`relreps.anchors.Recipe`) replayed in two colours, so that frame ``i`` shows the
+same state of the world in both. Each encoder embeds the frames **in its own colour** (the encoder
+trained on green sees the green replay, the one trained on red sees the red replay), and the
+``N x N`` matrix of cosine similarities between the two sets of embeddings is drawn:
+
+    S[i, j] = cos(E_a(frame i in colour a), E_b(frame j in colour b))
+
+If the two encoders describe a state in the same way, the diagonal (matched frames) stands out.
+For absolute encoders the embedding is the latent vector; for relative encoders it is the vector
+of cosine similarities to the encoder's anchors (both agents must use the same anchor states, each
+in its own colour, so that dimension ``k`` means "similar to anchor ``k``" for both).
+
+Numbers that summarise a matrix (:func:`metrics`): the mean cosine of matched frames (the diagonal;
+the R3L follow-up reports it), of unmatched pairs (the baseline), and how often the matched frame
+is the most similar one in its row (retrieval, exact or within a few frames, since frames 1/50 s
+apart are nearly identical), and its mean rank.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from . import anchors, envs
+from .extractors import frames_to_tensor
+
+__all__ = [
+    "LATENT_TRACK_SEED",
+    "Comparison",
+    "Metrics",
+    "ParallelDrive",
+    "catalogue",
+    "compare",
+    "embed",
+    "encoder_of",
+    "metrics",
+    "pairs",
+    "parallel_drive",
+    "similarity",
+]
+
+#: Track seeds of the analysed drives start here: no training run, anchor recording
+#: (:data:`relreps.anchors.ANCHOR_TRACK_SEED`) or evaluation (``relreps.evaluation.EVAL_TRACKS``)
+#: uses them, so the frames are new to every encoder.
+LATENT_TRACK_SEED = 20_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Parallel frames
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParallelDrive:
+    """One drive, as frames in any colour: frame ``i`` is the same state in every colour.
+
+    ``indices`` select frames of the replay (past the camera's zoom-in at each episode start,
+    every ``stride``-th one); :meth:`frames` replays a colour on first use and caches it.
+    """
+
+    recipe: anchors.Recipe
+    indices: np.ndarray
+    _frames: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def colors(self) -> list[str]:
+        """The colours replayed so far."""
+        return sorted(self._frames)
+
+    def frames(self, color: str | Sequence[int]) -> np.ndarray:
+        """``(N, 84, 84, 3)`` uint8 frames of the drive in ``color``, as the agent sees them."""
+        key = envs.color_name(color)
+        if key not in self._frames:
+            self._frames[key] = anchors.replay(self.recipe, color).frames[self.indices]
+        return self._frames[key]
+
+
+def parallel_drive(
+    colors: Sequence[str | Sequence[int]] = ("green", "red"),
+    *,
+    recipe: anchors.Recipe | None = None,
+    n_steps: int = 1000,
+    stride: int = 4,
+    first_track_seed: int = LATENT_TRACK_SEED,
+    seed: int = 0,
+    burst_every: int = 200,
+    burst_length: int = 100,
+    processes: int | None = None,
+) -> ParallelDrive:
+    """Record one drive (or take ``recipe``) and replay it in ``colors``.
+
+    Without ``recipe``, :func:`relreps.anchors.record` drives ``n_steps`` steps with the scripted
+    driver from track ``first_track_seed`` on, with bursts of one random action (``burst_every``,
+    ``burst_length``; drawn from a generator seeded with ``seed``) so that off-track states appear.
+    The frames kept are those past the zoom-in at each episode start (``recipe.pool()``), every
+    ``stride``-th one (frames 1/50 s apart are nearly identical; a stride keeps the matrix small
+    and makes "which frame is this?" a fair question). Colours are replayed in parallel processes
+    (``processes``, default one per core); other colours can be added later with
+    :meth:`ParallelDrive.frames`.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    names = [envs.color_name(c) for c in colors]  # bad colours fail before any work
+    if recipe is None:
+        recipe = anchors.record(n_steps=n_steps, first_track_seed=first_track_seed, seed=seed,
+                                burst_every=burst_every, burst_length=burst_length)
+    indices = recipe.pool()[::stride]
+    if len(indices) < 2:
+        raise ValueError(f"the drive leaves {len(indices)} frame(s) past the zoom-in frames; record more steps")
+    unique = dict(zip(names, colors))  # one replay per colour, even if named twice
+    frames = anchors.replay_anchors(recipe, indices, list(unique.values()), processes=processes)
+    return ParallelDrive(recipe=recipe, indices=indices, _frames=frames)
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings and similarities
+# --------------------------------------------------------------------------------------------
+
+
+def encoder_of(model) -> BaseFeaturesExtractor:
+    """The features extractor that ``model``'s ``predict`` uses.
+
+    ``model`` is a :class:`relreps.zoo.Agent`, an SB3 model, an SB3 policy or an extractor. PPO
+    keeps ``features_extractor``, ``pi_features_extractor`` and ``vf_features_extractor``, and
+    ``predict`` uses ``pi_features_extractor``; the DQN family acts with ``q_net``'s.
+    """
+    if isinstance(model, BaseFeaturesExtractor):
+        return model
+    policy = getattr(model, "policy", model)
+    for found in (getattr(policy, "pi_features_extractor", None),
+                  getattr(getattr(policy, "q_net", None), "features_extractor", None)):
+        if isinstance(found, BaseFeaturesExtractor):
+            return found
+    raise ValueError(f"{type(model).__name__} has no features extractor that predict() uses")
+
+
+def embed(model, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The encoder output for ``(N, 84, 84, 3)`` uint8 frames: ``(N, features)`` float32.
+
+    The absolute latent for an absolute encoder, the vector of similarities to its anchors for a
+    relative one: exactly what the policy head receives in ``predict`` (same extractor, same
+    preprocessing: channels first, divided by 255). Batched, without gradients; ``model`` as in
+    :func:`encoder_of`.
+    """
+    encoder = encoder_of(model)
+    frames = np.asarray(frames)
+    device = next(encoder.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch_size):
+            out.append(encoder(frames_to_tensor(frames[i : i + batch_size], device)).float().cpu())
+    if not out:
+        return np.zeros((0, encoder.features_dim), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, eps: float = 1e-12) -> np.ndarray:
+    """The cosine-similarity matrix ``S[i, j] = cos(a[i], b[j])`` (float64, ``(len(a), len(b))``).
+
+    Row ``i`` is frame ``i`` of space ``a``. A zero vector has cosine 0 with everything.
+    """
+    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+    b = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected two (N, D) embedding sets of one size D; got {a.shape} and {b.shape}")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
+    return a @ b.T
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Numbers that summarise a square similarity matrix of matched frames (row i <-> column i).
+
+    Retrieval asks, for each row, whether the matched frame is *strictly* the most similar one
+    (ties count as misses, so a constant row never scores).
+    """
+
+    n: int  #: frames (rows)
+    matched: float  #: mean cosine of matched frames (the diagonal)
+    unmatched: float  #: mean cosine of unmatched pairs (off the diagonal): the baseline
+    top1: float  #: fraction of rows whose most similar column is the matched frame
+    top1_within: float  #: the same, counting columns within ``tolerance`` frames of the match
+    tolerance: int  #: frames either side that :attr:`top1_within` accepts
+    mean_rank: float  #: mean rank of the matched frame in its row (1: best; (n + 1) / 2: chance)
+
+    @property
+    def gap(self) -> float:
+        """``matched - unmatched``: how much the diagonal stands out."""
+        return self.matched - self.unmatched
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "gap": self.gap}
+
+
+def metrics(sim: np.ndarray, *, tolerance: int = 2) -> Metrics:
+    """Summarise a square similarity matrix whose row ``i`` matches column ``i`` (see :class:`Metrics`).
+
+    The rank of the matched frame counts the columns of its row that are more similar, plus half
+    of those equally similar (the mean rank over ties).
+    """
+    s = np.asarray(sim, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1] or len(s) < 2:
+        raise ValueError(f"expected a square similarity matrix of at least 2 frames; got shape {s.shape}")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    n = len(s)
+    diag = np.diag(s)
+    off = ~np.eye(n, dtype=bool)
+    offset = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    outside0 = np.where(off, s, -np.inf).max(axis=1)
+    outside_k = np.where(offset > tolerance, s, -np.inf).max(axis=1)  # -inf when no column is outside
+    inside_k = np.where(offset <= tolerance, s, -np.inf).max(axis=1)
+    greater = (s > diag[:, None]).sum(axis=1)
+    ties = (s == diag[:, None]).sum(axis=1) - 1  # minus the matched frame itself
+    return Metrics(
+        n=n,
+        matched=float(diag.mean()),
+        unmatched=float(s[off].mean()),
+        top1=float((diag > outside0).mean()),
+        top1_within=float((inside_k > outside_k).mean()),
+        tolerance=int(tolerance),
+        mean_rank=float((1 + greater + ties / 2).mean()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Which agents to compare
+# --------------------------------------------------------------------------------------------
+
+#: The fields of :func:`catalogue` rows that :func:`pairs` can match on.
+FIELDS = ("algo", "representation", "color", "seed")
+
+
+def catalogue(names: Iterable[str] | None = None) -> list[dict]:
+    """One row per zoo agent (default: all of :func:`relreps.zoo.available`), read from the cards
+    without loading weights: ``name``, ``algo``, ``representation``, ``color``, ``seed`` and the
+    training ``steps`` (``None`` when the card does not say). Rows come in the paper's colour
+    order (green, red, blue, yellow, then other colours), then by name."""
+    from . import zoo
+
+    rows = []
+    for name in zoo.available() if names is None else names:
+        card = json.loads((zoo.zoo_dir() / f"{name}.json").read_text())
+        rows.append({"name": name, **{k: card.get(k) for k in FIELDS},
+                     "steps": card.get("training", {}).get("steps")})
+    order = list(envs.COLORS)
+    return sorted(rows, key=lambda r: (order.index(r["color"]) if r["color"] in order else len(order), r["name"]))
+
+
+def pairs(rows: Sequence[dict], *, same: Sequence[str], differ: Sequence[str]) -> list[tuple[str, str]]:
+    """Unordered pairs of agents (names, in the order of ``rows``) that agree on every field in
+    ``same`` and differ on every field in ``differ``.
+
+    The paper's figures: 3 ``same=("algo", "representation", "seed"), differ=("color",)``;
+    4 ``same=("algo", "representation"), differ=("color", "seed")``; 5 ``same=("representation",
+    "color"), differ=("algo",)``.
+    """
+    unknown = set(same) | set(differ)
+    unknown -= set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}: expected some of {FIELDS}")
+    out = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1 :]:
+            if all(a[k] == b[k] for k in same) and all(a[k] != b[k] for k in differ):
+                out.append((a["name"], b["name"]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing two agents
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """Encoder ``a`` on the drive in ``colors[0]`` vs encoder ``b`` on the drive in ``colors[1]``."""
+
+    names: tuple[str, str]
+    colors: tuple[str, str]
+    representation: str
+    sim: np.ndarray  #: ``(N, N)`` cosine similarities; row i: frame i as encoder a sees it
+    metrics: Metrics
+
+    @property
+    def label(self) -> str:
+        return f"{self.names[0]} ({self.colors[0]}) vs {self.names[1]} ({self.colors[1]})"
+
+    def to_dict(self) -> dict:
+        """Everything but the matrix (JSON-ready)."""
+        return {"names": list(self.names), "colors": list(self.colors), "representation": self.representation,
+                "metrics": self.metrics.to_dict()}
+
+
+def _card(model) -> dict:
+    card = getattr(model, "card", None)
+    return card if isinstance(card, dict) else {}
+
+
+def _check_comparable(a, b) -> str:
+    """The shared representation of two models, or a ValueError saying why they cannot be compared."""
+    ca, cb = _card(a), _card(b)
+    ea, eb = encoder_of(a), encoder_of(b)
+    rep_a = ca.get("representation") or ("relative" if hasattr(ea, "anchor_embeddings") else "absolute")
+    rep_b = cb.get("representation") or ("relative" if hasattr(eb, "anchor_embeddings") else "absolute")
+    if rep_a != rep_b:
+        raise ValueError(f"cannot compare a {rep_a} encoder with a {rep_b} one: their outputs are different "
+                         "kinds of vectors")
+    if ea.features_dim != eb.features_dim:
+        raise ValueError(f"the encoders output {ea.features_dim} and {eb.features_dim} features: "
+                         "a cosine needs one size")
+    if rep_a == "relative" and ca and cb:
+        # dimension k must be "similarity to anchor state k" for both: same set, same anchor choice
+        def which(card):
+            kw = card.get("encoder_kwargs", {})
+            return (card.get("anchors", {}).get("set", kw.get("anchors")), kw.get("n_anchors"),
+                    kw.get("anchor_seed", 0))
+
+        if which(ca) != which(cb):
+            raise ValueError(f"the relative encoders use different anchors ({which(ca)} vs {which(cb)}: set, "
+                             "n_anchors, anchor_seed): their similarity vectors do not line up")
+    return rep_a
+
+
+def compare(
+    a,
+    b,
+    drive: ParallelDrive,
+    *,
+    colors: tuple[str, str] | None = None,
+    tolerance: int = 2,
+    names: tuple[str, str] | None = None,
+) -> Comparison:
+    """Compare the encoders of ``a`` and ``b`` on the same states of ``drive``.
+
+    By default each encoder sees the drive **in its own agent's colour** (``card["color"]``): the
+    paper's Figures 3 and 4 (the green encoder on green frames, the red encoder on the same states
+    in red). Pass ``colors=("green", "green")`` to show both the same frames (Figure 5: two
+    algorithms on one colour). ``a`` and ``b`` are agents, SB3 models, policies or extractors
+    (without a card, pass ``colors``, and ``names`` for the labels).
+
+    Raises:
+        ValueError: one is relative and the other absolute, their output sizes differ, or two
+            relative agents use different anchors.
+    """
+    rep = _check_comparable(a, b)
+    if colors is None:
+        try:
+            colors = (_card(a)["color"], _card(b)["color"])
+        except KeyError:
+            raise ValueError("pass colors=(colour of a's frames, colour of b's frames) for models "
+                             "without a card") from None
+    colors = (envs.color_name(colors[0]), envs.color_name(colors[1]))
+    names = names or (getattr(a, "name", "a"), getattr(b, "name", "b"))
+    sim = similarity(embed(a, drive.frames(colors[0])), embed(b, drive.frames(colors[1])))
+    return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
+                      metrics=metrics(sim, tolerance=tolerance))
