@@ -121,6 +121,15 @@ def frames_grid(
     return fig
 
 
+def _panel_title(title: str | None, width_px: int) -> tuple[dict | None, list[str]]:
+    """A figure title wrapped to ``width_px``, placed above subplot titles: (layout, lines)."""
+    if not title:
+        return None, []
+    lines = _wrap(title, width_px)
+    return dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper",
+                yanchor="bottom", pad=dict(b=30)), lines
+
+
 def _wrap(text: str, width_px: int, char_px: float = 7.5) -> list[str]:
     """Split a title into lines that fit ``width_px`` (plotly does not wrap titles)."""
     return textwrap.wrap(text, max(16, int((width_px - 20) / char_px))) or [text]
@@ -205,10 +214,9 @@ def stitching_heatmaps(
                          row=1, col=k)
         fig.update_xaxes(title_text="policy", row=1, col=k)
     width = 360 * len(names) + 120
-    lines = _wrap(title, width) if title else []
+    title_layout, lines = _panel_title(title, width)
     fig.update_layout(
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
-                   yanchor="bottom") if title else None,
+        title=title_layout,
         width=width, height=420 + 20 * len(lines), margin=dict(l=90, r=20, t=90 + 20 * len(lines), b=60),
     )
     return fig
@@ -243,10 +251,9 @@ def learning_curves(
         fig.update_xaxes(title_text="environment steps", row=1, col=col)
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     width = 900 if len(panels) > 1 else 560
-    lines = _wrap(title, width) if title else []
+    title_layout, lines = _panel_title(title, width)
     fig.update_layout(
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
-                   yanchor="bottom") if title else None,
+        title=title_layout,
         width=width, height=430 + 20 * len(lines), margin=dict(l=70, r=20, t=90 + 20 * len(lines), b=50),
     )
     return fig
@@ -305,11 +312,10 @@ def similarity_heatmaps(
     if step > 1:
         title = f"{title or ''} (one frame in {step} shown)".strip()
     width = 330 * len(names) + 150
-    lines = _wrap(title, width) if title else []
+    title_layout, lines = _panel_title(title, width)
     fig.update_layout(
         coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")),
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper", pad=dict(b=30),
-                   yanchor="bottom") if title else None,
+        title=title_layout,
         width=width, height=400 + 20 * len(lines), margin=dict(l=70, r=20, t=80 + 20 * len(lines), b=50),
     )
     return fig

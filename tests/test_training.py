@@ -36,37 +36,6 @@ def test_train_writes_a_run_folder(tmp_path):
         assert (run / name).exists(), name
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard log (tensorboard is in requirements.txt)"
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
-    # SB3 truncates progress.csv when it opens it: the first segment's rows must survive
-    steps = [int(r["time/total_timesteps"]) for r in csv.DictReader((run / "progress.csv").open())]
-    assert steps == [32, 64]
-    assert not list(run.glob("progress.part*")) and not (run / "segments.json").exists()
-
-
-def test_one_process_per_run_folder(tmp_path):
-    run = tmp_path / "run"
-    held = training._lock(run) if run.mkdir() is None else None
-    try:
-        with pytest.raises(RuntimeError, match="in use by another training process"):
-            training.train(tiny(total_steps=32), run)
-    finally:
-        held.close()
-    assert not (run / "config.json").exists()
-
-
-def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
-    # pretend the run died at 64 steps, after its checkpoint at 32: roll the checkpoint back
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    state = dict(ckpt, num_timesteps=32, elapsed_s=5.0)
-    torch.save(state, run / "checkpoint.pt")
-    (run / "done.json").unlink()
-    training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run, resume=True)
-    assert [int(r["timesteps"]) for r in _rows(run)] == [16, 32, 48, 64]
-    rows = list(csv.DictReader((run / "progress.csv").open()))
-    assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64]
-    assert float(rows[-1]["time/time_elapsed"]) >= 5
-    assert json.loads((run / "done.json").read_text())["wall_s"] >= 5
     done = json.loads((run / "done.json").read_text())
     assert done["steps"] == 64 and "hardware" in done and done["final_eval"]["color"] == "red"
     # the agent file: float16, small, its card carrying the evaluation of the file itself
@@ -105,7 +74,8 @@ def test_no_silent_overwrite_and_resume(tmp_path):
 
 def test_one_process_per_run_folder(tmp_path):
     run = tmp_path / "run"
-    held = training._lock(run) if run.mkdir() is None else None
+    run.mkdir()
+    held = training._lock(run)
     try:
         with pytest.raises(RuntimeError, match="in use by another training process"):
             training.train(tiny(total_steps=32), run)
@@ -119,8 +89,7 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
     # pretend the run died at 64 steps, after its checkpoint at 32: roll the checkpoint back
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    state = dict(ckpt, num_timesteps=32, elapsed_s=5.0)
-    torch.save(state, run / "checkpoint.pt")
+    torch.save(dict(ckpt, num_timesteps=32, elapsed_s=5.0), run / "checkpoint.pt")
     (run / "done.json").unlink()
     training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run, resume=True)
     assert [int(r["timesteps"]) for r in _rows(run)] == [16, 32, 48, 64]
