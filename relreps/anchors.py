@@ -228,7 +228,7 @@ def _describe(driver) -> dict:
         card = getattr(driver.agent, "card", None)
         if isinstance(card, dict):
             d["agent_sha256"] = card.get("sha256")
-            d["agent_steps"] = card.get("steps")
+            d["agent_steps"] = card.get("training", {}).get("steps")
     return d
 
 

@@ -38,7 +38,7 @@ def test_bursts_repeat_one_action(recipe):
 class _PixelAgent:
     """A stand-in for a trained agent: its action depends on the pixels it sees (channels first)."""
 
-    card = {"sha256": "0" * 64, "steps": 0}
+    card = {"sha256": "0" * 64, "training": {"steps": 0}}
 
     def predict(self, obs, state=None, episode_start=None, deterministic=True):
         assert obs.shape == (3, envs.OBS_SIZE, envs.OBS_SIZE) and deterministic
