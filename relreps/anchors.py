@@ -39,6 +39,9 @@ import numpy as np
 from . import envs
 
 FORMAT_VERSION = 1
+#: The set relative encoders use unless told otherwise: recorded by the trained ``ppo-abs-green``
+#: driving with random bursts (the paper's recipe); ``scripted-3136`` is the scripted-driver set.
+DEFAULT_SET = "agent-3136"
 DEFAULT_N_ANCHORS = 3136  # the Nature-CNN encoder's flattened output size (64 x 7 x 7)
 #: Track seeds for anchor recordings start here: far from the seeds that training (SB3 seeds
 #: environment i with seed + i) and evaluation use.

@@ -292,6 +292,7 @@ def _latent(text: str) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .anchors import DEFAULT_SET as DEFAULT_ANCHORS
     from .envs import COLORS
 
     p = argparse.ArgumentParser(prog="relreps", description=__doc__.split("\n")[0])
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--envs", type=int, default=16, help="parallel environments")
     t.add_argument("--workers", type=int, help="environment processes (default: one per core)")
     t.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
-    t.add_argument("--anchors", default="scripted-3136", help="anchor set name or folder")
+    t.add_argument("--anchors", default=DEFAULT_ANCHORS, help=f"anchor set name or folder (default {DEFAULT_ANCHORS})")
     t.add_argument("--n-anchors", type=int)
     t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
                    help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "

@@ -29,6 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
 from .projection import prepare_anchors, project
 
@@ -123,7 +124,7 @@ class RelativeEncoder(AbsoluteEncoder):
     def __init__(
         self,
         observation_space: spaces.Box,
-        anchors: np.ndarray | str = "scripted-3136",
+        anchors: np.ndarray | str = DEFAULT_SET,
         color: str = "green",
         n_anchors: int | None = None,
         latent_dim: int | None = None,

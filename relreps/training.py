@@ -35,6 +35,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import algos, envs, evaluation, zoo
+from .anchors import DEFAULT_SET
 from .extractors import AbsoluteEncoder, RelativeEncoder
 
 REPRESENTATIONS = ("absolute", "relative")
@@ -60,8 +61,9 @@ class TrainConfig:
     """Environment worker processes (default: one per core; 0: all in the training process)."""
     device: str = "auto"
     """``auto`` (a GPU when present), ``cpu`` or ``cuda``."""
-    anchors: str = "scripted-3136"
-    """Anchor set (shipped name or folder), relative encoders only."""
+    anchors: str = DEFAULT_SET
+    """Anchor set (shipped name or folder), relative encoders only. Default: ``agent-3136``, recorded by
+    the zoo's trained absolute green agent (the paper's recipe), which the shipped agents use."""
     n_anchors: int | None = None
     """Anchors to use from the set (seeded choice); default one per encoder dimension (the paper)."""
     latent_dim: int | None = 256
