@@ -6,7 +6,7 @@
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
-    relreps evaluate AGENT [--tracks 10]
+    relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
@@ -141,6 +141,10 @@ def _evaluate(args) -> int:
     from . import zoo
     from .evaluation import EVAL_TRACKS, evaluate
 
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:
+        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
     agent = zoo.load(args.agent)
     color = args.color or agent.color
     result = evaluate(agent, color=color, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
@@ -150,6 +154,14 @@ def _evaluate(args) -> int:
               f"steps {e.length:4d}  lap {'yes' if e.lap_finished else 'no'}")
     print(f"{agent.name} on {result.color}: max return {result.mean_max_return:.1f} +- "
           f"{result.std_max_return:.1f} over {len(result.episodes)} tracks ({result.laps} laps finished)")
+    if out is not None:
+        import json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"agent": agent.name, "sha256": agent.card.get("sha256"), "max_steps": args.max_steps,
+                  **result.summary()}
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written to {out}")
     return 0
 
 
@@ -207,15 +219,13 @@ def _zoo_ship(args) -> int:
 
 
 def _zoo_list(args) -> int:
-    import json
-
     from . import zoo
 
     names = zoo.available()
     if not names:
         print("no shipped agents")
     for name in names:
-        card = json.loads((zoo.zoo_dir() / f"{name}.json").read_text())
+        card = zoo.card(name)
         final = card.get("training", {}).get("final_eval", {})
         steps = card.get("training", {}).get("steps")
         score = final.get("mean_max_return")
@@ -366,13 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
     ev.add_argument("--processes", type=int, help="worker processes (default: one per core)")
     ev.add_argument("--max-steps", type=int, default=1000)
+    ev.add_argument("--out", help="also write the results as JSON (e.g. results/eval-NAME.json)")
+    ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_evaluate)
 
     tb = sub.add_parser("table", help="the encoder-by-policy stitching tables (paper's Table 1)")
     tb.add_argument("--algo", default="ppo", choices=ALGORITHMS)
     tb.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS), choices=REPRESENTATIONS)
     tb.add_argument("--colors", nargs="+", help="default: green red blue yellow")
-    tb.add_argument("--agents-dir", help="folder of agents named ALGO-rel|abs-COLOUR (default: the shipped zoo)")
+    tb.add_argument("--agents-dir", help="folder of agents named ALGO-rel|abs-COLOUR (default: the zoo, $RELREPS_ZOO or the shipped one)")
     tb.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
     tb.add_argument("--processes", type=int)
     tb.add_argument("--max-steps", type=int, default=1000)

@@ -41,6 +41,7 @@ __all__ = [
     "compare",
     "embed",
     "encoder_of",
+    "incomparable",
     "metrics",
     "pairs",
     "parallel_drive",
@@ -332,6 +333,15 @@ def _check_comparable(a, b) -> str:
             raise ValueError(f"the relative encoders use different anchors ({which(ca)} vs {which(cb)}: set, "
                              "n_anchors, anchor_seed): their similarity vectors do not line up")
     return rep_a
+
+
+def incomparable(a, b) -> str | None:
+    """Why the encoders of ``a`` and ``b`` cannot be compared (see :func:`compare`), or ``None``."""
+    try:
+        _check_comparable(a, b)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def compare(

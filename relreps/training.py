@@ -18,7 +18,9 @@ A run killed mid-way continues from its last checkpoint with ``resume=True``
 wall-time count; the environments start new episodes, and a DQN replay buffer starts empty. The
 logs keep every step up to the checkpoint: rows past it are dropped, the interrupted
 ``progress.csv`` is kept as ``progress.part<K>.csv`` and, when the run finishes, all parts are
-merged back into ``progress.csv`` (``time/time_elapsed`` counted from the run's start).
+merged back into ``progress.csv`` (``time/time_elapsed`` counted from the run's start). This covers
+the CSV logs; TensorBoard event files keep every row written. A finished run (``done.json``) is
+not resumed: train further in a new run folder.
 """
 
 from __future__ import annotations
@@ -277,6 +279,18 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         lock.close()
 
 
+#: Fields that do not affect an absolute encoder (ignored when comparing absolute configs).
+_RELATIVE_ONLY = ("anchors", "n_anchors", "alpha")
+
+
+def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """``field: saved -> given`` for each setting that differs (relative-only ones skipped for
+    absolute runs)."""
+    a, b = asdict(saved), asdict(given)
+    skip = _RELATIVE_ONLY if saved.representation == given.representation == "absolute" else ()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
+
+
 def _lock(run: Path):
     import fcntl
 
@@ -300,8 +314,13 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
             raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
                                   "or choose another folder")
         saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-        if asdict(saved) != asdict(config):
-            raise ValueError(f"{cfg_path} holds a different config; resume with the same settings")
+        diff = _config_diff(saved, config)
+        if diff:
+            raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
+                             "same settings")
+        if (run / "done.json").exists():
+            raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
+                                  f"{run / 'agent.json'}. To train further, start a new run folder")
     cfg_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
     t0 = time.time()
@@ -320,6 +339,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
         if resume and ckpt.exists():
             before = load_checkpoint(model, ckpt)
             _keep_logs_for_resume(run, model.num_timesteps, before)
+        elif resume and any((run / f).exists() for f in ("progress.csv", "eval.csv")):
+            _keep_logs_for_resume(run, 0, 0.0)  # died before its first checkpoint: start over, logs too
         model.set_logger(configure(str(run), formats))
         t0 -= before
         remaining = config.total_steps - model.num_timesteps

@@ -119,7 +119,8 @@ def make_agent(encoder, policy, mode: str | None = None) -> zoo.Agent:
     enc = encoder if isinstance(encoder, zoo.Agent) else zoo.load(encoder)
     pol = policy if isinstance(policy, zoo.Agent) else zoo.load(policy)
     stitched = stitching.stitch(enc, pol, mode)  # validates the pair and the mode, even for one agent
-    return enc if enc is pol or enc.name == pol.name else stitched
+    same = enc is pol or (isinstance(encoder, str) and encoder == policy)  # one agent with itself
+    return enc if same else stitched
 
 
 # --------------------------------------------------------------------------------------------

@@ -183,6 +183,14 @@ def available() -> list[str]:
     return sorted(p.stem for p in root.glob("*.json"))
 
 
+def card(name: str, *, root: str | os.PathLike | None = None) -> dict:
+    """The JSON card of zoo agent ``name``, read without loading (or checking) its weights."""
+    path = (Path(root) if root is not None else zoo_dir()) / f"{name}.json"
+    if not path.is_file():
+        raise ZooError(f"no agent {name!r} in {path.parent} (available: {', '.join(available()) or 'none'})")
+    return json.loads(path.read_text())
+
+
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
 
 
@@ -205,14 +213,19 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
         raise ZooError(f"{weights} does not match its card's sha256")
     if weights.stat().st_size > MAX_BYTES:
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"invalid agent name {name!r}: a plain file name such as 'ppo-rel-green'")
     target = dest / f"{name}.json"
-    if (target.exists() or target.with_suffix(".safetensors").exists()) and not overwrite:
+    log_dir = dest / "logs" / name
+    if (target.exists() or target.with_suffix(".safetensors").exists() or log_dir.exists()) and not overwrite:
         raise FileExistsError(f"the zoo already has an agent {name!r} in {dest}; pass overwrite=True to replace it")
-    (dest / "logs" / name).mkdir(parents=True, exist_ok=True)
+    if log_dir.exists():
+        shutil.rmtree(log_dir)  # the replaced agent's logs must not mix with the new run's
+    log_dir.mkdir(parents=True)
     shutil.copyfile(weights, target.with_suffix(".safetensors"))
     for log in LOG_FILES:
         if (run / log).is_file():
-            shutil.copyfile(run / log, dest / "logs" / name / log)
+            shutil.copyfile(run / log, log_dir / log)
     card = dict(card, name=name, weights=f"{name}.safetensors")
     target.write_text(json.dumps(card, indent=1, default=str) + "\n")
     return target
@@ -248,10 +261,9 @@ def learning_curve(name: str, *, source: str = "eval", root: str | os.PathLike |
         raise ZooError(f"agent {name!r} has no {source}.csv log")
     with path.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get(y)]
-    root = Path(root) if root is not None else zoo_dir()
-    card = json.loads((root / f"{name}.json").read_text())
+    info = card(name, root=root)
     return {"steps": [int(float(r[x])) for r in rows], "value": [float(r[y]) for r in rows],
-            "representation": card["representation"], "color": card["color"]}
+            "representation": info["representation"], "color": info["color"]}
 
 
 def _resolve(name_or_path) -> Path:

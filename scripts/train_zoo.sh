@@ -2,9 +2,13 @@
 # Train the shipped zoo: 8 PPO agents (4 colours x absolute/relative, seed 1), in this order:
 #   1. ppo-abs-green; 2. the anchor set "agent-3136", recorded by ppo-abs-green driving with
 #   random-action bursts and replayed in all colours (the paper's recipe); 3. the other 7 agents.
-# Every finished run is shipped into relreps/data/zoo (agent + learning-curve logs).
+# Every finished run is shipped into the zoo (agent + learning-curve logs): relreps/data/zoo, or
+# $RELREPS_ZOO when set. Agents already in the zoo are skipped: in a clone of the repository the
+# shipped ones are kept; for a zoo of your own from scratch, point RELREPS_ZOO at a new folder and
+# give the anchor set a new name (ANCHORS=my-agent-3136; anchor sets live in relreps/data/anchors).
 # Resumable: run it again after an interruption; finished steps are skipped, an interrupted run
-# continues from its last checkpoint.  Usage: [STEPS=1000000] [RUNS=runs] scripts/train_zoo.sh
+# continues from its last checkpoint.
+# Usage: [STEPS=1000000] [RUNS=runs] [RELREPS_ZOO=dir] [ANCHORS=name] scripts/train_zoo.sh
 set -euo pipefail
 STEPS=${STEPS:-1000000}
 RUNS=${RUNS:-runs}
@@ -34,6 +38,17 @@ if [ ! -f "$ANCHOR_DIR/anchors.json" ]; then
   echo "== anchors $ANCHORS: recorded by ppo-abs-green"
   relreps anchors collect "$ANCHORS" --driver ppo-abs-green --out "$ANCHOR_DIR"
 fi
+# The relative agents must use anchors recorded by *this* zoo's ppo-abs-green (a fresh zoo, e.g.
+# RELREPS_ZOO=/new/folder, retrains it: then name a new set, ANCHORS=my-agent-3136).
+python - "$ANCHORS" <<'PY'
+import sys
+from relreps import anchors, zoo
+driver = anchors.load(sys.argv[1]).recipe.info.get("driver", {})
+agent = zoo.load("ppo-abs-green")
+if driver.get("agent_sha256") != agent.card["sha256"]:
+    sys.exit(f"error: anchor set {sys.argv[1]!r} was not recorded by this zoo's ppo-abs-green "
+             f"({zoo.zoo_dir()}); set ANCHORS to a new name to record one")
+PY
 for spec in $ORDER; do
   rep=${spec%%-*}; color=${spec#*-}
   if [ "$rep" = rel ]; then

@@ -55,9 +55,12 @@ def test_no_silent_overwrite_and_resume(tmp_path):
     training.train(tiny(total_steps=32), run)
     with pytest.raises(FileExistsError, match="resume"):
         training.train(tiny(total_steps=32), run)
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match=r"different config \(seed: 3 -> 4; total_steps: 32 -> 64\)"):
         training.train(tiny(total_steps=64, seed=4), run, resume=True)
+    with pytest.raises(FileExistsError, match="already finished"):
+        training.train(tiny(total_steps=32), run, resume=True)
     # "killed" after 32 steps: continue to 64 from the checkpoint
+    (run / "done.json").unlink()
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     cfg = json.loads((run / "config.json").read_text())
     cfg["total_steps"] = 64

@@ -204,3 +204,20 @@ def test_return_curve():
     assert len(plots.return_curve(a).data) == 2
     with pytest.raises(ValueError, match="labels"):
         plots.return_curve([a, b], labels=["one"])
+
+
+def test_recorded_frames_are_what_training_sees():
+    """record_episode/run_episode preprocess raw frames themselves: the same observations as the
+    agent-view environment that training and SB3 use."""
+    view, raw = envs.make_env("red"), envs.make_env("red", agent_view=False)
+    try:
+        a, _ = view.reset(seed=321)
+        b, _ = raw.reset(seed=321)
+        for t in range(12):
+            assert np.array_equal(a, envs.preprocess(b))
+            action = (envs.GAS, envs.LEFT, envs.RIGHT)[t % 3]
+            a, *_ = view.step(action)
+            b, *_ = raw.step(action)
+    finally:
+        view.close()
+        raw.close()

@@ -141,9 +141,13 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     for color in ("red", "green"):
         a = agents[f"rel-{color}"]
         zoo.save(a.policy, tmp_path / "zoo" / f"ppo-rel-{color}", a.card)
-    assert main(["evaluate", str(tmp_path / "zoo" / "ppo-rel-red"), "--tracks", "1", "--max-steps", "5",
-                 "--processes", "1"]) == 0
+    ev = ["evaluate", str(tmp_path / "zoo" / "ppo-rel-red"), "--tracks", "1", "--max-steps", "5",
+          "--processes", "1", "--out", str(tmp_path / "eval.json")]
+    assert main(ev) == 0
     assert "on red: max return" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["agent"] == "ppo-rel-red" and saved["tracks"] == [10_000_000] and saved["max_steps"] == 5
+    assert main(ev) == 2 and "--overwrite" in capsys.readouterr().err  # never replaced silently
     args = ["table", "--representations", "relative", "--colors", "red", "green", "--agents-dir",
             str(tmp_path / "zoo"), "--tracks", "1", "--max-steps", "5", "--processes", "1", "--out",
             str(tmp_path / "results")]
@@ -185,3 +189,6 @@ def test_ship_a_run_into_the_zoo(agents, tmp_path, capsys):
     assert main(["zoo", "ship", str(run), "ppo-rel-green", "--dest", str(dest)]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert main(["zoo", "ship", str(run), "ppo-rel-green", "--dest", str(dest), "--overwrite"]) == 0
+    assert zoo.card("ppo-rel-green", root=dest)["name"] == "ppo-rel-green"
+    with pytest.raises(ValueError, match="invalid agent name"):
+        zoo.ship(run, "../elsewhere", dest=dest)
