@@ -21,7 +21,6 @@ apart are nearly identical), and its mean rank.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -245,19 +244,11 @@ FIELDS = ("algo", "representation", "color", "seed")
 
 
 def catalogue(names: Iterable[str] | None = None) -> list[dict]:
-    """One row per zoo agent (default: all of :func:`relreps.zoo.available`), read from the cards
-    without loading weights: ``name``, ``algo``, ``representation``, ``color``, ``seed`` and the
-    training ``steps`` (``None`` when the card does not say). Rows come in the paper's colour
-    order (green, red, blue, yellow, then other colours), then by name."""
+    """The zoo's agents as rows for :func:`pairs` (:func:`relreps.zoo.catalog`: ``name``, ``algo``,
+    ``representation``, ``color``, ``seed``, ``steps``; the paper's colour order, then by name)."""
     from . import zoo
 
-    rows = []
-    for name in zoo.available() if names is None else names:
-        card = json.loads((zoo.zoo_dir() / f"{name}.json").read_text())
-        rows.append({"name": name, **{k: card.get(k) for k in FIELDS},
-                     "steps": card.get("training", {}).get("steps")})
-    order = list(envs.COLORS)
-    return sorted(rows, key=lambda r: (order.index(r["color"]) if r["color"] in order else len(order), r["name"]))
+    return zoo.catalog(names)
 
 
 def pairs(rows: Sequence[dict], *, same: Sequence[str], differ: Sequence[str]) -> list[tuple[str, str]]:

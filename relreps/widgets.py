@@ -74,8 +74,7 @@ def _entries(agents) -> dict[str, dict]:
         out[str(name)] = {"agent": agent if isinstance(agent, zoo.Agent) else None,
                           "source": agent, "card": card, "representation": card["representation"],
                           "color": envs.color_name(card["color"])}
-    order = {c: i for i, c in enumerate(envs.COLORS)}
-    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[1]["color"], len(order)), kv[0])))
+    return dict(sorted(out.items(), key=lambda kv: (zoo.color_rank(kv[1]["color"]), kv[0])))
 
 
 def catalog(agents=None) -> list[dict]:

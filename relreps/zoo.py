@@ -191,6 +191,24 @@ def card(name: str, *, root: str | os.PathLike | None = None) -> dict:
     return json.loads(path.read_text())
 
 
+def color_rank(color: str) -> int:
+    """Sort key of a colour: the paper's order (green, red, blue, yellow), other colours after."""
+    order = list(envs.COLORS)
+    return order.index(color) if color in order else len(order)
+
+
+def catalog(names=None) -> list[dict]:
+    """One row per zoo agent (default: all of :func:`available`), read from the cards without loading
+    weights: ``name``, ``algo``, ``representation``, ``color``, ``seed`` and training ``steps``
+    (``None`` when the card does not say); in the paper's colour order, then by name."""
+    rows = []
+    for name in available() if names is None else names:
+        info = card(name)
+        rows.append({"name": name, **{k: info.get(k) for k in ("algo", "representation", "color", "seed")},
+                     "steps": info.get("training", {}).get("steps")})
+    return sorted(rows, key=lambda r: (color_rank(r["color"]), r["name"]))
+
+
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
 
 
