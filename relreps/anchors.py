@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import envs
+from .evaluation import act
 
 FORMAT_VERSION = 1
 #: The set relative encoders use unless told otherwise: recorded by the trained ``ppo-abs-green``
@@ -111,8 +112,6 @@ class AgentDriver:
     wants_obs = True  # record() passes the latest raw frame
 
     def __call__(self, env: envs.ColorCarRacing, obs: np.ndarray) -> int:
-        from .evaluation import act
-
         return act(self.agent, envs.preprocess(obs))
 
 

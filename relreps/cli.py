@@ -167,7 +167,9 @@ def _evaluate(args) -> int:
 
 def table_agent_name(algo: str, representation: str, color: str) -> str:
     """The zoo name that ``relreps table`` looks for: e.g. ``ppo-rel-green``."""
-    return f"{algo}-{representation[:3]}-{color}"
+    from .zoo import agent_name
+
+    return agent_name(algo, representation, color)
 
 
 def _table(args) -> int:

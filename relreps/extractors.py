@@ -80,6 +80,25 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device | s
     return t.permute(0, 3, 1, 2).float() / 255.0
 
 
+def encoder_of(model) -> BaseFeaturesExtractor:
+    """The features extractor that ``model``'s ``predict`` uses.
+
+    ``model`` is a :class:`relreps.zoo.Agent`, an SB3 model, an SB3 policy or an extractor. PPO
+    keeps ``features_extractor``, ``pi_features_extractor`` and ``vf_features_extractor``, and
+    ``predict`` uses ``pi_features_extractor``; the DQN family acts with ``q_net``'s (QR-DQN:
+    ``quantile_net``'s).
+    """
+    if isinstance(model, BaseFeaturesExtractor):
+        return model
+    policy = getattr(model, "policy", model)
+    for found in (getattr(policy, "pi_features_extractor", None),
+                  getattr(getattr(policy, "q_net", None), "features_extractor", None),
+                  getattr(getattr(policy, "quantile_net", None), "features_extractor", None)):
+        if isinstance(found, BaseFeaturesExtractor):
+            return found
+    raise ValueError(f"{type(model).__name__} has no features extractor that predict() uses")
+
+
 class AbsoluteEncoder(BaseFeaturesExtractor):
     """Nature-CNN encoder (Mnih et al., 2015), as in SB3's ``NatureCNN`` and CleanRL.
 

@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from . import anchors, envs
-from .extractors import frames_to_tensor
+from .extractors import encoder_of, frames_to_tensor
 
 __all__ = [
     "LATENT_TRACK_SEED",
@@ -40,6 +39,7 @@ __all__ = [
     "compare",
     "embed",
     "encoder_of",
+    "comparable",
     "incomparable",
     "metrics",
     "pairs",
@@ -126,23 +126,6 @@ def parallel_drive(
 # --------------------------------------------------------------------------------------------
 # Embeddings and similarities
 # --------------------------------------------------------------------------------------------
-
-
-def encoder_of(model) -> BaseFeaturesExtractor:
-    """The features extractor that ``model``'s ``predict`` uses.
-
-    ``model`` is a :class:`relreps.zoo.Agent`, an SB3 model, an SB3 policy or an extractor. PPO
-    keeps ``features_extractor``, ``pi_features_extractor`` and ``vf_features_extractor``, and
-    ``predict`` uses ``pi_features_extractor``; the DQN family acts with ``q_net``'s.
-    """
-    if isinstance(model, BaseFeaturesExtractor):
-        return model
-    policy = getattr(model, "policy", model)
-    for found in (getattr(policy, "pi_features_extractor", None),
-                  getattr(getattr(policy, "q_net", None), "features_extractor", None)):
-        if isinstance(found, BaseFeaturesExtractor):
-            return found
-    raise ValueError(f"{type(model).__name__} has no features extractor that predict() uses")
 
 
 def embed(model, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
@@ -333,6 +316,19 @@ def incomparable(a, b) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+def comparable(found: Iterable[tuple[str, str]], agents) -> tuple[list[tuple[str, str]], list[str]]:
+    """Split name pairs (e.g. from :func:`pairs`) into those whose agents (``agents[name]``) can be
+    compared and, for the others, a line each saying why not."""
+    keep, skipped = [], []
+    for a, b in found:
+        why = incomparable(agents[a], agents[b])
+        if why:
+            skipped.append(f"{a} vs {b}: {why}")
+        else:
+            keep.append((a, b))
+    return keep, skipped
 
 
 def compare(

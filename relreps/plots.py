@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_data_uri", "return_curve",
+__all__ = ["as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_bytes", "png_data_uri", "return_curve",
            "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
@@ -39,6 +39,11 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def png_data_uri(image: np.ndarray) -> str:
     """Encode an image (see :func:`as_rgb`) as a lossless ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def png_bytes(image: np.ndarray, level: int = 9) -> bytes:
+    """An image (see :func:`as_rgb`) as lossless PNG bytes; ``level``: zlib compression (1 is fast)."""
     img = np.ascontiguousarray(as_rgb(image))
     h, w, _ = img.shape
     rows = np.concatenate([np.zeros((h, 1), np.uint8), img.reshape(h, w * 3)], axis=1)  # filter 0
@@ -49,10 +54,10 @@ def png_data_uri(image: np.ndarray) -> str:
     png = (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))  # 8-bit RGB
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
         + chunk(b"IEND", b"")
     )
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return png
 
 
 def frames_grid(

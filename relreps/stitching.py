@@ -14,6 +14,7 @@ import copy
 
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
+from .extractors import encoder_of
 from .zoo import Agent
 
 MODES = ("relative", "absolute")
@@ -27,13 +28,6 @@ def _head_input(policy) -> int:
         if isinstance(m, torch.nn.LayerNorm):
             return int(m.normalized_shape[0])
     raise ValueError("the policy has no relreps head (LayerNorm first)")
-
-
-def _encoder(policy) -> BaseFeaturesExtractor:
-    for m in policy.modules():
-        if isinstance(m, BaseFeaturesExtractor):
-            return m
-    raise ValueError("the policy has no features extractor")
 
 
 def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -> Agent:
@@ -59,7 +53,7 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -
                          f"({policy_agent.name}): both must be relative, or both absolute")
     if mode is not None and mode != enc_rep:
         raise ValueError(f"mode {mode!r} asked for, but both agents are {enc_rep}")
-    encoder = copy.deepcopy(_encoder(encoder_agent.policy))
+    encoder = copy.deepcopy(encoder_of(encoder_agent.policy))
     policy = copy.deepcopy(policy_agent.policy)
     if encoder.features_dim != _head_input(policy):
         raise ValueError(f"{encoder_agent.name}'s encoder outputs {encoder.features_dim} features but "

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 
 import ipywidgets as W
 import numpy as np
 
-from . import envs, stitching, zoo
+from . import envs, plots, stitching, zoo
 from .evaluation import EVAL_TRACKS, Drive, record_episode
 from .notebook import on_colab
 
@@ -56,9 +55,7 @@ GIF_MAX_BYTES = 1_000_000
 
 def _card(agent) -> dict:
     """The card of an agent or of a zoo name / card path, without loading the weights."""
-    if isinstance(agent, zoo.Agent):
-        return agent.card
-    return json.loads(zoo._resolve(agent).read_text())
+    return agent.card if isinstance(agent, zoo.Agent) else zoo.card(agent)
 
 
 def _entries(agents) -> dict[str, dict]:
@@ -128,11 +125,7 @@ def make_agent(encoder, policy, mode: str | None = None) -> zoo.Agent:
 
 
 def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return plots.png_bytes(image, level=1)  # fast: frames are encoded while playing back
 
 
 def frame_png(frame: np.ndarray, scale: int = 3) -> bytes:

@@ -183,12 +183,20 @@ def available() -> list[str]:
     return sorted(p.stem for p in root.glob("*.json"))
 
 
-def card(name: str, *, root: str | os.PathLike | None = None) -> dict:
-    """The JSON card of zoo agent ``name``, read without loading (or checking) its weights."""
-    path = (Path(root) if root is not None else zoo_dir()) / f"{name}.json"
+def card(name: str | os.PathLike, *, root: str | os.PathLike | None = None) -> dict:
+    """The JSON card of an agent (zoo name, or card path as :func:`load` takes), read without
+    loading (or checking) its weights; ``root``: look the name up in that zoo folder instead."""
+    if root is None:
+        return json.loads(_resolve(name).read_text())
+    path = Path(root) / f"{name}.json"
     if not path.is_file():
-        raise ZooError(f"no agent {name!r} in {path.parent} (available: {', '.join(available()) or 'none'})")
+        raise ZooError(f"no agent {str(name)!r} in {path.parent}")
     return json.loads(path.read_text())
+
+
+def agent_name(algo: str, representation: str, color: str) -> str:
+    """The zoo's naming rule, e.g. ``ppo-rel-green`` (what ``relreps table`` looks for)."""
+    return f"{algo}-{representation[:3]}-{color}"
 
 
 def color_rank(color: str) -> int:
@@ -207,6 +215,29 @@ def catalog(names=None) -> list[dict]:
         rows.append({"name": name, **{k: info.get(k) for k in ("algo", "representation", "color", "seed")},
                      "steps": info.get("training", {}).get("steps")})
     return sorted(rows, key=lambda r: (color_rank(r["color"]), r["name"]))
+
+
+def training_facts(names=None) -> list[dict]:
+    """How each zoo agent (default: all of :func:`available`) was made, one flat row per agent with a
+    card that records its training: steps, hours, steps/s, device, GPU, CPUs, versions, anchor set,
+    file dtype and size, and the final evaluation (mean max return and number of tracks)."""
+    rows = []
+    for name in available() if names is None else names:
+        info = card(name)
+        t = info.get("training")
+        if not t:  # an agent saved without training facts
+            continue
+        hw, versions, final = t.get("hardware", {}), t.get("versions", {}), t.get("final_eval", {})
+        rows.append({
+            "agent": name, "steps": t.get("steps"), "hours": round(t.get("wall_s", 0) / 3600, 2),
+            "steps/s": t.get("steps_per_s"), "device": hw.get("device"), "gpu": hw.get("gpu", "-"),
+            "cpus": hw.get("cpu_count"), "torch": versions.get("torch"), "sb3": versions.get("stable-baselines3"),
+            "anchor set": info.get("anchors", {}).get("set", "-"), "dtype": info.get("dtype"),
+            "MB": round(info.get("bytes", 0) / 1e6, 2),
+            "final mean max return": round(final["mean_max_return"]) if "mean_max_return" in final else None,
+            "held-out tracks": len(final.get("tracks", [])),
+        })
+    return rows
 
 
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
