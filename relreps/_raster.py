@@ -60,6 +60,7 @@ __all__ = [
     "draw_polygons_on",
     "polygon_coords",
     "surface_format",
+    "transform_visible",
 ]
 
 _NO_NUMBA_MSG = (
@@ -140,13 +141,13 @@ if AVAILABLE:
         return (d + t) & mask
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _put_opaque(img, x, y, mcolor, left, top, right, bottom):
+    def _put_opaque(img, x, y, mcolor, left, top, right, bottom, yoff):
         if x >= left and x <= right and y >= top and y <= bottom:
-            img[y, x] = mcolor
+            img[y - yoff, x] = mcolor
 
     @njit(cache=True, inline="always", error_model="numpy")
     def _put_weight(img, x, y, r, g, b, weight, fmt, left, top,
-                    right, bottom):
+                    right, bottom, yoff):
         # pixelColorWeightNolock with colour alpha 255
         x = _s16(x)
         y = _s16(y)
@@ -155,7 +156,7 @@ if AVAILABLE:
             mc = _map(r, g, b, a, fmt)
             # a <= 254 here, so _putPixelAlpha always takes the blending
             # branch (DEFAULT_ALPHA_PIXEL_ROUTINE, Uint32 arithmetic)
-            dc = np.int64(img[y, x])
+            dc = np.int64(img[y - yoff, x])
             # (A term is 0 when the format has no alpha mask; computing it
             # unconditionally is much faster than branching on it)
             v = (
@@ -164,10 +165,10 @@ if AVAILABLE:
                 | _chan(dc, mc, fmt[2], fmt[6], a)
                 | _chan(dc, mc, fmt[3], fmt[7], a)
             )
-            img[y, x] = v
+            img[y - yoff, x] = v
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _hline(img, x1, x2, y, mcolor, left, top, right, bottom):
+    def _hline(img, x1, x2, y, mcolor, left, top, right, bottom, yoff):
         x1 = _s16(x1)
         x2 = _s16(x2)
         y = _s16(y)
@@ -179,10 +180,10 @@ if AVAILABLE:
             x1 = left
         if x2 > right:
             x2 = right
-        img[y, x1:x2 + 1] = mcolor
+        img[y - yoff, x1:x2 + 1] = mcolor
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _vline(img, x, y1, y2, mcolor, left, top, right, bottom):
+    def _vline(img, x, y1, y2, mcolor, left, top, right, bottom, yoff):
         x = _s16(x)
         y1 = _s16(y1)
         y2 = _s16(y2)
@@ -195,12 +196,14 @@ if AVAILABLE:
         if y2 > bottom:
             y2 = bottom
         for y in range(y1, y2 + 1):
-            img[y, x] = mcolor
+            img[y - yoff, x] = mcolor
 
     @njit(cache=True, error_model="numpy")
     def _aaline(img, x1, y1, x2, y2, r, g, b, mcolor, fmt, left,
-                top, right, bottom):
-        # _aalineColor(dst, x1, y1, x2, y2, color, draw_endpoint=0)
+                top, right, bottom, wtop, wbottom, yoff):
+        # _aalineColor(dst, x1, y1, x2, y2, color, draw_endpoint=0).
+        # left..bottom is the surface's clip rect (it shapes the clipped
+        # line); only rows wtop..wbottom are written (a band of the frame).
         # ---- _clipLine (Cohen-Sutherland, float32 slope)
         while True:
             c1 = 0
@@ -248,6 +251,12 @@ if AVAILABLE:
                     x1 = _s16(x1 + _f2s16(np.float32(top - y1) / m))
                 y1 = top
 
+        # every pixel written lies on rows min(y1, y2) .. max(y1, y2) + 1
+        if min(y1, y2) > wbottom or max(y1, y2) + 1 < wtop:
+            return
+        top = max(top, wtop)
+        bottom = min(bottom, wbottom)
+
         xx0 = x1
         yy0 = y1
         xx1 = x2
@@ -261,12 +270,12 @@ if AVAILABLE:
         if dx == 0:
             if dy > 0:
                 _vline(img, x1, yy0, yy0 + dy, mcolor, left, top, right,
-                       bottom)
+                       bottom, yoff)
             else:
-                _put_opaque(img, x1, y1, mcolor, left, top, right, bottom)
+                _put_opaque(img, x1, y1, mcolor, left, top, right, bottom, yoff)
             return
         elif dy == 0:
-            _hline(img, xx0, xx0 + dx, y1, mcolor, left, top, right, bottom)
+            _hline(img, xx0, xx0 + dx, y1, mcolor, left, top, right, bottom, yoff)
             return
 
         if dx >= 0:
@@ -276,7 +285,7 @@ if AVAILABLE:
             dx = -dx
 
         erracc = 0
-        _put_opaque(img, x1, y1, mcolor, left, top, right, bottom)
+        _put_opaque(img, x1, y1, mcolor, left, top, right, bottom, yoff)
         if dy > dx:
             erradj = (((dx << 16) // dy) << 16) & 0xFFFFFFFF
             x0pxdir = xx0 + xdir
@@ -290,9 +299,9 @@ if AVAILABLE:
                 yy0 += 1
                 wgt = (erracc >> 24) & 255
                 _put_weight(img, xx0, yy0, r, g, b, 255 - wgt, fmt, left,
-                            top, right, bottom)
+                            top, right, bottom, yoff)
                 _put_weight(img, x0pxdir, yy0, r, g, b, wgt, fmt, left,
-                            top, right, bottom)
+                            top, right, bottom, yoff)
                 dy -= 1
         else:
             erradj = (((dy << 16) // dx) << 16) & 0xFFFFFFFF
@@ -307,9 +316,9 @@ if AVAILABLE:
                 xx0 += xdir
                 wgt = (erracc >> 24) & 255
                 _put_weight(img, xx0, yy0, r, g, b, 255 - wgt, fmt, left,
-                            top, right, bottom)
+                            top, right, bottom, yoff)
                 _put_weight(img, xx0, y0p1, r, g, b, wgt, fmt, left,
-                            top, right, bottom)
+                            top, right, bottom, yoff)
                 dx -= 1
 
     @njit(cache=True, inline="always", error_model="numpy")
@@ -375,7 +384,9 @@ if AVAILABLE:
 
     @njit(cache=True, error_model="numpy")
     def _filled(img, vx, vy, n, mcolor, ints, tmp, stk, edges, left, top,
-                right, bottom):
+                right, bottom, yoff):
+        # top..bottom: the rows written (the clip rect, or a band of it);
+        # each row's span depends only on that row, so bands are exact
         # filledPolygonColorMT
         miny = vy[0]
         maxy = vy[0]
@@ -471,10 +482,13 @@ if AVAILABLE:
                 xa = (xa >> 16) + ((xa & 32768) >> 15)
                 xb = ints[i + 1] - 1
                 xb = (xb >> 16) + ((xb & 32768) >> 15)
-                _hline(img, xa, xb, y, mcolor, left, top, right, bottom)
+                _hline(img, xa, xb, y, mcolor, left, top, right, bottom, yoff)
 
     @njit(cache=True, error_model="numpy")
-    def _draw_polygons_int(img, vxs, vys, colors, masks, shifts, clip):
+    def _draw_polygons_int(img, vxs, vys, colors, masks, shifts, clip,
+                           first_row, last_row, yoff):
+        # img[y - yoff, x] is pixel (x, y) of the frame whose clip rect is
+        # ``clip``; only rows first_row..last_row are written
         cw = clip[2]
         ch = clip[3]
         if cw == 0 or ch == 0:
@@ -483,6 +497,10 @@ if AVAILABLE:
         top = _s16(clip[1])
         right = _s16(clip[0] + cw - 1)
         bottom = _s16(clip[1] + ch - 1)
+        wtop = max(top, first_row)
+        wbottom = min(bottom, last_row)
+        if wtop > wbottom:
+            return
         fmt = (masks[0], masks[1], masks[2], masks[3],
                shifts[0], shifts[1], shifts[2], shifts[3])
         npoly = vxs.shape[0]
@@ -501,15 +519,18 @@ if AVAILABLE:
             # aapolygon: closed outline, no endpoints
             for i in range(1, n):
                 _aaline(img, vx[i - 1], vy[i - 1], vx[i], vy[i], r, g, b,
-                        mcolor, fmt, left, top, right, bottom)
+                        mcolor, fmt, left, top, right, bottom, wtop, wbottom,
+                        yoff)
             _aaline(img, vx[n - 1], vy[n - 1], vx[0], vy[0], r, g, b,
-                    mcolor, fmt, left, top, right, bottom)
+                    mcolor, fmt, left, top, right, bottom, wtop, wbottom,
+                        yoff)
             # filled_polygon
-            _filled(img, vx, vy, n, mcolor, ints, tmp, stk, edges, left, top,
-                    right, bottom)
+            _filled(img, vx, vy, n, mcolor, ints, tmp, stk, edges, left,
+                    wtop, right, wbottom, yoff)
 
     @njit(cache=True, error_model="numpy")
-    def _draw_polygons_f(img, polys, colors, masks, shifts, clip):
+    def _draw_polygons_f(img, polys, colors, masks, shifts, clip, first_row,
+                         last_row, yoff):
         npoly = polys.shape[0]
         n = polys.shape[1]
         vxs = np.empty((npoly, n), dtype=np.int64)
@@ -524,8 +545,63 @@ if AVAILABLE:
                 # int(float) truncates toward zero, then (Sint16) wraps
                 vxs[k, i] = _s16(np.int64(fx))
                 vys[k, i] = _s16(np.int64(fy))
-        _draw_polygons_int(img, vxs, vys, colors, masks, shifts, clip)
+        _draw_polygons_int(img, vxs, vys, colors, masks, shifts, clip,
+                           first_row, last_row, yoff)
         return 0
+
+
+if AVAILABLE:
+
+    @njit(cache=True, error_model="numpy")
+    def _transform_visible(xy, c, s, zoom, tx, ty, keep, show, out_idx,
+                           out_xy):
+        # Same float64 operations, in the same order, as the numpy version in
+        # relreps.envs (and as pygame's Vector2.rotate_rad + scaling); numba
+        # does not contract them into fused multiply-adds.
+        n = 0
+        for k in range(xy.shape[0]):
+            drawn = False
+            bad = False
+            x_lo = np.inf
+            x_hi = -np.inf
+            y_lo = np.inf
+            y_hi = -np.inf
+            for i in range(4):
+                x = xy[k, i, 0]
+                y = xy[k, i, 1]
+                px = (c * x - s * y) * zoom + tx
+                py = (s * x + c * y) * zoom + ty
+                out_xy[n, i, 0] = px
+                out_xy[n, i, 1] = py
+                if px != px or py != py:
+                    bad = True
+                if (px >= keep[0] and px <= keep[1] and py >= keep[2]
+                        and py <= keep[3]):
+                    drawn = True
+                x_lo = min(x_lo, px)
+                x_hi = max(x_hi, px)
+                y_lo = min(y_lo, py)
+                y_hi = max(y_hi, py)
+            if (drawn and not bad and x_hi >= show[0] and x_lo <= show[1]
+                    and y_hi >= show[2] and y_lo <= show[3]):
+                out_idx[n] = k
+                n += 1
+        return n
+
+
+def transform_visible(xy: np.ndarray, c: float, s: float, zoom: float, trans, keep, show):
+    """Rotate, scale and translate ``(N, 4, 2)`` quadrilaterals to the screen as CarRacing does;
+    return the indices and screen coordinates ``(K, 4, 2)`` of those that have a vertex inside
+    ``keep`` (the stock renderer's test) and whose bounding box meets ``show``. ``keep`` and
+    ``show`` are ``(x_min, x_max, y_min, y_max)``."""
+    if not AVAILABLE:
+        raise ImportError(_NO_NUMBA_MSG)
+    out_idx = np.empty(len(xy), np.int64)
+    out_xy = np.empty((len(xy) + 1, 4, 2))
+    n = _transform_visible(xy, float(c), float(s), float(zoom), float(trans[0]), float(trans[1]),
+                           np.asarray(keep, np.float64), np.asarray(show, np.float64), out_idx,
+                           out_xy)
+    return out_idx[:n], out_xy[:n]
 
 
 _DEFAULT_MASKS = np.array([0xFF0000, 0xFF00, 0xFF, 0], dtype=np.int64)
@@ -533,7 +609,7 @@ _DEFAULT_SHIFTS = np.array([16, 8, 0, 0], dtype=np.int64)
 
 
 def draw_polygons(pixels: np.ndarray, polys: np.ndarray, colors: np.ndarray,
-                  masks=None, shifts=None, clip=None) -> None:
+                  masks=None, shifts=None, clip=None, rows=None, band=False) -> None:
     """Draw ``aapolygon`` then ``filled_polygon`` for each polygon, in order.
 
     pixels: uint32 array ``(W, H)`` indexed ``[x, y]`` (e.g.
@@ -544,6 +620,15 @@ def draw_polygons(pixels: np.ndarray, polys: np.ndarray, colors: np.ndarray,
     masks, shifts: pixel format as ``surf.get_masks()`` / ``surf.get_shifts()``
         (default: XRGB8888, the format of ``pygame.Surface((w, h))``).
     clip: ``(x, y, w, h)`` clip rectangle; default the whole array.
+    rows: ``(start, stop)``: write only these rows (a band of the frame),
+        exactly the pixels that drawing everything would put there. The clip
+        rectangle still shapes the outlines, as in SDL_gfx, so drawing the
+        bands of a frame one after another gives the same frame as drawing
+        it at once; interleaving each band with work on its rows keeps that
+        work in the cache.
+    band: with ``rows``, ``pixels`` holds only those rows (``pixels[:, 0]`` is
+        row ``start``): one small buffer, reused for every band, stays in the
+        cache. ``clip`` (required then) is the whole frame's clip rectangle.
     """
     if not AVAILABLE:
         raise ImportError(_NO_NUMBA_MSG)
@@ -562,15 +647,24 @@ def draw_polygons(pixels: np.ndarray, polys: np.ndarray, colors: np.ndarray,
         shifts = _DEFAULT_SHIFTS
     else:
         shifts = np.asarray(shifts, np.int64)
+    if band and (rows is None or clip is None):
+        raise ValueError("band=True needs rows and the frame's clip rectangle")
     if clip is None:
         clip = np.array([0, 0, pixels.shape[0], pixels.shape[1]], np.int64)
     else:
         clip = np.asarray(clip, dtype=np.int64)
+    first, last, yoff = -(2**31), 2**31, 0
+    if rows is not None:
+        first, last = int(rows[0]), int(rows[1]) - 1
+        if band:
+            yoff = first
+            if last - first + 1 > pixels.shape[1]:
+                raise ValueError(f"a band of rows {tuple(rows)} does not fit in {pixels.shape[1]} rows")
     if not polys.flags.c_contiguous:
         polys = np.ascontiguousarray(polys)
     # the kernels index [y, x]; for pixels2d (Fortran-ordered) the transpose
     # is C-contiguous, which lets numba emit tight row loops
-    if _draw_polygons_f(pixels.T, polys, colors, masks, shifts, clip) != 0:
+    if _draw_polygons_f(pixels.T, polys, colors, masks, shifts, clip, first, last, yoff) != 0:
         raise ValueError("polygon coordinates must be finite (and < 4e18)")
 
 

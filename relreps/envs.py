@@ -145,6 +145,14 @@ _CORNER_LIST = [
 ]
 
 
+# The fast path draws and shrinks the visible rows in bands of this many rows: a band (1000 x 100
+# pixels, 400 KB) stays in the core's cache from the background fill to the x-shrink that reads it.
+_BAND_ROWS = 100
+# Screen bounds for the visibility tests: (x_min, x_max, y_min, y_max).
+_KEEP = (_LO_X, _HI_X, _LO_Y, _HI_Y)
+_FRAME_CLIP = np.array([0, 0, _cr.WINDOW_W, _cr.WINDOW_H], np.int64)
+
+
 # The HUD: a black rectangle over rows 700-799 of the flipped frame, indicators and score on it.
 _HUD_TOP = int(_cr.WINDOW_H - 5 * _cr.WINDOW_H / 40.0)  # 700
 _HUD_MAX_VALUE = 3.9  # vertical indicators reach row H - h * (1 + value); 4 would touch row 700
@@ -153,6 +161,7 @@ _HUD_MAX_VALUE = 3.9  # vertical indicators reach row H - h * (1 + value); 4 wou
 # Rows 0-99 of the unflipped surface become rows 799-700 after the flip, which the HUD's black
 # rectangle paints over whatever the path: nothing drawn there can reach the frame.
 _HIDDEN = _cr.WINDOW_H - _HUD_TOP
+_SHOW = (-_OFF, _cr.WINDOW_W - 1 + _OFF, _HIDDEN - _OFF, _cr.WINDOW_H - 1 + _OFF)
 
 
 def _covers_screen(poly: list[tuple[float, float]]) -> bool:
@@ -246,6 +255,10 @@ class ColorCarRacing(_cr.CarRacing):
         indices and screen coordinates (K, 4, 2) of those that draw something."""
         if xy.shape[0] == 0:
             return np.zeros(0, np.int64), np.zeros((0, 4, 2))
+        if self.rasterizer == "numba":  # one compiled loop, the same operations
+            from . import _raster
+
+            return _raster.transform_visible(xy, c, s, zoom, trans, _KEEP, _SHOW)
         x, y = xy[..., 0], xy[..., 1]
         # Same operations, same order as Vector2.rotate_rad + `c[0] * zoom + translation[0]`.
         px = (c * x - s * y) * zoom + trans[0]
@@ -253,46 +266,81 @@ class ColorCarRacing(_cr.CarRacing):
         inside = (px >= _LO_X) & (px <= _HI_X) & (py >= _LO_Y) & (py <= _HI_Y)
         drawn = inside.any(axis=1)  # the stock renderer's test
         on_screen = (
-            (px.max(axis=1) >= -_OFF)
-            & (px.min(axis=1) <= _cr.WINDOW_W - 1 + _OFF)
-            & (py.max(axis=1) >= _HIDDEN - _OFF)
-            & (py.min(axis=1) <= _cr.WINDOW_H - 1 + _OFF)
+            (px.max(axis=1) >= _SHOW[0])
+            & (px.min(axis=1) <= _SHOW[1])
+            & (py.max(axis=1) >= _SHOW[2])
+            & (py.min(axis=1) <= _SHOW[3])
         )
         visible = np.flatnonzero(drawn & on_screen)
         return visible, np.stack([px[visible], py[visible]], axis=-1)
 
-    def _draw_scene_polygons(self, surf, c: float, s: float, zoom: float, trans) -> None:
-        """Grass patches, then road tiles and kerbs, as the stock ``gfxdraw`` calls draw them."""
-        from pygame import gfxdraw
-
+    def _scene_polygons(self, c: float, s: float, zoom: float, trans) -> tuple[np.ndarray, np.ndarray, int]:
+        """The visible grass patches, then road tiles and kerbs, in the stock drawing order: screen
+        coordinates (K, 4, 2), RGB colours (K, 3) and the number of grass patches."""
         scene_xy, road_rgb = self._track_polygons()  # grass patches first, then the road
         idx, polys = self._visible(scene_xy, c, s, zoom, trans)
         n_grass = int(np.searchsorted(idx, len(_GRASS)))
-        grass, road = polys[:n_grass], polys[n_grass:]
+        colors = np.empty((len(polys), 3), np.int64)
+        colors[:n_grass] = self.grass_color
         # tile colours are read now: gymnasium changes them in place when the car touches a tile
-        road_colors = [[int(v) for v in road_rgb[i - len(_GRASS)]] for i in idx[n_grass:].tolist()]
+        for k, i in enumerate(idx[n_grass:].tolist(), n_grass):
+            colors[k] = road_rgb[i - len(_GRASS)]
+        return polys, colors, n_grass
+
+    def _draw_scene_polygons(self, surf, polys, colors, n_grass) -> None:
+        """Draw the polygons as the stock ``gfxdraw.aapolygon`` + ``filled_polygon`` calls do."""
         if self.rasterizer == "numba":
             import pygame
 
             from . import _raster
 
-            polys = np.concatenate([grass, road])
-            colors = np.empty((len(polys), 3), np.int64)
-            colors[: len(grass)] = self.grass_color
-            colors[len(grass) :] = np.array(road_colors, np.int64).reshape(-1, 3)
             pixels = pygame.surfarray.pixels2d(surf)
             try:
                 _raster.draw_polygons(pixels, polys, colors)
             finally:
                 del pixels  # unlock the surface
             return
-        grass_color = self.grass_color
-        for poly in grass.tolist():
-            gfxdraw.aapolygon(surf, poly, grass_color)
-            gfxdraw.filled_polygon(surf, poly, grass_color)
-        for poly, color in zip(road.tolist(), road_colors):
+        from pygame import gfxdraw
+
+        for k, (poly, color) in enumerate(zip(polys.tolist(), colors.tolist())):
+            color = self.grass_color if k < n_grass else color  # the stock call's argument
             gfxdraw.aapolygon(surf, poly, color)
             gfxdraw.filled_polygon(surf, poly, color)
+
+    @staticmethod
+    def _fill_and_draw_rows(surf, background: int, polys, colors, rows, band: bool) -> None:
+        """Fill rows ``rows`` of the frame with the background pixel value, then draw the polygons'
+        pixels on those rows (numba rasterizer). ``band``: ``surf`` is a buffer holding just those
+        rows. The fill uses ordinary stores: SDL's ``fill`` streams past the cache, and the
+        polygons and the shrink that follow would then read the rows back from memory."""
+        import pygame
+
+        from . import _raster
+
+        pixels = pygame.surfarray.pixels2d(surf)
+        try:
+            if band:
+                pixels[:, : rows[1] - rows[0]] = background
+            else:
+                pixels[:, rows[0] : rows[1]] = background
+            _raster.draw_polygons(pixels, polys, colors, rows=rows, band=band, clip=_FRAME_CLIP)
+        finally:
+            del pixels  # unlock the surface
+
+    def _car_rows(self, c: float, s: float, zoom: float, trans) -> tuple[float, float]:
+        """Rows of the (unflipped) surface that the car's polygons can touch, with a margin."""
+        car = self.car
+        radii = self.__dict__.get("_car_radii")
+        if radii is None or radii[0] is not car:
+            r = [max(math.hypot(*v) for f in body.fixtures for v in f.shape.vertices)
+                 for body in car.drawlist]
+            radii = self._car_radii = (car, r)
+        lo, hi = math.inf, -math.inf
+        for body, r in zip(car.drawlist, radii[1]):
+            x, y = body.position
+            py = (s * x + c * y) * zoom + trans[1]
+            lo, hi = min(lo, py - r * zoom), max(hi, py + r * zoom)
+        return lo - 3, hi + 3
 
     def _render_state_fast(self) -> np.ndarray:
         import pygame
@@ -310,6 +358,18 @@ class ColorCarRacing(_cr.CarRacing):
             self._narrow_shown = self._narrow.subsurface((0, _HIDDEN, _cr.STATE_W, H - _HIDDEN))
             self._strip = self._fast_surf.subsurface((0, _HUD_TOP, W, H - _HUD_TOP))
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
+            self._bands = [(r, min(r + _BAND_ROWS, H)) for r in range(_HIDDEN, H, _BAND_ROWS)]
+            self._band_rects = [pygame.Rect(0, r0, W, r1 - r0) for r0, r1 in self._bands]
+            self._band_surfs = [
+                (self._fast_surf.subsurface(rect),
+                 self._narrow.subsurface((0, rect.y, _cr.STATE_W, rect.h)))
+                for rect in self._band_rects
+            ]
+            band_buf = pygame.Surface((W, _BAND_ROWS), 0, self._fast_surf)
+            self._band_buffers = [
+                (band_buf.subsurface((0, 0, W, rect.h)), dst) for rect, (_, dst) in
+                zip(self._band_rects, self._band_surfs)
+            ]
         surf = self._fast_surf
         self.surf = surf
 
@@ -326,13 +386,20 @@ class ColorCarRacing(_cr.CarRacing):
         # background (never clipped), grass, road: the stock order
         field = [(c * px - s * py, s * px + c * py) for px, py in _FIELD]
         field = [(fx * zoom + trans[0], fy * zoom + trans[1]) for fx, fy in field]
-        if _covers_screen(field):  # the usual case: the same pixels, one fill
-            surf.fill(tuple(int(v) for v in self.bg_color), self._visible_rect)
+        polys, colors, n_grass = self._scene_polygons(c, s, zoom, trans)
+        bg = tuple(int(v) for v in self.bg_color)
+        if _covers_screen(field) and self.rasterizer == "numba" and self._hud_in_strip():
+            # the usual case: the same pixels, drawn and x-shrunk band by band
+            self._draw_and_shrink_bands(surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s)
+            frame = self._finish_split(surf, shrunk=True)
+            return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
+        if _covers_screen(field):  # the same pixels, one fill
+            surf.fill(bg, self._visible_rect)
         else:  # near the playfield's edge or zooming in: exactly the stock drawing
             surf.fill((0, 0, 0))
             gfxdraw.aapolygon(surf, field, self.bg_color)
             gfxdraw.filled_polygon(surf, field, self.bg_color)
-        self._draw_scene_polygons(surf, c, s, zoom, trans)
+        self._draw_scene_polygons(surf, polys, colors, n_grass)
         self.car.draw(surf, zoom, trans, angle, False)
 
         if self._hud_in_strip():
@@ -340,6 +407,40 @@ class ColorCarRacing(_cr.CarRacing):
         else:
             frame = self._finish_stock(surf)
         return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
+
+    def _draw_and_shrink_bands(self, surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s) -> None:
+        """Fill, draw and x-shrink the visible rows band by band: the same pixels as doing each
+        step over the whole surface (every step is exact per row).
+
+        Bands the car cannot touch are drawn in one small buffer, reused for every band, so that
+        fill, polygons and shrink all work in the cache. Bands the car may touch are drawn in
+        place on the frame (gymnasium's ``Car.draw`` needs the frame's coordinates) and shrunk
+        once the car is drawn.
+        """
+        import pygame
+
+        car_lo, car_hi = self._car_rows(c, s, zoom, trans)
+        background = surf.map_rgb(bg)
+        pending = []  # bands drawn in place, waiting for the car
+        for k, (r0, r1) in enumerate(self._bands):
+            if r1 > car_lo and r0 <= car_hi:  # the car may touch these rows
+                self._fill_and_draw_rows(surf, background, polys, colors, (r0, r1), band=False)
+                pending.append(k)
+                if r1 > car_hi:  # the last such band: draw the car, then shrink them all
+                    self.car.draw(surf, zoom, trans, angle, False)
+                    for j in pending:
+                        src, dst = self._band_surfs[j]
+                        pygame.transform.smoothscale(src, dst.get_size(), dst)
+                    pending = []
+            else:
+                buf, dst = self._band_buffers[k]
+                self._fill_and_draw_rows(buf, background, polys, colors, (r0, r1), band=True)
+                pygame.transform.smoothscale(buf, dst.get_size(), dst)
+        if pending:  # the car reaches below the last row (never seen): draw it anyway
+            self.car.draw(surf, zoom, trans, angle, False)
+            for j in pending:
+                src, dst = self._band_surfs[j]
+                pygame.transform.smoothscale(src, dst.get_size(), dst)
 
     def _hud_in_strip(self) -> bool:
         """Whether every HUD element stays inside the black strip at the bottom (rows >= 700)."""
@@ -375,7 +476,7 @@ class ColorCarRacing(_cr.CarRacing):
         pygame.transform.smoothscale(self.surf, (_cr.STATE_W, _cr.STATE_H), self._small)
         return self._small
 
-    def _finish_split(self, surf):
+    def _finish_split(self, surf, shrunk: bool = False):
         """The same pixels as :meth:`_finish_stock` without flipping the 1000x800 surface.
 
         ``smoothscale`` shrinks along x first (each row on its own), then along y. Shrinking rows
@@ -388,7 +489,8 @@ class ColorCarRacing(_cr.CarRacing):
 
         H = _cr.WINDOW_H
         # rows under the HUD (see _HIDDEN) are neither drawn nor shrunk
-        pygame.transform.smoothscale(self._shown, (_cr.STATE_W, H - _HIDDEN), self._narrow_shown)
+        if not shrunk:  # (``shrunk``: the bands were x-shrunk as they were drawn)
+            pygame.transform.smoothscale(self._shown, (_cr.STATE_W, H - _HIDDEN), self._narrow_shown)
         self.surf = surf
         self._draw_hud()
         pygame.transform.smoothscale(self._strip, (_cr.STATE_W, H - _HUD_TOP), self._narrow_hud)

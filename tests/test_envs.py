@@ -181,6 +181,23 @@ def test_fast_renderer_identical_while_driving():
     assert total >= 1700 and bad == 0
 
 
+def test_banded_path_draws_most_frames_identically(monkeypatch):
+    # the fast path that the benchmark times (fill, polygons and x-shrink band by band, the car
+    # drawn in place) must be the one ordinary driving takes, and stay identical
+    pytest.importorskip("numba")
+    calls = []
+    original = ColorCarRacing._draw_and_shrink_bands
+
+    def counted(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(ColorCarRacing, "_draw_and_shrink_bands", counted)
+    n, m = _drive_both("red", seed=4242, steps=200, rng=np.random.default_rng(5), rasterizer="numba")
+    assert m == 0 and n == 201
+    assert len(calls) >= 150  # zoom-in frames and the HUD beyond its strip take the other path
+
+
 def _render_both(env):
     env.renderer = "gymnasium"
     stock = env._render("state_pixels")

@@ -204,6 +204,78 @@ def test_other_vertex_counts(twins, k):
         assert np.array_equal(a1, a2)
 
 
+def _bands(rng):
+    """Random row bands covering the frame (and one past its bottom edge)."""
+    cuts = np.unique(np.concatenate([[0, H + 7], rng.integers(1, H, rng.integers(1, 12))]))
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
+@pytest.mark.parametrize("clip", [None, (100, 50, 700, 600)])
+def test_bands_in_place_and_in_a_buffer_match_pygame(twins, clip):
+    # drawing row band after row band (in the frame, or in one reused buffer
+    # that holds just the band) gives gfxdraw's frame: outlines clipped by the
+    # frame's clip rect, not by the band
+    rng = np.random.default_rng(11 if clip is None else 12)
+    s1, a1, _s2, a2 = twins
+    kinds = [0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9]
+    s1.set_clip(clip)
+    masks, shifts, frame_clip = _raster.surface_format(s1)
+    buffer = np.zeros((W, 64), np.uint32, order="F")
+    try:
+        for b in range(150):
+            polys = np.array([_shape(rng, kinds[(b + i) % len(kinds)]) for i in range(5)])
+            colors = rng.integers(0, 256, (5, 3))
+            bg = _background(rng, b % 2 == 1)
+            a1[:] = bg
+            a2[:] = bg
+            _pygame_draw(s1, polys, colors)
+            for r0, r1 in _bands(rng):
+                if b % 2 == 0 or r1 - r0 > buffer.shape[1]:
+                    _raster.draw_polygons(a2, polys, colors, masks, shifts, frame_clip, rows=(r0, r1))
+                else:  # the band's rows copied into the buffer, drawn there, copied back
+                    stop = min(r1, H)
+                    buffer[:, : stop - r0] = a2[:, r0:stop]
+                    _raster.draw_polygons(buffer, polys, colors, masks, shifts, frame_clip,
+                                          rows=(r0, r1), band=True)
+                    a2[:, r0:stop] = buffer[:, : stop - r0]
+            if not np.array_equal(a1, a2):
+                bad = np.argwhere(a1 != a2)
+                pytest.fail(f"batch {b}: {len(bad)} pixels differ, first at {bad[0].tolist()}")
+    finally:
+        s1.set_clip(None)
+
+
+def test_band_arguments_are_checked():
+    pixels = np.zeros((W, 10), np.uint32)
+    poly, color = np.zeros((1, 4, 2)), [[1, 2, 3]]
+    with pytest.raises(ValueError, match="clip"):
+        _raster.draw_polygons(pixels, poly, color, rows=(0, 10), band=True)
+    with pytest.raises(ValueError, match="does not fit"):
+        _raster.draw_polygons(pixels, poly, color, rows=(0, 11), band=True, clip=(0, 0, W, H))
+
+
+def test_transform_visible_matches_numpy():
+    # the compiled transform must give the very same float64 coordinates as
+    # numpy's (and so as the stock renderer's) and select the same polygons
+    rng = np.random.default_rng(13)
+    keep, show = (-380.0, 1380.0, -380.0, 1180.0), (-2.0, 1001.0, 98.0, 801.0)
+    for _ in range(200):
+        xy = rng.uniform(-400, 400, (300, 4, 2))
+        xy[rng.random(300) < 0.01] = np.nan
+        angle = rng.choice([rng.uniform(-10, 10), np.pi / 2, 0.0, -np.pi])
+        c, s = np.cos(angle), np.sin(angle)
+        zoom, trans = rng.uniform(0.5, 20), rng.uniform(-5000, 5000, 2)
+        px = (c * xy[..., 0] - s * xy[..., 1]) * zoom + trans[0]
+        py = (s * xy[..., 0] + c * xy[..., 1]) * zoom + trans[1]
+        inside = (px >= keep[0]) & (px <= keep[1]) & (py >= keep[2]) & (py <= keep[3])
+        on = ((px.max(1) >= show[0]) & (px.min(1) <= show[1])
+              & (py.max(1) >= show[2]) & (py.min(1) <= show[3]))
+        want = np.flatnonzero(inside.any(1) & on)
+        idx, out = _raster.transform_visible(xy, c, s, zoom, trans, keep, show)
+        np.testing.assert_array_equal(idx, want)
+        assert np.array_equal(out, np.stack([px[want], py[want]], -1))  # bit for bit
+
+
 def test_polygon_coords_truncate_like_pygame():
     p = np.array([[[-0.7, 1.9], [-1.5, 2.0], [40000.2, -40000.9]]])
     np.testing.assert_array_equal(
