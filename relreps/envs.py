@@ -16,8 +16,12 @@ How the fast renderer stays identical: the stock renderer rotates, scales and cl
 polygons one by one in Python every frame, then draws the ~40 visible ones with ``pygame.gfxdraw``.
 We keep all polygons of a track in one numpy array, transform and clip-test them at once with the
 same floating-point operations in the same order (so the coordinates are bit-identical), and hand
-exactly the same coordinates to the same ``gfxdraw`` calls. The HUD text is rendered once per
-distinct string instead of loading a font every frame, and the drawing surfaces are reused.
+exactly the same coordinates to the same ``gfxdraw`` calls (or to :mod:`relreps._raster`, their
+byte-exact numba port). The HUD text is rendered once per distinct string instead of loading a font
+every frame, and the drawing surfaces are reused. With numba, the visible rows are filled, drawn and
+shrunk along x in bands of 100 rows in one small buffer that stays in the cache (each of these
+steps treats a row on its own, so the bands give the same pixels); see the README's "The fast
+renderer" for every step and where the time goes.
 """
 
 from __future__ import annotations
@@ -393,8 +397,10 @@ class ColorCarRacing(_cr.CarRacing):
             self._draw_and_shrink_bands(surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s)
             frame = self._finish_split(surf, shrunk=True)
             return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
-        if _covers_screen(field):  # the same pixels, one fill
-            surf.fill(bg, self._visible_rect)
+        if _covers_screen(field):  # the same pixels, one fill (ordinary stores, see above)
+            pixels = pygame.surfarray.pixels2d(surf)
+            pixels[:, _HIDDEN:] = surf.map_rgb(bg)
+            del pixels  # unlock the surface
         else:  # near the playfield's edge or zooming in: exactly the stock drawing
             surf.fill((0, 0, 0))
             gfxdraw.aapolygon(surf, field, self.bg_color)
