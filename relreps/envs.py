@@ -397,7 +397,7 @@ class ColorCarRacing(_cr.CarRacing):
             self._draw_and_shrink_bands(surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s)
             frame = self._finish_split(surf, shrunk=True)
             return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
-        if _covers_screen(field):  # the same pixels, one fill (ordinary stores, see above)
+        if _covers_screen(field):  # the same pixels, one fill (ordinary stores: see _fill_and_draw_rows)
             pixels = pygame.surfarray.pixels2d(surf)
             pixels[:, _HIDDEN:] = surf.map_rgb(bg)
             del pixels  # unlock the surface
