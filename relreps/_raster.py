@@ -523,7 +523,7 @@ if AVAILABLE:
                         yoff)
             _aaline(img, vx[n - 1], vy[n - 1], vx[0], vy[0], r, g, b,
                     mcolor, fmt, left, top, right, bottom, wtop, wbottom,
-                        yoff)
+                    yoff)
             # filled_polygon
             _filled(img, vx, vy, n, mcolor, ints, tmp, stk, edges, left,
                     wtop, right, wbottom, yoff)
@@ -596,8 +596,11 @@ def transform_visible(xy: np.ndarray, c: float, s: float, zoom: float, trans, ke
     ``show`` are ``(x_min, x_max, y_min, y_max)``."""
     if not AVAILABLE:
         raise ImportError(_NO_NUMBA_MSG)
+    xy = np.ascontiguousarray(xy, dtype=np.float64)
+    if xy.ndim != 3 or xy.shape[1:] != (4, 2):
+        raise ValueError(f"xy must have shape (N, 4, 2), not {xy.shape}")
     out_idx = np.empty(len(xy), np.int64)
-    out_xy = np.empty((len(xy) + 1, 4, 2))
+    out_xy = np.empty((len(xy), 4, 2))
     n = _transform_visible(xy, float(c), float(s), float(zoom), float(trans[0]), float(trans[1]),
                            np.asarray(keep, np.float64), np.asarray(show, np.float64), out_idx,
                            out_xy)
@@ -653,6 +656,12 @@ def draw_polygons(pixels: np.ndarray, polys: np.ndarray, colors: np.ndarray,
         clip = np.array([0, 0, pixels.shape[0], pixels.shape[1]], np.int64)
     else:
         clip = np.asarray(clip, dtype=np.int64)
+    if (clip[0] < 0 or clip[1] < 0 or clip[2] < 0 or clip[3] < 0
+            or clip[0] + clip[2] > pixels.shape[0]
+            or (not band and clip[1] + clip[3] > pixels.shape[1])):
+        # (the kernels do not check indices: this keeps every write inside ``pixels``)
+        raise ValueError(f"clip rectangle {tuple(int(v) for v in clip)} is not inside the "
+                         f"{pixels.shape[0]}x{pixels.shape[1]} pixels")
     first, last, yoff = -(2**31), 2**31, 0
     if rows is not None:
         first, last = int(rows[0]), int(rows[1]) - 1

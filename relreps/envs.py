@@ -19,9 +19,9 @@ same floating-point operations in the same order (so the coordinates are bit-ide
 exactly the same coordinates to the same ``gfxdraw`` calls (or to :mod:`relreps._raster`, their
 byte-exact numba port). The HUD text is rendered once per distinct string instead of loading a font
 every frame, and the drawing surfaces are reused. With numba, the visible rows are filled, drawn and
-shrunk along x in bands of 100 rows in one small buffer that stays in the cache (each of these
-steps treats a row on its own, so the bands give the same pixels); see the README's "The fast
-renderer" for every step and where the time goes.
+shrunk along x in bands of 100 rows (each of these steps treats a row on its own, so the bands give
+the same pixels): in one small buffer that stays in the cache, except the bands the car may touch,
+drawn in place; see the README's "The fast renderer" for every step and where the time goes.
 """
 
 from __future__ import annotations
@@ -228,6 +228,7 @@ class ColorCarRacing(_cr.CarRacing):
         self._font = None
         self._text_cache: dict[str, Any] = {}
         self._poly_src: list | None = None  # the road_poly list the cached arrays came from
+        self._car_radii: tuple | None = None  # (car, each drawn body's largest vertex radius)
 
     def set_color(self, color: str | Sequence[int]) -> None:
         """Change the background and grass colour (takes effect at the next frame)."""
@@ -278,9 +279,9 @@ class ColorCarRacing(_cr.CarRacing):
         visible = np.flatnonzero(drawn & on_screen)
         return visible, np.stack([px[visible], py[visible]], axis=-1)
 
-    def _scene_polygons(self, c: float, s: float, zoom: float, trans) -> tuple[np.ndarray, np.ndarray, int]:
+    def _scene_polygons(self, c: float, s: float, zoom: float, trans) -> tuple[np.ndarray, np.ndarray]:
         """The visible grass patches, then road tiles and kerbs, in the stock drawing order: screen
-        coordinates (K, 4, 2), RGB colours (K, 3) and the number of grass patches."""
+        coordinates (K, 4, 2) and RGB colours (K, 3)."""
         scene_xy, road_rgb = self._track_polygons()  # grass patches first, then the road
         idx, polys = self._visible(scene_xy, c, s, zoom, trans)
         n_grass = int(np.searchsorted(idx, len(_GRASS)))
@@ -288,10 +289,10 @@ class ColorCarRacing(_cr.CarRacing):
         colors[:n_grass] = self.grass_color
         # tile colours are read now: gymnasium changes them in place when the car touches a tile
         for k, i in enumerate(idx[n_grass:].tolist(), n_grass):
-            colors[k] = road_rgb[i - len(_GRASS)]
-        return polys, colors, n_grass
+            colors[k] = road_rgb[i - len(_GRASS)]  # float RGB: truncated, as int() did
+        return polys, colors
 
-    def _draw_scene_polygons(self, surf, polys, colors, n_grass) -> None:
+    def _draw_scene_polygons(self, surf, polys, colors) -> None:
         """Draw the polygons as the stock ``gfxdraw.aapolygon`` + ``filled_polygon`` calls do."""
         if self.rasterizer == "numba":
             import pygame
@@ -306,8 +307,7 @@ class ColorCarRacing(_cr.CarRacing):
             return
         from pygame import gfxdraw
 
-        for k, (poly, color) in enumerate(zip(polys.tolist(), colors.tolist())):
-            color = self.grass_color if k < n_grass else color  # the stock call's argument
+        for poly, color in zip(polys.tolist(), colors.tolist()):
             gfxdraw.aapolygon(surf, poly, color)
             gfxdraw.filled_polygon(surf, poly, color)
 
@@ -334,8 +334,8 @@ class ColorCarRacing(_cr.CarRacing):
     def _car_rows(self, c: float, s: float, zoom: float, trans) -> tuple[float, float]:
         """Rows of the (unflipped) surface that the car's polygons can touch, with a margin."""
         car = self.car
-        radii = self.__dict__.get("_car_radii")
-        if radii is None or radii[0] is not car:
+        radii = self._car_radii
+        if radii is None or radii[0] is not car:  # a new car (reset)
             r = [max(math.hypot(*v) for f in body.fixtures for v in f.shape.vertices)
                  for body in car.drawlist]
             radii = self._car_radii = (car, r)
@@ -345,6 +345,22 @@ class ColorCarRacing(_cr.CarRacing):
             py = (s * x + c * y) * zoom + trans[1]
             lo, hi = min(lo, py - r * zoom), max(hi, py + r * zoom)
         return lo - 3, hi + 3
+
+    def _view(self) -> tuple[float, float, tuple[float, float], float, float]:
+        """The stock renderer's view of this frame: angle, zoom, translation, and the cos/sin of
+        the angle exactly as ``Vector2.rotate_rad`` computes them (incl. its special cases)."""
+        import pygame
+
+        assert self.car is not None
+        W, H = _cr.WINDOW_W, _cr.WINDOW_H
+        angle = -self.car.hull.angle
+        zoom = 0.1 * _cr.SCALE * max(1 - self.t, 0) + _cr.ZOOM * _cr.SCALE * min(self.t, 1)
+        scroll_x = -(self.car.hull.position[0]) * zoom
+        scroll_y = -(self.car.hull.position[1]) * zoom
+        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        trans = (W / 2 + trans[0], H / 4 + trans[1])
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+        return angle, zoom, trans, c, s
 
     def _render_state_fast(self) -> np.ndarray:
         import pygame
@@ -363,58 +379,43 @@ class ColorCarRacing(_cr.CarRacing):
             self._strip = self._fast_surf.subsurface((0, _HUD_TOP, W, H - _HUD_TOP))
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
             self._bands = [(r, min(r + _BAND_ROWS, H)) for r in range(_HIDDEN, H, _BAND_ROWS)]
-            self._band_rects = [pygame.Rect(0, r0, W, r1 - r0) for r0, r1 in self._bands]
-            self._band_surfs = [
-                (self._fast_surf.subsurface(rect),
-                 self._narrow.subsurface((0, rect.y, _cr.STATE_W, rect.h)))
-                for rect in self._band_rects
-            ]
             band_buf = pygame.Surface((W, _BAND_ROWS), 0, self._fast_surf)
-            self._band_buffers = [
-                (band_buf.subsurface((0, 0, W, rect.h)), dst) for rect, (_, dst) in
-                zip(self._band_rects, self._band_surfs)
-            ]
+            # per band: (its rows of the frame, or of the buffer; its rows of the narrow surface)
+            self._band_surfs, self._band_buffers = [], []
+            for r0, r1 in self._bands:
+                narrow = self._narrow.subsurface((0, r0, _cr.STATE_W, r1 - r0))
+                self._band_surfs.append((self._fast_surf.subsurface((0, r0, W, r1 - r0)), narrow))
+                self._band_buffers.append((band_buf.subsurface((0, 0, W, r1 - r0)), narrow))
         surf = self._fast_surf
         self.surf = surf
 
-        assert self.car is not None
-        angle = -self.car.hull.angle
-        zoom = 0.1 * _cr.SCALE * max(1 - self.t, 0) + _cr.ZOOM * _cr.SCALE * min(self.t, 1)
-        scroll_x = -(self.car.hull.position[0]) * zoom
-        scroll_y = -(self.car.hull.position[1]) * zoom
-        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
-        trans = (W / 2 + trans[0], H / 4 + trans[1])
-        # cos/sin exactly as Vector2.rotate_rad computes them (incl. its special-cased angles)
-        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+        angle, zoom, trans, c, s = self._view()
 
         # background (never clipped), grass, road: the stock order
         field = [(c * px - s * py, s * px + c * py) for px, py in _FIELD]
         field = [(fx * zoom + trans[0], fy * zoom + trans[1]) for fx, fy in field]
-        polys, colors, n_grass = self._scene_polygons(c, s, zoom, trans)
+        polys, colors = self._scene_polygons(c, s, zoom, trans)
         bg = tuple(int(v) for v in self.bg_color)
-        if _covers_screen(field) and self.rasterizer == "numba" and self._hud_in_strip():
+        covers = _covers_screen(field)
+        if covers and self.rasterizer == "numba" and self._hud_in_strip():
             # the usual case: the same pixels, drawn and x-shrunk band by band
-            self._draw_and_shrink_bands(surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s)
+            self._draw_and_shrink_bands(surf, bg, polys, colors, angle, zoom, trans, c, s)
             frame = self._finish_split(surf, shrunk=True)
-            return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
-        if _covers_screen(field):  # the same pixels, one fill (ordinary stores: see _fill_and_draw_rows)
-            pixels = pygame.surfarray.pixels2d(surf)
-            pixels[:, _HIDDEN:] = surf.map_rgb(bg)
-            del pixels  # unlock the surface
-        else:  # near the playfield's edge or zooming in: exactly the stock drawing
-            surf.fill((0, 0, 0))
-            gfxdraw.aapolygon(surf, field, self.bg_color)
-            gfxdraw.filled_polygon(surf, field, self.bg_color)
-        self._draw_scene_polygons(surf, polys, colors, n_grass)
-        self.car.draw(surf, zoom, trans, angle, False)
-
-        if self._hud_in_strip():
-            frame = self._finish_split(surf)
         else:
-            frame = self._finish_stock(surf)
-        return np.array(pygame.surfarray.pixels3d(frame)).transpose(1, 0, 2).copy()
+            if covers:  # the same pixels, one fill (ordinary stores: see _fill_and_draw_rows)
+                pixels = pygame.surfarray.pixels2d(surf)
+                pixels[:, _HIDDEN:] = surf.map_rgb(bg)
+                del pixels  # unlock the surface
+            else:  # near the playfield's edge or zooming in: exactly the stock drawing
+                surf.fill((0, 0, 0))
+                gfxdraw.aapolygon(surf, field, self.bg_color)
+                gfxdraw.filled_polygon(surf, field, self.bg_color)
+            self._draw_scene_polygons(surf, polys, colors)
+            self.car.draw(surf, zoom, trans, angle, False)
+            frame = self._finish_split(surf) if self._hud_in_strip() else self._finish_stock(surf)
+        return np.array(pygame.surfarray.pixels3d(frame).transpose(1, 0, 2), order="C")
 
-    def _draw_and_shrink_bands(self, surf, bg, polys, colors, n_grass, angle, zoom, trans, c, s) -> None:
+    def _draw_and_shrink_bands(self, surf, bg, polys, colors, angle, zoom, trans, c, s) -> None:
         """Fill, draw and x-shrink the visible rows band by band: the same pixels as doing each
         step over the whole surface (every step is exact per row).
 
@@ -429,24 +430,18 @@ class ColorCarRacing(_cr.CarRacing):
         background = surf.map_rgb(bg)
         pending = []  # bands drawn in place, waiting for the car
         for k, (r0, r1) in enumerate(self._bands):
-            if r1 > car_lo and r0 <= car_hi:  # the car may touch these rows
-                self._fill_and_draw_rows(surf, background, polys, colors, (r0, r1), band=False)
-                pending.append(k)
-                if r1 > car_hi:  # the last such band: draw the car, then shrink them all
-                    self.car.draw(surf, zoom, trans, angle, False)
-                    for j in pending:
-                        src, dst = self._band_surfs[j]
-                        pygame.transform.smoothscale(src, dst.get_size(), dst)
-                    pending = []
-            else:
-                buf, dst = self._band_buffers[k]
+            if r1 <= car_lo or r0 > car_hi:  # the car cannot touch these rows
+                buf, narrow = self._band_buffers[k]
                 self._fill_and_draw_rows(buf, background, polys, colors, (r0, r1), band=True)
-                pygame.transform.smoothscale(buf, dst.get_size(), dst)
-        if pending:  # the car reaches below the last row (never seen): draw it anyway
-            self.car.draw(surf, zoom, trans, angle, False)
-            for j in pending:
-                src, dst = self._band_surfs[j]
-                pygame.transform.smoothscale(src, dst.get_size(), dst)
+                pygame.transform.smoothscale(buf, narrow.get_size(), narrow)
+                continue
+            self._fill_and_draw_rows(surf, background, polys, colors, (r0, r1), band=False)
+            pending.append(self._band_surfs[k])
+            if r1 > car_hi or k == len(self._bands) - 1:  # the car's last band
+                self.car.draw(surf, zoom, trans, angle, False)
+                for src, narrow in pending:
+                    pygame.transform.smoothscale(src, narrow.get_size(), narrow)
+                pending = []
 
     def _hud_in_strip(self) -> bool:
         """Whether every HUD element stays inside the black strip at the bottom (rows >= 700)."""

@@ -198,6 +198,29 @@ def test_banded_path_draws_most_frames_identically(monkeypatch):
     assert len(calls) >= 150  # zoom-in frames and the HUD beyond its strip take the other path
 
 
+def test_car_rows_bound_the_pixels_the_car_draws():
+    # the banded path draws the car in place only on the bands within _car_rows: every pixel
+    # that gymnasium's Car.draw paints must lie inside that bound, whatever the car does
+    import pygame
+
+    env = ColorCarRacing("green")
+    env.reset(seed=77)
+    rng = np.random.default_rng(77)
+    surf = pygame.Surface((1000, 800))
+    slack = []
+    for t in range(400):
+        a = envs.GAS if t < 80 or rng.random() < 0.4 else int(rng.integers(5))  # fast, then wild
+        env.step(a)
+        angle, zoom, trans, c, s = env._view()
+        surf.fill((0, 0, 0))
+        env.car.draw(surf, zoom, trans, angle, False)
+        rows = np.flatnonzero(pygame.surfarray.pixels2d(surf).any(axis=0))
+        lo, hi = env._car_rows(c, s, zoom, trans)
+        assert lo <= rows.min() and rows.max() <= hi, (t, lo, hi, rows.min(), rows.max())
+        slack += [rows.min() - lo, hi - rows.max()]
+    assert min(slack) >= 1  # the bound is not off by a hair
+
+
 def _render_both(env):
     env.renderer = "gymnasium"
     stock = env._render("state_pixels")

@@ -252,28 +252,38 @@ def test_band_arguments_are_checked():
         _raster.draw_polygons(pixels, poly, color, rows=(0, 10), band=True)
     with pytest.raises(ValueError, match="does not fit"):
         _raster.draw_polygons(pixels, poly, color, rows=(0, 11), band=True, clip=(0, 0, W, H))
+    # a clip rect wider than the pixels would write past them (the kernels do not check indices)
+    narrow = np.zeros((500, 10), np.uint32)
+    with pytest.raises(ValueError, match="not inside the 500x10 pixels"):
+        _raster.draw_polygons(narrow, poly, color, rows=(0, 10), band=True, clip=(0, 0, W, H))
+    with pytest.raises(ValueError, match="not inside"):
+        _raster.draw_polygons(pixels, poly, color, clip=(0, 0, W, H))
 
 
-def test_transform_visible_matches_numpy():
-    # the compiled transform must give the very same float64 coordinates as
-    # numpy's (and so as the stock renderer's) and select the same polygons
+def test_transform_visible_matches_the_numpy_path():
+    # the compiled transform must give the very same float64 coordinates as the environment's
+    # numpy path (the stock renderer's operations) and select the same polygons
+    from relreps.envs import ColorCarRacing
+
+    env = ColorCarRacing("green")
     rng = np.random.default_rng(13)
-    keep, show = (-380.0, 1380.0, -380.0, 1180.0), (-2.0, 1001.0, 98.0, 801.0)
+    shown = 0
     for _ in range(200):
         xy = rng.uniform(-400, 400, (300, 4, 2))
         xy[rng.random(300) < 0.01] = np.nan
         angle = rng.choice([rng.uniform(-10, 10), np.pi / 2, 0.0, -np.pi])
         c, s = np.cos(angle), np.sin(angle)
-        zoom, trans = rng.uniform(0.5, 20), rng.uniform(-5000, 5000, 2)
-        px = (c * xy[..., 0] - s * xy[..., 1]) * zoom + trans[0]
-        py = (s * xy[..., 0] + c * xy[..., 1]) * zoom + trans[1]
-        inside = (px >= keep[0]) & (px <= keep[1]) & (py >= keep[2]) & (py <= keep[3])
-        on = ((px.max(1) >= show[0]) & (px.min(1) <= show[1])
-              & (py.max(1) >= show[2]) & (py.min(1) <= show[3]))
-        want = np.flatnonzero(inside.any(1) & on)
-        idx, out = _raster.transform_visible(xy, c, s, zoom, trans, keep, show)
-        np.testing.assert_array_equal(idx, want)
-        assert np.array_equal(out, np.stack([px[want], py[want]], -1))  # bit for bit
+        zoom, trans = rng.uniform(0.5, 20), (rng.uniform(-1500, 2500), rng.uniform(-1500, 2300))
+        env.rasterizer = "gfxdraw"  # numpy
+        want_idx, want_xy = env._visible(xy, c, s, zoom, trans)
+        env.rasterizer = "numba"  # relreps._raster.transform_visible
+        idx, got_xy = env._visible(xy, c, s, zoom, trans)
+        np.testing.assert_array_equal(idx, want_idx)
+        assert np.array_equal(got_xy, want_xy)  # bit for bit
+        shown += len(idx)
+    assert shown > 5000  # (most of the 60,000 polygons miss the screen)
+    with pytest.raises(ValueError, match="shape"):
+        _raster.transform_visible(np.zeros((3, 3, 2)), 1.0, 0.0, 1.0, (0, 0), (0, 1, 0, 1), (0, 1, 0, 1))
 
 
 def test_polygon_coords_truncate_like_pygame():
