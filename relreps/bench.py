@@ -106,6 +106,108 @@ def bench_env(
 
 
 @dataclass
+class FastProfile:
+    steps: int
+    step_ms: float
+    #: milliseconds per step of each part, in drawing order
+    parts: dict[str, float]
+
+    def report(self) -> str:
+        lines = [f"where a fast step's {self.step_ms:.3f} ms go ({self.steps} steps, the fast "
+                 "renderer alone, each part timed around its call):"]
+        lines += [f"  {name:48s}: {ms:.3f} ms" for name, ms in self.parts.items()]
+        return "\n".join(lines)
+
+
+def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) -> FastProfile:
+    """Time the parts of a fast step (numba rasterizer), each around its call, on the tracks,
+    actions and colours of :func:`bench_env` (same ``seed``), after a 30-step warm-up.
+
+    Timers wrap the environment's own methods and, while it runs, ``pygame.transform.smoothscale``
+    (restored afterwards); the timers' overhead lands in "the rest".
+    """
+    import pygame
+
+    if not envs._numba_available():
+        raise RuntimeError("profile_fast profiles the numba path: pip install numba")
+    rng = np.random.default_rng(seed)
+    colors = [*envs.COLORS, tuple(int(v) for v in rng.integers(0, 256, size=3))]
+    track_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=tracks)]
+    names = {
+        "_scene_polygons": "visibility test + colours",
+        "_fill_and_draw_rows": "background fill + polygons (bands)",
+        "shrink": "x-shrink of the bands (smoothscale)",
+        "draw": "car (gymnasium's Car.draw)",
+        "_finish_split": "HUD, its strip's shrink, flip, y-shrink",
+    }
+    spent = dict.fromkeys(names, 0.0)
+    in_finish = [False]
+
+    def timed(fn, key):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if not (key == "shrink" and in_finish[0]):  # its shrinks are part of the HUD's
+                    spent[key] += time.perf_counter() - t0
+        return wrapper
+
+    def instrument(env):
+        for key in ("_scene_polygons", "_fill_and_draw_rows"):
+            setattr(env, key, timed(getattr(env, key), key))
+        finish = timed(env._finish_split, "_finish_split")
+
+        def finish_flagged(*args, **kwargs):
+            in_finish[0] = True
+            try:
+                return finish(*args, **kwargs)
+            finally:
+                in_finish[0] = False
+        env._finish_split = finish_flagged
+
+    smoothscale = pygame.transform.smoothscale
+    pygame.transform.smoothscale = timed(smoothscale, "shrink")
+    t_step = t_render = 0.0
+    n = 0
+    try:
+        warm = envs.ColorCarRacing("green")
+        warm.reset(seed=1)
+        for _ in range(30):
+            warm.step(envs.GAS)
+        warm.close()
+        spent.update(dict.fromkeys(spent, 0.0))
+        for k in range(tracks):
+            env = envs.ColorCarRacing(colors[k % len(colors)], renderer="fast")
+            env.rasterizer = "numba"
+            instrument(env)
+            render = env._render_state_fast
+
+            def render_timed(render=render):
+                nonlocal t_render
+                t0 = time.perf_counter()
+                try:
+                    return render()
+                finally:
+                    t_render += time.perf_counter() - t0
+            env.reset(seed=track_seeds[k])
+            env.car.draw = timed(env.car.draw, "draw")
+            env._render_state_fast = render_timed
+            for a in _actions(rng, steps_per_track):
+                t0 = time.perf_counter()
+                env.step(a)
+                t_step += time.perf_counter() - t0
+                n += 1
+            env.close()
+    finally:
+        pygame.transform.smoothscale = smoothscale
+    ms = {names[key]: v / n * 1e3 for key, v in spent.items()}
+    ms["the rest of drawing (fallback frames, copies, glue)"] = (t_render - sum(spent.values())) / n * 1e3
+    ms["physics + env bookkeeping"] = (t_step - t_render) / n * 1e3
+    return FastProfile(n, t_step / n * 1e3, ms)
+
+
+@dataclass
 class UpdateBench:
     latent_dim: int | None
     n_anchors: int

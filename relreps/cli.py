@@ -9,7 +9,7 @@
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
     relreps zoo list | relreps zoo ship RUN NAME
-    relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw]
+    relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
     relreps latent AGENT_A AGENT_B [--steps 1000] [--stride 4] [--colors CA CB] [--out FILE] [--overwrite]
 """
@@ -243,6 +243,10 @@ def _bench_env(args) -> int:
         tracks=args.tracks, steps_per_track=args.steps, seed=args.seed, rasterizer=args.rasterizer
     )
     print(result.report())
+    if args.profile:
+        from .bench import profile_fast
+
+        print(profile_fast(tracks=args.tracks, steps_per_track=args.steps, seed=args.seed).report())
     return 0 if result.mismatches == 0 else 1
 
 
@@ -428,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="draws the tracks, actions and a random colour")
     e.add_argument("--rasterizer", choices=["numba", "gfxdraw"],
                    help="how the fast renderer draws polygons (default: numba if installed)")
+    e.add_argument("--profile", action="store_true",
+                   help="then time the parts of a fast step (numba), same tracks and actions")
     e.set_defaults(func=_bench_env)
     u = bsub.add_parser("update", help="PPO update cost: relative vs absolute encoder, side by side")
     u.add_argument("--latent-dim", type=int, help="encoder output (default: 3136 convolution features)")

@@ -363,3 +363,24 @@ def test_bench_cli_reports_identical_frames(capsys):
     assert main(["bench", "env", "--tracks", "2", "--steps", "15", "--seed", "99"]) == 0
     out = capsys.readouterr().out
     assert "mismatches: 0" in out and "speed-up" in out
+
+
+def test_bench_profile_accounts_for_the_whole_step(capsys):
+    """The per-part profile adds up to the step it times and puts pygame back as it found it."""
+    pytest.importorskip("numba")
+    import pygame
+
+    from relreps.bench import profile_fast
+    from relreps.cli import main
+
+    smoothscale = pygame.transform.smoothscale
+    prof = profile_fast(tracks=1, steps_per_track=80, seed=3)
+    assert pygame.transform.smoothscale is smoothscale
+    assert prof.steps == 80 and len(prof.parts) == 7
+    assert all(ms >= 0 for ms in prof.parts.values()), prof.parts
+    assert sum(prof.parts.values()) == pytest.approx(prof.step_ms)
+    for part in ("background fill + polygons (bands)", "x-shrink of the bands (smoothscale)",
+                 "car (gymnasium's Car.draw)", "physics + env bookkeeping"):
+        assert prof.parts[part] > 0, part  # the banded path ran (80 steps: past the zoom-in)
+    assert main(["bench", "env", "--tracks", "1", "--steps", "60", "--profile"]) == 0
+    assert "where a fast step's" in capsys.readouterr().out
