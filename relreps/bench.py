@@ -54,6 +54,14 @@ class EnvBench:
         return "\n".join(lines)
 
 
+def _plan(seed: int, tracks: int) -> tuple[np.random.Generator, list, list[int]]:
+    """The generator (for the actions), colours and track seeds that ``seed`` gives: the four
+    paper colours and one random (R, G, B) background, cycled over the tracks."""
+    rng = np.random.default_rng(seed)
+    colors = [*envs.COLORS, tuple(int(v) for v in rng.integers(0, 256, size=3))]
+    return rng, colors, [int(s) for s in rng.integers(0, 2**31 - 1, size=tracks)]
+
+
 def _actions(rng: np.random.Generator, n: int) -> list[int]:
     # mostly gas, some steering and braking: the car moves, leaves the track now and then
     return [int(a) for a in rng.choice(5, size=n, p=[0.1, 0.15, 0.15, 0.5, 0.1])]
@@ -67,9 +75,7 @@ def bench_env(
     Tracks, actions and colours come from ``seed``: track seeds are drawn at random, and the
     colours cycle through the four paper colours and one random (R, G, B) background.
     """
-    rng = np.random.default_rng(seed)
-    colors = [*envs.COLORS, tuple(int(v) for v in rng.integers(0, 256, size=3))]
-    track_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=tracks)]
+    rng, colors, track_seeds = _plan(seed, tracks)
     t_stock = t_fast = t_phys = 0.0
     n = mismatches = 0
     for k in range(tracks):
@@ -130,9 +136,7 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
 
     if not envs._numba_available():
         raise RuntimeError("profile_fast profiles the numba path: pip install numba")
-    rng = np.random.default_rng(seed)
-    colors = [*envs.COLORS, tuple(int(v) for v in rng.integers(0, 256, size=3))]
-    track_seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=tracks)]
+    rng, colors, track_seeds = _plan(seed, tracks)
     names = {
         "_scene_polygons": "visibility test + colours",
         "_fill_and_draw_rows": "background fill + polygons (bands)",
@@ -140,7 +144,7 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
         "draw": "car (gymnasium's Car.draw)",
         "_finish_split": "HUD, its strip's shrink, flip, y-shrink",
     }
-    spent = dict.fromkeys(names, 0.0)
+    spent = dict.fromkeys([*names, "render"], 0.0)  # seconds; "render": the whole drawing
     in_finish = [False]
 
     def timed(fn, key):
@@ -168,7 +172,7 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
 
     smoothscale = pygame.transform.smoothscale
     pygame.transform.smoothscale = timed(smoothscale, "shrink")
-    t_step = t_render = 0.0
+    t_step = 0.0
     n = 0
     try:
         warm = envs.ColorCarRacing("green")
@@ -181,18 +185,9 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
             env = envs.ColorCarRacing(colors[k % len(colors)], renderer="fast")
             env.rasterizer = "numba"
             instrument(env)
-            render = env._render_state_fast
-
-            def render_timed(render=render):
-                nonlocal t_render
-                t0 = time.perf_counter()
-                try:
-                    return render()
-                finally:
-                    t_render += time.perf_counter() - t0
             env.reset(seed=track_seeds[k])
             env.car.draw = timed(env.car.draw, "draw")
-            env._render_state_fast = render_timed
+            env._render_state_fast = timed(env._render_state_fast, "render")
             for a in _actions(rng, steps_per_track):
                 t0 = time.perf_counter()
                 env.step(a)
@@ -201,6 +196,7 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
             env.close()
     finally:
         pygame.transform.smoothscale = smoothscale
+    t_render = spent.pop("render")
     ms = {names[key]: v / n * 1e3 for key, v in spent.items()}
     ms["the rest of drawing (fallback frames, copies, glue)"] = (t_render - sum(spent.values())) / n * 1e3
     ms["physics + env bookkeeping"] = (t_step - t_render) / n * 1e3

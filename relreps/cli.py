@@ -165,13 +165,6 @@ def _evaluate(args) -> int:
     return 0
 
 
-def table_agent_name(algo: str, representation: str, color: str) -> str:
-    """The zoo name that ``relreps table`` looks for: e.g. ``ppo-rel-green``."""
-    from .zoo import agent_name
-
-    return agent_name(algo, representation, color)
-
-
 def _table(args) -> int:
     import json
 
@@ -189,7 +182,7 @@ def _table(args) -> int:
     for rep in args.representations:
         agents = {}
         for color in args.colors or list(COLORS):
-            name = table_agent_name(args.algo, rep, color)
+            name = zoo.agent_name(args.algo, rep, color)
             source = Path(args.agents_dir) / name if args.agents_dir else name
             agents[color] = zoo.load(source)
         t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,

@@ -396,8 +396,8 @@ class ColorCarRacing(_cr.CarRacing):
         field = [(fx * zoom + trans[0], fy * zoom + trans[1]) for fx, fy in field]
         polys, colors = self._scene_polygons(c, s, zoom, trans)
         bg = tuple(int(v) for v in self.bg_color)
-        covers = _covers_screen(field)
-        if covers and self.rasterizer == "numba" and self._hud_in_strip():
+        covers, in_strip = _covers_screen(field), self._hud_in_strip()
+        if covers and in_strip and self.rasterizer == "numba":
             # the usual case: the same pixels, drawn and x-shrunk band by band
             self._draw_and_shrink_bands(surf, bg, polys, colors, angle, zoom, trans, c, s)
             frame = self._finish_split(surf, shrunk=True)
@@ -412,7 +412,7 @@ class ColorCarRacing(_cr.CarRacing):
                 gfxdraw.filled_polygon(surf, field, self.bg_color)
             self._draw_scene_polygons(surf, polys, colors)
             self.car.draw(surf, zoom, trans, angle, False)
-            frame = self._finish_split(surf) if self._hud_in_strip() else self._finish_stock(surf)
+            frame = self._finish_split(surf) if in_strip else self._finish_stock(surf)
         return np.array(pygame.surfarray.pixels3d(frame).transpose(1, 0, 2), order="C")
 
     def _draw_and_shrink_bands(self, surf, bg, polys, colors, angle, zoom, trans, c, s) -> None:
