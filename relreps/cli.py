@@ -221,7 +221,7 @@ def _zoo_list(args) -> int:
         print("no shipped agents")
     for name in names:
         card = zoo.card(name)
-        final = card.get("training", {}).get("final_eval", {})
+        final = zoo.score(card) or {}
         steps = card.get("training", {}).get("steps")
         score = final.get("mean_max_return")
         print(f"{name:20s} {card['algo']:5s} {card['representation']:9s} {card['color']:7s} "

@@ -220,14 +220,16 @@ def catalog(names=None) -> list[dict]:
 def training_facts(names=None) -> list[dict]:
     """How each zoo agent (default: all of :func:`available`) was made, one flat row per agent with a
     card that records its training: steps, hours, steps/s, device, GPU, CPUs, versions, anchor set,
-    file dtype and size, and the final evaluation (mean max return and number of tracks)."""
+    file dtype and size, and the agent's score (:func:`score`: mean max return and number of held-out
+    tracks, from the shipped 10-track evaluation when the card has one)."""
     rows = []
     for name in available() if names is None else names:
         info = card(name)
         t = info.get("training")
         if not t:  # an agent saved without training facts
             continue
-        hw, versions, final = t.get("hardware", {}), t.get("versions", {}), t.get("final_eval", {})
+        hw, versions = t.get("hardware", {}), t.get("versions", {})
+        final = score(info) or {}
         rows.append({
             "agent": name, "steps": t.get("steps"), "hours": round(t.get("wall_s", 0) / 3600, 2),
             "steps/s": t.get("steps_per_s"), "device": hw.get("device"), "gpu": hw.get("gpu", "-"),
@@ -241,6 +243,28 @@ def training_facts(names=None) -> list[dict]:
 
 
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
+#: The quality-bar evaluation a finished run may hold (``relreps evaluate RUN/agent --tracks 10
+#: --out RUN/eval-10-tracks.json``, as ``scripts/train_zoo.sh`` writes it); shipped into the card.
+EVALUATION_FILE = "eval-10-tracks.json"
+
+
+def score(card: dict) -> dict | None:
+    """The score an agent's card reports: its shipped evaluation (``card["evaluation"]``, the quality
+    bar's 10 held-out tracks) when it has one, else the training run's final evaluation (5 tracks);
+    ``None`` for a card with neither. Keys: ``mean_max_return``, ``std_max_return``, ``tracks``, ..."""
+    return card.get("evaluation") or card.get("training", {}).get("final_eval") or None
+
+
+def _evaluation_for_card(path: Path, card: dict) -> dict:
+    """An evaluation result (``relreps evaluate --out``) of exactly this agent, trimmed for its card."""
+    result = json.loads(path.read_text())
+    if result.get("sha256") != card["sha256"]:
+        raise ZooError(f"{path} evaluates another agent (sha256 {str(result.get('sha256'))[:12]}..., "
+                       f"the card's is {card['sha256'][:12]}...)")
+    if result.get("color") != card["color"]:
+        raise ZooError(f"{path} drove on {result.get('color')!r}, not the agent's own colour {card['color']!r}")
+    keys = ("color", "max_steps", "tracks", "mean_max_return", "std_max_return", "mean_final_return", "laps_finished")
+    return {**{k: result[k] for k in keys}, "max_returns": [ep["max_return"] for ep in result["episodes"]]}
 
 
 def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = None,
@@ -248,8 +272,10 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     """Copy a finished training run's agent into the zoo as ``NAME`` with its logs.
 
     Writes ``dest/NAME.safetensors``, ``dest/NAME.json`` and ``dest/logs/NAME/{eval,progress}.csv``;
-    the weights are copied byte for byte, so the card's sha256 still holds. Refuses an unfinished
-    run, an agent over :data:`MAX_BYTES`, and an existing name unless ``overwrite``.
+    the weights are copied byte for byte, so the card's sha256 still holds. The run's
+    :data:`EVALUATION_FILE`, when present, goes into the card as ``evaluation`` (refused if it
+    evaluates other weights or another colour). Refuses an unfinished run, an agent over
+    :data:`MAX_BYTES`, and an existing name unless ``overwrite``.
     """
     import shutil
 
@@ -264,6 +290,8 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
     if not name or Path(name).name != name or name.startswith("."):
         raise ValueError(f"invalid agent name {name!r}: a plain file name such as 'ppo-rel-green'")
+    evaluation = run / EVALUATION_FILE
+    evaluation = _evaluation_for_card(evaluation, card) if evaluation.is_file() else None
     target = dest / f"{name}.json"
     log_dir = dest / "logs" / name
     if (target.exists() or target.with_suffix(".safetensors").exists() or log_dir.exists()) and not overwrite:
@@ -276,6 +304,8 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
         if (run / log).is_file():
             shutil.copyfile(run / log, log_dir / log)
     card = dict(card, name=name, weights=f"{name}.safetensors")
+    if evaluation is not None:
+        card["evaluation"] = evaluation
     target.write_text(json.dumps(card, indent=1, default=str) + "\n")
     return target
 

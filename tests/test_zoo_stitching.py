@@ -192,3 +192,19 @@ def test_ship_a_run_into_the_zoo(agents, tmp_path, capsys):
     assert zoo.card("ppo-rel-green", root=dest)["name"] == "ppo-rel-green"
     with pytest.raises(ValueError, match="invalid agent name"):
         zoo.ship(run, "../elsewhere", dest=dest)
+    # the quality-bar evaluation goes into the card, and the listing reports it
+    assert "evaluation" not in zoo.card("ppo-rel-green", root=dest)
+    result = {"sha256": a.card["sha256"], "color": "green", "max_steps": 30, "tracks": [7, 8],
+              "mean_max_return": 12.5, "std_max_return": 2.5, "mean_final_return": 10.0, "laps_finished": 0,
+              "episodes": [{"track_seed": 7, "max_return": 10.0}, {"track_seed": 8, "max_return": 15.0}]}
+    (run / zoo.EVALUATION_FILE).write_text(json.dumps(dict(result, color="red")))
+    with pytest.raises(zoo.ZooError, match="own colour 'green'"):
+        zoo.ship(run, "ppo-rel-green", dest=dest, overwrite=True)
+    (run / zoo.EVALUATION_FILE).write_text(json.dumps(dict(result, sha256="0" * 64)))
+    with pytest.raises(zoo.ZooError, match="evaluates another agent"):
+        zoo.ship(run, "ppo-rel-green", dest=dest, overwrite=True)
+    (run / zoo.EVALUATION_FILE).write_text(json.dumps(result))
+    card = zoo.card(zoo.ship(run, "ppo-rel-green", dest=dest, overwrite=True))
+    assert card["evaluation"]["max_returns"] == [10.0, 15.0] and zoo.score(card)["mean_max_return"] == 12.5
+    assert zoo.score({"training": {"final_eval": {"mean_max_return": 3.0}}}) == {"mean_max_return": 3.0}
+    assert zoo.score({}) is None
