@@ -64,8 +64,8 @@ class TrainConfig:
     device: str = "auto"
     """``auto`` (a GPU when present), ``cpu`` or ``cuda``."""
     anchors: str = DEFAULT_SET
-    """Anchor set (shipped name or folder), relative encoders only. Default: ``agent-3136``, recorded by
-    the zoo's trained absolute green agent (the paper's recipe), which the shipped agents use."""
+    """Anchor set (shipped name or folder), relative encoders only. Default: ``scripted-3136``
+    (:data:`relreps.anchors.DEFAULT_SET`), which the zoo's relative agents use."""
     n_anchors: int | None = None
     """Anchors to use from the set (seeded choice); default one per encoder dimension (the paper)."""
     latent_dim: int | None = 256

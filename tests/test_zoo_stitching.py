@@ -47,7 +47,7 @@ OBS = np.random.default_rng(0).integers(0, 256, size=(6, 3, 84, 84), dtype=np.ui
 def test_train_saves_a_loadable_agent(agents, tmp_path):
     a = agents["rel-red"]
     assert (a.algo, a.representation, a.color) == ("ppo", "relative", "red")
-    assert a.card["training"]["steps"] == 32 and a.card["anchors"]["set"] == "agent-3136"
+    assert a.card["training"]["steps"] == 32 and a.card["anchors"]["set"] == "scripted-3136"
     # save -> load -> identical actions and tensors
     path = zoo.save(a.policy, tmp_path / "copy", a.card)
     b = zoo.load(path)
