@@ -21,11 +21,12 @@ REL_STEPS=${REL_STEPS:-$STEPS}
 RUNS=${RUNS:-runs}
 ANCHORS=${ANCHORS:-scripted-3136}  # agent-3136 (the paper's recipe) did worse for ppo-rel-green (README)
 MIN_SCORE=${MIN_SCORE:-750}  # ship only agents at least this good on their own colour
-ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green rel-red rel-blue rel-yellow"}  # absolute agents first: the relative recipe misses the bar so far (README)
+ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green rel-red rel-blue rel-yellow"}
 mkdir -p "$RUNS"
 exec 9>"$RUNS/.train_zoo.lock"
 flock -n 9 || { echo "error: another train_zoo.sh is running on $RUNS" >&2; exit 1; }
 ZOO=$(python -c "import relreps.zoo as z; print(z.zoo_dir())")
+EVAL_FILE=$(python -c "import relreps.zoo as z; print(z.EVALUATION_FILE)")  # shipped into the card
 ANCHOR_DIR=$(python -c "import relreps.anchors as a; print(a.SHIPPED_DIR)")/$ANCHORS
 
 train() {  # train NAME REPRESENTATION COLOUR [extra relreps train args]
@@ -40,7 +41,7 @@ train() {  # train NAME REPRESENTATION COLOUR [extra relreps train args]
   fi
   # The quality bar (issue 4): mean maximum return >= MIN_SCORE on the 10 held-out tracks, own
   # colour. An agent below it is not shipped: the queue stops so that someone finds out why.
-  local result="$RUNS/$name/eval-10-tracks.json"
+  local result="$RUNS/$name/$EVAL_FILE"
   [ -f "$result" ] || relreps evaluate "$RUNS/$name/agent" --tracks 10 --out "$result"
   if ! python -c "import json, sys; sys.exit(json.load(open('$result'))['mean_max_return'] < $MIN_SCORE)"; then
     echo "== $name: below the bar ($MIN_SCORE) on 10 held-out tracks ($result): not shipped; stopping" >&2
