@@ -242,6 +242,11 @@ def evaluate(
     if n <= 1 or "fork" not in mp.get_all_start_methods():
         episodes = [run_episode(policy, color, s, max_steps) for s in seeds]
     else:
+        if any(p.is_cuda for p in policy.parameters()):
+            # A forked process cannot use CUDA: the workers get a CPU copy (same weights).
+            import copy
+
+            policy = copy.deepcopy(policy).to("cpu")
         with mp.get_context("fork").Pool(n, initializer=_init_worker, initargs=(policy,)) as pool:
             episodes = pool.map(_work, jobs, chunksize=1)
     return Evaluation(color=envs.color_name(color), episodes=episodes)

@@ -264,6 +264,18 @@ def _hardware(device) -> dict:
     return info
 
 
+def _record_hardware(run: Path, model) -> list[dict]:
+    """Append this segment's hardware (and the step it starts at) to ``hardware.json``; returns the
+    list. A resumed run that moved machines records each one (a run from before this file existed
+    starts its list at its first resume)."""
+    path = run / "hardware.json"
+    segments = json.loads(path.read_text()) if path.exists() else []
+    segments = [s for s in segments if s["from_step"] < model.num_timesteps]  # steps past the checkpoint were redone
+    segments.append({"from_step": int(model.num_timesteps), **_hardware(model.device)})
+    path.write_text(json.dumps(segments, indent=1) + "\n")
+    return segments
+
+
 def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False):
     """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
 
@@ -281,6 +293,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
 
 #: Fields that do not affect an absolute encoder (ignored when comparing absolute configs).
 _RELATIVE_ONLY = ("anchors", "n_anchors", "alpha")
+#: Where a run executes, not what it learns: a run may resume with other values (e.g. started on a
+#: 16-core GPU machine, finished on a laptop); each segment's hardware is kept in ``hardware.json``.
+_EXECUTION_ONLY = ("workers", "device")
 
 
 def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
@@ -288,6 +303,7 @@ def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
     absolute runs)."""
     a, b = asdict(saved), asdict(given)
     skip = _RELATIVE_ONLY if saved.representation == given.representation == "absolute" else ()
+    skip = (*skip, *_EXECUTION_ONLY)
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
 
 
@@ -343,6 +359,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
             _keep_logs_for_resume(run, 0, 0.0)  # died before its first checkpoint: start over, logs too
         model.set_logger(configure(str(run), formats))
         t0 -= before
+        segments_hw = _record_hardware(run, model)
         remaining = config.total_steps - model.num_timesteps
         periodic = _Periodic(config, run, t0)
         callbacks = [periodic]
@@ -358,7 +375,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
             "steps": model.num_timesteps,
             "wall_s": round(time.time() - t0, 1),  # all segments, evaluations included
             "steps_per_s": round(model.num_timesteps / max(time.time() - t0, 1e-9), 1),
-            "hardware": _hardware(model.device),
+            "hardware": segments_hw[-1],  # where it finished; every segment's below when it moved
+            **({"hardware_segments": segments_hw} if len(segments_hw) > 1 else {}),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
         }
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its

@@ -65,8 +65,14 @@ def test_no_silent_overwrite_and_resume(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     cfg["total_steps"] = 64
     (run / "config.json").write_text(json.dumps(cfg))
-    model = training.train(tiny(total_steps=64), run, resume=True)
+    # where it runs (device, environment processes) may change on resume: it learns the same
+    model = training.train(tiny(total_steps=64, device="cpu"), run, resume=True)
     assert model.num_timesteps == 64
+    assert json.loads((run / "config.json").read_text())["device"] == "cpu"
+    # each segment's hardware is kept, from the step it started at
+    done = json.loads((run / "done.json").read_text())
+    assert [s["from_step"] for s in done["hardware_segments"]] == [0, 32]
+    assert done["hardware"] == done["hardware_segments"][-1]
     assert model._n_updates == ckpt["n_updates"] + 4  # one more PPO update of 4 epochs
     assert [int(r["timesteps"]) for r in _rows(run)] == [32, 64]
     # SB3 truncates progress.csv when it opens it: the first segment's rows must survive
