@@ -219,6 +219,22 @@ def _work(args) -> Episode:
     return run_episode(_WORKER_POLICY, color, seed, max_steps)
 
 
+def _cpu_copy_if_on_gpu(policy):
+    """A forked process cannot use CUDA: a torch policy on a GPU is copied to the CPU for the
+    workers (same weights; its optimiser is left out of the copy)."""
+    import copy
+
+    import torch
+
+    if not isinstance(policy, torch.nn.Module):
+        return policy  # anything with predict(), e.g. a scripted driver
+    tensors = [*policy.parameters(), *policy.buffers()]
+    if all(t.device.type == "cpu" for t in tensors):
+        return policy
+    memo = {id(policy.optimizer): None} if getattr(policy, "optimizer", None) is not None else {}
+    return copy.deepcopy(policy, memo).to("cpu")
+
+
 def evaluate(
     agent,
     *,
@@ -242,11 +258,7 @@ def evaluate(
     if n <= 1 or "fork" not in mp.get_all_start_methods():
         episodes = [run_episode(policy, color, s, max_steps) for s in seeds]
     else:
-        if any(p.is_cuda for p in policy.parameters()):
-            # A forked process cannot use CUDA: the workers get a CPU copy (same weights).
-            import copy
-
-            policy = copy.deepcopy(policy).to("cpu")
+        policy = _cpu_copy_if_on_gpu(policy)
         with mp.get_context("fork").Pool(n, initializer=_init_worker, initargs=(policy,)) as pool:
             episodes = pool.map(_work, jobs, chunksize=1)
     return Evaluation(color=envs.color_name(color), episodes=episodes)

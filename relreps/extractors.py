@@ -203,6 +203,11 @@ class RelativeEncoder(AbsoluteEncoder):
         else:
             self.anchor_embeddings.mul_(self.alpha).add_(new, alpha=1.0 - self.alpha)
 
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .cpu() / .cuda(): the cached prepared anchors stay behind on the old device
+        self._prep = self._prep_key = None
+        return super()._apply(fn, *args, **kwargs)
+
     def _prepared(self) -> tuple:
         """The anchors' standardised unit embeddings, recomputed only when the buffer changes
         (an anchor update or ``load_state_dict`` writes it in place, which bumps its version)."""

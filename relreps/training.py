@@ -7,6 +7,8 @@ A run writes into its folder:
   ``tensorboard`` package is installed);
 - ``eval.csv``: the learning curve: every ``eval_every`` steps, the evaluation protocol
   (:mod:`relreps.evaluation`) on the held-out ``eval_tracks``;
+- ``hardware.json``: each training segment's hardware (device, GPU, cores, environment
+  processes, torch threads) from the step it started at (a resume may move to another machine);
 - ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
   counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
 - ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`, float16 tensors) and ``done.json``
@@ -264,15 +266,19 @@ def _hardware(device) -> dict:
     return info
 
 
-def _record_hardware(run: Path, model) -> list[dict]:
+def _record_hardware(run: Path, model, venv) -> list[dict]:
     """Append this segment's hardware (and the step it starts at) to ``hardware.json``; returns the
     list. A resumed run that moved machines records each one (a run from before this file existed
     starts its list at its first resume)."""
     path = run / "hardware.json"
     segments = json.loads(path.read_text()) if path.exists() else []
     segments = [s for s in segments if s["from_step"] < model.num_timesteps]  # steps past the checkpoint were redone
-    segments.append({"from_step": int(model.num_timesteps), **_hardware(model.device)})
-    path.write_text(json.dumps(segments, indent=1) + "\n")
+    segments.append({"from_step": int(model.num_timesteps), **_hardware(model.device),
+                     "env_processes": getattr(venv, "n_workers", 0),  # 0: stepped in the main process
+                     "torch_threads": torch.get_num_threads()})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(segments, indent=1) + "\n")
+    os.replace(tmp, path)
     return segments
 
 
@@ -280,7 +286,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
-    checkpoint (the config must be the same).
+    checkpoint (the config must be the same, except where it runs: ``device`` and ``workers``).
     """
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
@@ -300,7 +306,7 @@ _EXECUTION_ONLY = ("workers", "device")
 
 def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
     """``field: saved -> given`` for each setting that differs (relative-only ones skipped for
-    absolute runs)."""
+    absolute runs; ``device`` and ``workers`` always skipped)."""
     a, b = asdict(saved), asdict(given)
     skip = _RELATIVE_ONLY if saved.representation == given.representation == "absolute" else ()
     skip = (*skip, *_EXECUTION_ONLY)
@@ -359,7 +365,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
             _keep_logs_for_resume(run, 0, 0.0)  # died before its first checkpoint: start over, logs too
         model.set_logger(configure(str(run), formats))
         t0 -= before
-        segments_hw = _record_hardware(run, model)
+        segments_hw = _record_hardware(run, model, venv)
         remaining = config.total_steps - model.num_timesteps
         periodic = _Periodic(config, run, t0)
         callbacks = [periodic]

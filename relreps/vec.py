@@ -70,6 +70,7 @@ class ChunkedSubprocVecEnv(VecEnv):
             raise ValueError(f"need 1 <= n_workers <= number of environments ({n}); got {n_workers}")
         bounds = np.linspace(0, n, n_workers + 1).round().astype(int)
         self._chunks = [range(bounds[w], bounds[w + 1]) for w in range(n_workers)]
+        self.n_workers = n_workers
         self._where = [(w, i - c.start) for w, c in enumerate(self._chunks) for i in c]
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"

@@ -217,23 +217,37 @@ def catalog(names=None) -> list[dict]:
     return sorted(rows, key=lambda r: (color_rank(r["color"]), r["name"]))
 
 
+def _per_segment(segments: list[dict], key: str, steps) -> str | int | None:
+    """One hardware fact of a run, or, when a resumed run moved between machines that differ in it,
+    each segment's value and its steps, e.g. ``"cuda 0-200K, cpu 200K-2000K"``."""
+    values = [s.get(key, "-") for s in segments]
+    if len(set(map(str, values))) == 1:
+        return values[0]
+    ends = [s.get("from_step", 0) for s in segments[1:]] + [steps or 0]
+    return ", ".join(f"{v} {s.get('from_step', 0) // 1000}-{e // 1000}K" for v, s, e in zip(values, segments, ends))
+
+
 def training_facts(names=None) -> list[dict]:
     """How each zoo agent (default: all of :func:`available`) was made, one flat row per agent with a
     card that records its training: steps, hours, steps/s, device, GPU, CPUs, versions, anchor set,
     file dtype and size, and the agent's score (:func:`score`: mean max return and number of held-out
-    tracks, from the shipped 10-track evaluation when the card has one)."""
+    tracks, from the shipped 10-track evaluation when the card has one). A run resumed on other
+    hardware lists each segment's device, GPU and CPUs with its steps; its hours and steps/s are over
+    all segments."""
     rows = []
     for name in available() if names is None else names:
         info = card(name)
         t = info.get("training")
         if not t:  # an agent saved without training facts
             continue
-        hw, versions = t.get("hardware", {}), t.get("versions", {})
+        versions = t.get("versions", {})
+        segments = t.get("hardware_segments") or [t.get("hardware", {})]
         final = score(info) or {}
         rows.append({
             "agent": name, "steps": t.get("steps"), "hours": round(t.get("wall_s", 0) / 3600, 2),
-            "steps/s": t.get("steps_per_s"), "device": hw.get("device"), "gpu": hw.get("gpu", "-"),
-            "cpus": hw.get("cpu_count"), "torch": versions.get("torch"), "sb3": versions.get("stable-baselines3"),
+            "steps/s": t.get("steps_per_s"), "device": _per_segment(segments, "device", t.get("steps")),
+            "gpu": _per_segment(segments, "gpu", t.get("steps")),
+            "cpus": _per_segment(segments, "cpu_count", t.get("steps")), "torch": versions.get("torch"), "sb3": versions.get("stable-baselines3"),
             "anchor set": info.get("anchors", {}).get("set", "-"), "dtype": info.get("dtype"),
             "MB": round(info.get("bytes", 0) / 1e6, 2),
             "final mean max return": round(final["mean_max_return"]) if "mean_max_return" in final else None,

@@ -70,3 +70,26 @@ def test_sb3_policy_in_worker_processes():
     here = evaluation.evaluate(model, color="yellow", track_seeds=seeds, processes=1, max_steps=40)
     forked = evaluation.evaluate(model, color="yellow", track_seeds=seeds, processes=2, max_steps=40)
     assert here.episodes == forked.episodes
+
+
+def test_forked_workers_get_a_cpu_policy():
+    """Forked workers cannot use CUDA: only a torch policy off the CPU is copied (without its
+    optimiser); a CPU one, or anything with predict(), is passed as is."""
+    import torch
+
+    from relreps.evaluation import _cpu_copy_if_on_gpu
+
+    class Scripted:
+        def predict(self, obs, deterministic=True):
+            return np.zeros(len(obs), dtype=np.int64), None
+
+    s = Scripted()
+    assert _cpu_copy_if_on_gpu(s) is s
+    m = torch.nn.Linear(2, 2)
+    assert _cpu_copy_if_on_gpu(m) is m
+    if torch.cuda.is_available():
+        g = torch.nn.Linear(2, 2).cuda()
+        g.optimizer = torch.optim.Adam(g.parameters())
+        c = _cpu_copy_if_on_gpu(g)
+        assert c is not g and c.weight.device.type == "cpu" and c.optimizer is None
+        torch.testing.assert_close(c.weight, g.weight.cpu())

@@ -198,3 +198,17 @@ def test_cli_latent_dim_defaults_to_the_config():
     args = build_parser().parse_args(["train", "--out", "x"])
     assert args.latent_dim == TrainConfig.latent_dim == 256
     assert build_parser().parse_args(["train", "--out", "x", "--latent-dim", "none"]).latent_dim is None
+
+
+def test_moving_the_encoder_drops_its_prepared_anchors(frames):
+    """.to() / .cpu() clear the cache of prepared anchors (a CPU copy for forked evaluation
+    workers must not keep CUDA tensors); the projection is unchanged."""
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    obs = torch.as_tensor(_obs(frames[:3])).float()
+    with torch.no_grad():
+        before = enc(obs)
+    assert enc._prep is not None
+    enc.to("cpu")
+    assert enc._prep is None
+    with torch.no_grad():
+        torch.testing.assert_close(enc(obs), before)

@@ -208,3 +208,12 @@ def test_ship_a_run_into_the_zoo(agents, tmp_path, capsys):
     assert card["evaluation"]["max_returns"] == [10.0, 15.0] and zoo.score(card)["mean_max_return"] == 12.5
     assert zoo.score({"training": {"final_eval": {"mean_max_return": 3.0}}}) == {"mean_max_return": 3.0}
     assert zoo.score({}) is None
+
+
+def test_training_facts_of_a_run_that_moved_machines():
+    """A run resumed on other hardware: each segment's device and CPUs with its steps."""
+    segments = [{"from_step": 0, "device": "cuda", "gpu": "NVIDIA H100", "cpu_count": 16},
+                {"from_step": 200_000, "device": "cpu", "cpu_count": 2}]
+    assert zoo._per_segment(segments, "device", 2_000_000) == "cuda 0-200K, cpu 200-2000K"
+    assert zoo._per_segment(segments, "gpu", 2_000_000) == "NVIDIA H100 0-200K, - 200-2000K"
+    assert zoo._per_segment(segments[1:], "cpu_count", 2_000_000) == 2
