@@ -308,8 +308,8 @@ def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
     """``field: saved -> given`` for each setting that differs (relative-only ones skipped for
     absolute runs; ``device`` and ``workers`` always skipped)."""
     a, b = asdict(saved), asdict(given)
-    skip = _RELATIVE_ONLY if saved.representation == given.representation == "absolute" else ()
-    skip = (*skip, *_EXECUTION_ONLY)
+    absolute = saved.representation == given.representation == "absolute"
+    skip = _EXECUTION_ONLY + (_RELATIVE_ONLY if absolute else ())
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
 
 

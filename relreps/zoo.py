@@ -219,7 +219,7 @@ def catalog(names=None) -> list[dict]:
 
 def _per_segment(segments: list[dict], key: str, steps) -> str | int | None:
     """One hardware fact of a run, or, when a resumed run moved between machines that differ in it,
-    each segment's value and its steps, e.g. ``"cuda 0-200K, cpu 200K-2000K"``."""
+    each segment's value and its steps in thousands, e.g. ``"cuda 0-200K, cpu 200-2000K"``."""
     values = [s.get(key, "-") for s in segments]
     if len(set(map(str, values))) == 1:
         return values[0]
