@@ -6,6 +6,7 @@
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
+    relreps export RUN --out PATH [--overwrite]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
     relreps zoo list | relreps zoo ship RUN NAME
@@ -134,6 +135,17 @@ def _train(args) -> int:
     )
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
+    return 0
+
+
+def _export(args) -> int:
+    import json
+
+    from .training import export_checkpoint
+
+    card = export_checkpoint(args.run, args.out, overwrite=args.overwrite)
+    steps = json.loads(card.read_text())["training"]["steps"]
+    print(f"checkpoint of {args.run} at {steps} steps saved as {card}")
     return 0
 
 
@@ -381,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.set_defaults(func=_train)
 
+    ex = sub.add_parser("export", help="save a run's latest checkpoint as an agent file (to evaluate or "
+                                       "stitch a run that is still training)")
+    ex.add_argument("run", help="run folder (with config.json and checkpoint.pt)")
+    ex.add_argument("--out", required=True, help="agent path without suffix, e.g. /tmp/rel-red-1M")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=_export)
+
     ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
     ev.add_argument("agent", help="shipped agent name or card path")
     ev.add_argument("--color", help="track colour (default: the agent's)")
@@ -456,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError) as e:  # bad input: one clear line, no traceback
+    except (ValueError, FileExistsError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

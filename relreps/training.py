@@ -32,7 +32,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -163,6 +163,32 @@ def load_checkpoint(model, path: Path) -> float:
     model.num_timesteps = int(state["num_timesteps"])
     model._n_updates = int(state["n_updates"])
     return float(state.get("elapsed_s", 0.0))
+
+
+def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Save a run's latest ``checkpoint.pt`` as an agent file (``out.safetensors`` + ``out.json``).
+
+    For looking at a run that is still training (or was stopped): evaluate, stitch or compare the
+    agent at its last checkpoint with the usual tools. The card records the checkpoint's steps and
+    wall time under ``training`` with ``"checkpoint": true`` and no final evaluation; the tensors
+    are float16, as in a finished run's agent. Refuses to replace an existing agent unless
+    ``overwrite=True``; returns the ``.json`` path.
+    """
+    run = Path(run)
+    cfg_path, ckpt = run / "config.json", run / "checkpoint.pt"
+    for path in (cfg_path, ckpt):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: {run} is not a run folder with a checkpoint")
+    config = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+    env = envs.make_vec_env(config.color, n_envs=1, seed=config.seed, workers=0)
+    try:
+        model = build_model(replace(config, device="cpu"), env)
+        elapsed = load_checkpoint(model, ckpt)
+        facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
+                 "run": str(run)}
+        return zoo.save(model, out, zoo.card_for(config, training=facts), overwrite=overwrite, half=True)
+    finally:
+        env.close()
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict]]:

@@ -165,3 +165,32 @@ def test_cli_train(tmp_path, capsys):
     assert main(args) == 0
     assert json.loads((out / "config.json").read_text())["hyperparameters"] == {"n_steps": 16}
     assert main(args) == 2 and "resume" in capsys.readouterr().err
+
+
+def test_export_checkpoint(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from relreps import zoo
+
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=32, eval_every=0), run)
+    card = training.export_checkpoint(run, tmp_path / "ckpt")
+    info = json.loads(card.read_text())
+    assert info["training"]["checkpoint"] is True and info["training"]["steps"] == 32
+    assert info["representation"] == "relative" and info["color"] == "red"
+    # the last checkpoint is the finished model: same float16 tensors as the run's own agent
+    a, b = load_file(tmp_path / "ckpt.safetensors"), load_file(run / "agent.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    agent = zoo.load(card)
+    obs = np.random.default_rng(0).integers(0, 256, (1, *agent.policy.observation_space.shape), dtype=np.uint8)
+    own = zoo.load(run / "agent")
+    np.testing.assert_array_equal(agent.policy.predict(obs, deterministic=True)[0],
+                                  own.policy.predict(obs, deterministic=True)[0])
+    # nothing is overwritten; a folder without a checkpoint is named in the error
+    with pytest.raises(FileExistsError):
+        training.export_checkpoint(run, tmp_path / "ckpt")
+    assert main(["export", str(run), "--out", str(tmp_path / "ckpt"), "--overwrite"]) == 0
+    assert "at 32 steps" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+    assert "config.json not found" in capsys.readouterr().err
