@@ -15,7 +15,10 @@
 # `--anchor-update gradient-step`); a zoo agent trained with the old rule (its card's config has no
 # anchor_update) does not stitch (README): retrain it in a new RUNS folder, then
 # `relreps zoo ship RUNS/NAME NAME --overwrite` after the 10-track evaluation.
-# Usage: [STEPS=2000000] [REL_STEPS=$STEPS] [RUNS=runs] [RELREPS_ZOO=dir] [ANCHORS=name] [MIN_SCORE=750] scripts/train_zoo.sh
+# ORDER lists the agents after ppo-abs-green as REP-COLOUR (seed 1) or REP-COLOUR:SEED; a run with
+# another seed trains in RUNS/NAME-sSEED and ships as NAME (its card records the seed).
+# Usage: [STEPS=2000000] [REL_STEPS=$STEPS] [RUNS=runs] [RELREPS_ZOO=dir] [ANCHORS=name] [MIN_SCORE=750]
+#        [ORDER="abs-red ... rel-yellow"] scripts/train_zoo.sh
 set -euo pipefail
 # 2M steps each: at 1M, ppo-abs-red (669.5) and the relative green agent with either anchor set
 # (643.5, 745.5) missed the bar (README); the authors' eval curves: absolute 770-865 at 1M,
@@ -33,8 +36,10 @@ ZOO=$(python -c "import relreps.zoo as z; print(z.zoo_dir())")
 EVAL_FILE=$(python -c "import relreps.zoo as z; print(z.EVALUATION_FILE)")  # shipped into the card
 ANCHOR_DIR=$(python -c "import relreps.anchors as a; print(a.SHIPPED_DIR)")/$ANCHORS
 
-train() {  # train NAME REPRESENTATION COLOUR [extra relreps train args]
-  local name=$1 rep=$2 color=$3; shift 3
+train() {  # train NAME REPRESENTATION COLOUR SEED [extra relreps train args]
+  local name=$1 rep=$2 color=$3 seed=$4; shift 4
+  local run=$name  # the run folder: NAME, or NAME-sSEED for a seed other than 1
+  if [ "$seed" != 1 ]; then run=$name-s$seed; fi
   if [ -f "$ZOO/$name.json" ]; then
     echo "== $name: already in the zoo"
     python - "$ZOO/$name.json" <<'PY'
@@ -47,24 +52,24 @@ PY
     return
   fi
   local resume=""
-  if [ -f "$RUNS/$name/config.json" ]; then resume=--resume; fi
-  if [ ! -f "$RUNS/$name/done.json" ]; then
-    echo "== $name: training ($(date -u +%H:%M:%S)) $resume"
-    relreps train --out "$RUNS/$name" --representation "$rep" --color "$color" --seed 1 \
+  if [ -f "$RUNS/$run/config.json" ]; then resume=--resume; fi
+  if [ ! -f "$RUNS/$run/done.json" ]; then
+    echo "== $name: training, seed $seed, in $RUNS/$run ($(date -u +%H:%M:%S)) $resume"
+    relreps train --out "$RUNS/$run" --representation "$rep" --color "$color" --seed "$seed" \
       --steps "$STEPS" "$@" $resume
   fi
   # The quality bar (issue 4): mean maximum return >= MIN_SCORE on the 10 held-out tracks, own
   # colour. An agent below it is not shipped: the queue stops so that someone finds out why.
-  local result="$RUNS/$name/$EVAL_FILE"
-  [ -f "$result" ] || relreps evaluate "$RUNS/$name/agent" --tracks 10 --out "$result"
+  local result="$RUNS/$run/$EVAL_FILE"
+  [ -f "$result" ] || relreps evaluate "$RUNS/$run/agent" --tracks 10 --out "$result"
   if ! python -c "import json, sys; sys.exit(json.load(open('$result'))['mean_max_return'] < $MIN_SCORE)"; then
     echo "== $name: below the bar ($MIN_SCORE) on 10 held-out tracks ($result): not shipped; stopping" >&2
     exit 3
   fi
-  relreps zoo ship "$RUNS/$name" "$name"
+  relreps zoo ship "$RUNS/$run" "$name"
 }
 
-train ppo-abs-green absolute green
+train ppo-abs-green absolute green 1
 if [ ! -f "$ANCHOR_DIR/anchors.json" ]; then
   echo "== anchors $ANCHORS: recorded by ppo-abs-green"
   relreps anchors collect "$ANCHORS" --driver ppo-abs-green --out "$ANCHOR_DIR"
@@ -81,12 +86,14 @@ if driver.get("type") == "AgentDriver" and driver.get("agent_sha256") != agent.c
     sys.exit(f"error: anchor set {sys.argv[1]!r} was not recorded by this zoo's ppo-abs-green "
              f"({zoo.zoo_dir()}); set ANCHORS to a new name to record one")
 PY
-for spec in $ORDER; do
+for spec in $ORDER; do  # REP-COLOUR or REP-COLOUR:SEED
+  seed=1
+  case $spec in *:*) seed=${spec#*:}; spec=${spec%%:*};; esac
   rep=${spec%%-*}; color=${spec#*-}
   if [ "$rep" = rel ]; then
-    STEPS=$REL_STEPS train "ppo-rel-$color" relative "$color" --anchors "$ANCHORS"
+    STEPS=$REL_STEPS train "ppo-rel-$color" relative "$color" "$seed" --anchors "$ANCHORS"
   else
-    train "ppo-abs-$color" absolute "$color"
+    train "ppo-abs-$color" absolute "$color" "$seed"
   fi
 done
 echo "== zoo complete: $(relreps zoo list | wc -l) agents"
