@@ -28,7 +28,8 @@ REL_STEPS=${REL_STEPS:-$STEPS}
 RUNS=${RUNS:-runs}
 ANCHORS=${ANCHORS:-scripted-3136}  # agent-3136 (the paper's recipe) did worse for ppo-rel-green (README)
 MIN_SCORE=${MIN_SCORE:-750}  # ship only agents at least this good on their own colour
-ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green rel-red rel-blue rel-yellow"}
+# rel-green:2: with the anchor fix, seed 1 collapsed for the relative green agent (README)
+ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green:2 rel-red rel-blue rel-yellow"}
 mkdir -p "$RUNS"
 exec 9>"$RUNS/.train_zoo.lock"
 flock -n 9 || { echo "error: another train_zoo.sh is running on $RUNS" >&2; exit 1; }
