@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train the shipped zoo: 8 PPO agents (4 colours x absolute/relative, seed 1), in this order:
+# Train the shipped zoo: 8 PPO agents (4 colours x absolute/relative, seed 1 but ppo-rel-green's 2),
+# in this order:
 #   1. ppo-abs-green; 2. with ANCHORS=agent-3136 (the paper's recipe), the anchor set recorded by
 #   ppo-abs-green driving with random-action bursts and replayed in all colours; the default,
 #   scripted-3136, is shipped (same recipe, a scripted driver); 3. the other 7 agents.
