@@ -147,12 +147,20 @@ def card_for(config, **extra) -> dict:
     return card
 
 
+#: State kept in float32 by ``save(..., half=True)`` (tensor names ending so).
+FULL_PRECISION = ("anchor_embeddings",)
+
+
 def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: bool = False,
          half: bool = False) -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
 
     ``half`` stores floating-point tensors as float16 (half the size; the loaded agent computes in
-    float32 with the rounded weights, so evaluate the agent as loaded). Refuses to replace an
+    float32 with the rounded weights, so evaluate the agent as loaded), except a relative encoder's
+    anchor embeddings (:data:`FULL_PRECISION`), kept in float32: the projection standardises with
+    their per-dimension standard deviation, which for nearly dead units is far below float16's
+    resolution (a PPO agent with the per-gradient-step anchor update drove differently in 60% of its
+    steps with float16 anchors, and identically with float16 weights alone). Refuses to replace an
     existing agent unless ``overwrite=True``.
     """
     from safetensors.torch import save_file
@@ -167,7 +175,8 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
     base.parent.mkdir(parents=True, exist_ok=True)
     tensors, _ = _unique_state(policy)
     if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        tensors = {k: v.half() if v.is_floating_point() and not k.endswith(FULL_PRECISION) else v
+                   for k, v in tensors.items()}
     save_file(tensors, str(weights))
     card = dict(card, name=base.name, weights=weights.name, sha256=_sha256(weights),
                 bytes=weights.stat().st_size, dtype="float16" if half else "float32")
