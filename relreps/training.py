@@ -182,7 +182,10 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
     config = TrainConfig.from_json(json.loads(cfg_path.read_text()))
     env = envs.make_vec_env(config.color, n_envs=1, seed=config.seed, workers=0)
     try:
-        model = build_model(replace(config, device="cpu"), env)
+        hp = dict(config.hyperparameters)
+        if config.algo != "ppo":
+            hp["buffer_size"] = 1  # no replay buffer is needed to act
+        model = build_model(replace(config, device="cpu", hyperparameters=hp), env)
         elapsed = load_checkpoint(model, ckpt)
         facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
                  "run": str(run)}

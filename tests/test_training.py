@@ -123,6 +123,8 @@ def test_double_dqn_trains_relative(tmp_path):
                                 "target_update_interval": 8})
     model = training.train(cfg, tmp_path / "dqn")
     assert model.num_timesteps == 40 and (tmp_path / "dqn" / "done.json").exists()
+    card = training.export_checkpoint(tmp_path / "dqn", tmp_path / "dqn-ckpt")  # without a replay buffer
+    assert json.loads(card.read_text())["algo"] == "ddqn"
 
 
 def test_bad_config():
