@@ -137,6 +137,8 @@ class RelativeEncoder(AbsoluteEncoder):
         alpha: anchor update factor (0: re-embed at each update; default 0.999).
         standardize: standardise with the anchor embeddings' statistics before the cosine.
         anchor_seed: the seed of the ``n_anchors`` choice.
+        std_floor: the standardisation's floor (:func:`relreps.projection.relative_projection`);
+            ``None`` (default): none, as every agent trained so far.
 
     Output size: the number of anchors.
     """
@@ -151,9 +153,12 @@ class RelativeEncoder(AbsoluteEncoder):
         alpha: float = 0.999,
         standardize: bool = True,
         anchor_seed: int = 0,
+        std_floor: float | None = None,
     ):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        if std_floor is not None and not 0.0 <= std_floor < 1.0:
+            raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
         if isinstance(anchors, str):
             from . import anchors as anchor_sets
 
@@ -173,6 +178,7 @@ class RelativeEncoder(AbsoluteEncoder):
         self._features_dim = len(frames)  # the relative representation's size
         self.alpha = float(alpha)
         self.standardize = standardize
+        self.std_floor = None if std_floor is None else float(std_floor)
         # The frames are inputs, not state: not saved with the agent (the card names the set).
         self.register_buffer("anchor_frames", torch.as_tensor(frames), persistent=False)
         # The state: anchor embeddings, and whether they have been computed. They are filled at
@@ -222,10 +228,10 @@ class RelativeEncoder(AbsoluteEncoder):
         """The anchors' standardised unit embeddings, recomputed only when the buffer changes
         (an anchor update or ``load_state_dict`` writes it in place, which bumps its version)."""
         a = self.anchor_embeddings
-        key = (a._version, a.data_ptr(), a.device, a.dtype, self.standardize)
+        key = (a._version, a.data_ptr(), a.device, a.dtype, self.standardize, self.std_floor)
         if getattr(self, "_prep_key", None) != key:
             with torch.no_grad():
-                self._prep = prepare_anchors(a.detach(), standardize=self.standardize)
+                self._prep = prepare_anchors(a.detach(), standardize=self.standardize, std_floor=self.std_floor)
             self._prep_key = key
         return self._prep
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 
 def prepare_anchors(
-    anchors: torch.Tensor, *, standardize: bool = True, eps: float = 1e-8
+    anchors: torch.Tensor, *, standardize: bool = True, eps: float = 1e-8, std_floor: float | None = None
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """The anchors' part of :func:`relative_projection`: ``(mean, std, unit anchors)``.
 
@@ -23,10 +23,15 @@ def prepare_anchors(
     """
     if anchors.ndim != 2:
         raise ValueError(f"expected 2-D anchors (n_anchors, dim); got {tuple(anchors.shape)}")
+    if std_floor is not None and not 0.0 <= std_floor < 1.0:
+        raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
     mean = std = None
     if standardize:
         mean = anchors.mean(dim=0, keepdim=True)
-        std = anchors.std(dim=0, keepdim=True) + eps
+        std = anchors.std(dim=0, keepdim=True)
+        if std_floor:
+            std = torch.clamp(std, min=std_floor * std.max())
+        std = std + eps
         anchors = (anchors - mean) / std
     return mean, std, F.normalize(anchors, p=2, dim=-1, eps=eps)
 
@@ -51,6 +56,7 @@ def relative_projection(
     anchors: torch.Tensor,
     standardize: bool = True,
     eps: float = 1e-8,
+    std_floor: float | None = None,
 ) -> torch.Tensor:
     """Cosine similarities of each row of ``x`` to each anchor embedding.
 
@@ -61,6 +67,11 @@ def relative_projection(
         standardize: first subtract the anchors' per-dimension mean from both and divide by their
             per-dimension standard deviation (``+ eps``).
         eps: guards the division by the standard deviation and by the norms.
+        std_floor: with standardisation, raise each dimension's standard deviation to at least
+            this fraction of the largest one (``None``: no floor, as trained until relreps 0.1).
+            A unit that is dead (ReLU) for every anchor keeps only a tiny residue in moving-average
+            anchor embeddings; without a floor, dividing by its tiny spread makes it as large as a
+            live unit (README, "The fixed anchor update ...").
 
     Returns:
         ``(batch, n_anchors)`` similarities in ``[-1, 1]``.
@@ -75,4 +86,4 @@ def relative_projection(
             f"expected 2-D tensors (batch, dim) and (n_anchors, dim); got {tuple(x.shape)} and "
             f"{tuple(anchors.shape)}"
         )
-    return project(x, prepare_anchors(anchors, standardize=standardize, eps=eps), eps=eps)
+    return project(x, prepare_anchors(anchors, standardize=standardize, eps=eps, std_floor=std_floor), eps=eps)

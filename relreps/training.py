@@ -84,6 +84,10 @@ class TrainConfig:
     16 per PPO update) or ``rollout`` (once per PPO update: the first zoo runs, whose anchors kept
     38% of the untrained encoder's embeddings and did not stitch; a saved config without this
     field means ``rollout``). See :class:`relreps.algos.AnchorUpdateCallback`."""
+    std_floor: float | None = None
+    """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
+    largest (``None``: none, as every agent trained so far). See
+    :func:`relreps.projection.relative_projection`."""
     head_dim: int = 512
     """Width of the head (LayerNorm, ReLU, Linear, ReLU)."""
     eval_every: int = 100_000
@@ -106,6 +110,8 @@ class TrainConfig:
         self.eval_tracks = tuple(int(s) for s in self.eval_tracks)
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
+        if self.std_floor is not None and not 0.0 <= self.std_floor < 1.0:
+            raise ValueError(f"std_floor must be in [0, 1) or None, got {self.std_floor}")
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
 
@@ -123,6 +129,8 @@ class TrainConfig:
             return AbsoluteEncoder, dict(latent_dim=self.latent_dim)
         kwargs = dict(anchors=self.anchors, color=self.color, n_anchors=self.n_anchors,
                       latent_dim=self.latent_dim, alpha=self.alpha)
+        if self.std_floor is not None:  # absent otherwise: cards stay as they were
+            kwargs["std_floor"] = self.std_floor
         return RelativeEncoder, kwargs
 
 

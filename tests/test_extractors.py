@@ -232,3 +232,23 @@ def test_moving_the_encoder_drops_its_prepared_anchors(frames):
     assert enc._prep is None
     with torch.no_grad():
         torch.testing.assert_close(enc(obs), before)
+
+
+def test_std_floor_reaches_the_projection_and_the_config(frames):
+    from relreps.projection import prepare_anchors, project
+    from relreps.training import TrainConfig
+
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=0.5)
+    x = torch.rand(3, 3, 84, 84)
+    out = enc(x)
+    expected = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, std_floor=0.5))
+    torch.testing.assert_close(out, expected)
+    plain = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings))
+    assert not torch.allclose(out, plain)
+    with pytest.raises(ValueError, match="std_floor"):
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=-1)
+    # the config passes it to the encoder (and so to the card) only when set
+    assert "std_floor" not in TrainConfig().encoder()[1]
+    assert TrainConfig(std_floor=1e-3).encoder()[1]["std_floor"] == 1e-3
+    with pytest.raises(ValueError, match="std_floor"):
+        TrainConfig(std_floor=2.0)

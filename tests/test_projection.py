@@ -74,3 +74,20 @@ def test_bad_shapes():
         relative_projection(torch.zeros(2, 3, 1), anchors=torch.zeros(4, 3))
     with pytest.raises(TypeError):
         relative_projection(torch.zeros(2, 3), torch.zeros(4, 3))  # anchors is keyword-only
+
+
+def test_std_floor_drops_a_nearly_dead_unit():
+    # a unit dead for every input, whose moving-average anchor embedding kept a 1e-8 residue
+    g = torch.Generator().manual_seed(0)
+    anchors, x = torch.randn(20, 6, generator=g), torch.randn(5, 6, generator=g)
+    anchors[:, 0] = 1e-8 * torch.rand(20, generator=g)
+    x[:, 0] = 0.0
+    live = relative_projection(x[:, 1:], anchors=anchors[:, 1:])
+    plain = relative_projection(x, anchors=anchors)
+    floored = relative_projection(x, anchors=anchors, std_floor=1e-3)
+    assert (plain - live).abs().max() > 0.05  # without a floor, the residue weighs like a live unit
+    torch.testing.assert_close(floored, live, atol=1e-4, rtol=0)
+    # a floor no spread falls below changes nothing
+    torch.testing.assert_close(relative_projection(x[:, 1:], anchors=anchors[:, 1:], std_floor=1e-6), live)
+    with pytest.raises(ValueError, match="std_floor"):
+        relative_projection(x, anchors=anchors, std_floor=1.5)
