@@ -32,7 +32,7 @@ from torch import nn
 
 from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
-from .projection import prepare_anchors, project
+from .projection import check_std_floor, prepare_anchors, project
 
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
@@ -157,8 +157,7 @@ class RelativeEncoder(AbsoluteEncoder):
     ):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        if std_floor is not None and not 0.0 <= std_floor < 1.0:
-            raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
+        check_std_floor(std_floor)
         if isinstance(anchors, str):
             from . import anchors as anchor_sets
 

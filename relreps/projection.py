@@ -13,6 +13,12 @@ import torch
 import torch.nn.functional as F
 
 
+def check_std_floor(std_floor: float | None) -> None:
+    """Refuse a ``std_floor`` outside ``[0, 1)`` (``None``: no floor)."""
+    if std_floor is not None and not 0.0 <= std_floor < 1.0:
+        raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
+
+
 def prepare_anchors(
     anchors: torch.Tensor, *, standardize: bool = True, eps: float = 1e-8, std_floor: float | None = None
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
@@ -23,8 +29,7 @@ def prepare_anchors(
     """
     if anchors.ndim != 2:
         raise ValueError(f"expected 2-D anchors (n_anchors, dim); got {tuple(anchors.shape)}")
-    if std_floor is not None and not 0.0 <= std_floor < 1.0:
-        raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
+    check_std_floor(std_floor)
     mean = std = None
     if standardize:
         mean = anchors.mean(dim=0, keepdim=True)

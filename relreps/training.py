@@ -41,6 +41,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from . import algos, envs, evaluation, zoo
 from .anchors import DEFAULT_SET
 from .extractors import AbsoluteEncoder, RelativeEncoder
+from .projection import check_std_floor
 
 REPRESENTATIONS = ("absolute", "relative")
 #: How often PPO moves the anchors' moving average (TrainConfig.anchor_update).
@@ -110,8 +111,7 @@ class TrainConfig:
         self.eval_tracks = tuple(int(s) for s in self.eval_tracks)
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
-        if self.std_floor is not None and not 0.0 <= self.std_floor < 1.0:
-            raise ValueError(f"std_floor must be in [0, 1) or None, got {self.std_floor}")
+        check_std_floor(self.std_floor)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
 

@@ -147,6 +147,15 @@ def card_for(config, **extra) -> dict:
     return card
 
 
+def trained_config(info: dict):
+    """The :class:`~relreps.training.TrainConfig` an agent's card records (``None`` for an agent saved
+    without one); read like a run's ``config.json``, so fields added since take the values that old
+    runs trained with (e.g. ``anchor_update="rollout"``)."""
+    from .training import TrainConfig
+
+    return TrainConfig.from_json(info["config"]) if "config" in info else None
+
+
 #: State kept in float32 by ``save(..., half=True)`` (tensor names ending so).
 FULL_PRECISION = ("anchor_embeddings",)
 

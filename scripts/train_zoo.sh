@@ -46,8 +46,10 @@ train() {  # train NAME REPRESENTATION COLOUR SEED [extra relreps train args]
     echo "== $name: already in the zoo"
     python - "$ZOO/$name.json" <<'PY'
 import json, sys
+from relreps import zoo
 card = json.load(open(sys.argv[1]))
-if card["representation"] == "relative" and card.get("config", {}).get("anchor_update", "rollout") != "gradient-step":
+config = zoo.trained_config(card)
+if card["representation"] == "relative" and config is not None and config.anchor_update != "gradient-step":
     print(f"warning: {card['name']} was trained with the old anchor update (once per PPO update), which "
           "does not stitch (README): retrain it in a new RUNS folder and ship it with --overwrite", file=sys.stderr)
 PY

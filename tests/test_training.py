@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -196,3 +197,13 @@ def test_export_checkpoint(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
     assert "config.json not found" in capsys.readouterr().err
+
+
+def test_trained_config_reads_old_cards_as_they_trained():
+    from relreps import zoo
+
+    config = asdict(tiny())
+    assert zoo.trained_config({"config": config}).anchor_update == "gradient-step"
+    del config["anchor_update"], config["std_floor"]  # a card saved before these fields existed
+    assert zoo.trained_config({"config": config}).anchor_update == "rollout"
+    assert zoo.trained_config({}) is None

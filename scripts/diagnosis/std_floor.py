@@ -13,16 +13,10 @@ with the standardisation's std floored at a fraction of its largest value.
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from relreps import latent, zoo
 from relreps.extractors import encoder_of, frames_to_tensor
-
-
-def project(x, anchors, floor):
-    m, s = anchors.mean(0, keepdim=True), anchors.std(0, keepdim=True)
-    s = s + 1e-8 if floor is None else torch.clamp(s, min=floor * s.max()) + 1e-8
-    return F.normalize((x - m) / s, dim=-1) @ F.normalize((anchors - m) / s, dim=-1).T
+from relreps.projection import relative_projection
 
 
 def main(card_a: str, card_b: str) -> None:
@@ -38,7 +32,7 @@ def main(card_a: str, card_b: str) -> None:
     print(f"{len(drive)} frames; {agents[0].name} ({colors[0]}) vs {agents[1].name} ({colors[1]})")
     for label, which in (("saved anchors", 1), ("re-embedded anchors", 2)):
         for floor in (None, 1e-4, 1e-3, 1e-2, 1e-1):
-            r = [project(e[0], e[which], floor).numpy() for e in emb]
+            r = [relative_projection(e[0], anchors=e[which], std_floor=floor).numpy() for e in emb]
             m = latent.metrics(latent.similarity(r[0], r[1]))
             print(f"{label:20s} floor {str(floor):6s}: matched {m.matched:.3f} unmatched {m.unmatched:.3f} "
                   f"top1 {m.top1:.1%}")
