@@ -130,7 +130,8 @@ def _train(args) -> int:
         algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
         total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
         anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, alpha=args.alpha,
-        anchor_update=args.anchor_update, std_floor=args.std_floor, head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
+        anchor_update=args.anchor_update, std_floor=args.std_floor,
+        standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
         eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
     )
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
@@ -312,6 +313,10 @@ def _latent_analysis(args) -> int:
     return 0
 
 
+#: ``relreps train --standardize`` choices -> TrainConfig.standardize.
+_STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
+
+
 def _latent(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -384,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "authors' code, default) or per rollout (the first zoo runs)")
     t.add_argument("--std-floor", type=float, help="relative: floor on the projection's standardisation "
                    "std, as a fraction of the largest (default: none)")
+    t.add_argument("--standardize", choices=list(_STANDARDIZE), default="per-dimension",
+                   help="relative: normalise the embeddings with the anchors' per-dimension mean and "
+                        "std (the authors' code, default), their mean only ('center'), or not at all")
     t.add_argument("--head-dim", type=int, default=512)
     t.add_argument("--eval-every", type=int, default=100_000)
     t.add_argument("--eval-tracks", type=int, default=5, help="held-out tracks per evaluation")

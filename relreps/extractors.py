@@ -32,7 +32,7 @@ from torch import nn
 
 from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
-from .projection import check_std_floor, prepare_anchors, project
+from .projection import check_options, prepare_anchors, project
 
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
@@ -135,7 +135,9 @@ class RelativeEncoder(AbsoluteEncoder):
             anchors, that is the flattened output dimension of the encoder").
         latent_dim: as :class:`AbsoluteEncoder`.
         alpha: anchor update factor (0: re-embed at each update; default 0.999).
-        standardize: standardise with the anchor embeddings' statistics before the cosine.
+        standardize: standardise with the anchor embeddings' statistics before the cosine: ``True``
+            (per-dimension mean and std, the authors' code), ``"center"`` (the mean only) or
+            ``False`` (:func:`relreps.projection.relative_projection`).
         anchor_seed: the seed of the ``n_anchors`` choice.
         std_floor: the standardisation's floor (:func:`relreps.projection.relative_projection`);
             ``None`` (default): none, as every agent trained so far.
@@ -151,13 +153,13 @@ class RelativeEncoder(AbsoluteEncoder):
         n_anchors: int | None = None,
         latent_dim: int | None = None,
         alpha: float = 0.999,
-        standardize: bool = True,
+        standardize: bool | str = True,
         anchor_seed: int = 0,
         std_floor: float | None = None,
     ):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        check_std_floor(std_floor)
+        check_options(standardize, std_floor)
         if isinstance(anchors, str):
             from . import anchors as anchor_sets
 

@@ -13,25 +13,40 @@ import torch
 import torch.nn.functional as F
 
 
-def check_std_floor(std_floor: float | None) -> None:
-    """Refuse a ``std_floor`` outside ``[0, 1)`` (``None``: no floor)."""
+#: The projection's ``standardize`` choices: per-dimension mean and std (the authors' code), the
+#: mean only, or neither.
+STANDARDIZE = (True, "center", False)
+
+
+def check_options(standardize=True, std_floor: float | None = None) -> None:
+    """Refuse a ``standardize`` that is not one of :data:`STANDARDIZE`, a ``std_floor`` outside
+    ``[0, 1)`` (``None``: no floor), and a floor without the per-dimension standardisation."""
+    if not any(standardize is choice or (isinstance(choice, str) and standardize == choice) for choice in STANDARDIZE):
+        raise ValueError(f"unknown standardize {standardize!r}: expected True (per-dimension mean and std), "
+                         f"'center' (the mean only) or False")
     if std_floor is not None and not 0.0 <= std_floor < 1.0:
         raise ValueError(f"std_floor must be in [0, 1) or None, got {std_floor}")
+    if std_floor is not None and standardize is not True:
+        raise ValueError(f"std_floor applies to the per-dimension standardisation only (standardize=True), "
+                         f"got standardize={standardize!r}")
 
 
 def prepare_anchors(
-    anchors: torch.Tensor, *, standardize: bool = True, eps: float = 1e-8, std_floor: float | None = None
+    anchors: torch.Tensor, *, standardize: bool | str = True, eps: float = 1e-8, std_floor: float | None = None
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """The anchors' part of :func:`relative_projection`: ``(mean, std, unit anchors)``.
 
     Computed once per set of anchor embeddings (an encoder caches it between anchor updates);
-    ``mean`` and ``std`` are ``None`` without standardisation.
+    ``mean`` and ``std`` are ``None`` without standardisation (``std`` also with ``"center"``).
     """
     if anchors.ndim != 2:
         raise ValueError(f"expected 2-D anchors (n_anchors, dim); got {tuple(anchors.shape)}")
-    check_std_floor(std_floor)
+    check_options(standardize, std_floor)
     mean = std = None
-    if standardize:
+    if standardize == "center":
+        mean = anchors.mean(dim=0, keepdim=True)
+        anchors = anchors - mean
+    elif standardize:
         mean = anchors.mean(dim=0, keepdim=True)
         std = anchors.std(dim=0, keepdim=True)
         if std_floor:
@@ -51,7 +66,9 @@ def project(x: torch.Tensor, prepared: tuple, *, eps: float = 1e-8) -> torch.Ten
             f"embedding sizes differ: x has dim {x.shape[1]}, anchors have dim {unit_anchors.shape[1]}"
         )
     if mean is not None:
-        x = (x - mean) / std
+        x = x - mean
+    if std is not None:
+        x = x / std
     return F.normalize(x, p=2, dim=-1, eps=eps) @ unit_anchors.T
 
 
@@ -59,7 +76,7 @@ def relative_projection(
     x: torch.Tensor,
     *,
     anchors: torch.Tensor,
-    standardize: bool = True,
+    standardize: bool | str = True,
     eps: float = 1e-8,
     std_floor: float | None = None,
 ) -> torch.Tensor:
@@ -69,8 +86,9 @@ def relative_projection(
         x: embeddings, shape ``(batch, dim)``.
         anchors: anchor embeddings, shape ``(n_anchors, dim)`` (keyword-only, so the two cannot be
             swapped by accident).
-        standardize: first subtract the anchors' per-dimension mean from both and divide by their
-            per-dimension standard deviation (``+ eps``).
+        standardize: ``True``: first subtract the anchors' per-dimension mean from both and divide
+            by their per-dimension standard deviation (``+ eps``), as the authors' code does;
+            ``"center"``: subtract the mean only; ``False``: neither.
         eps: guards the division by the standard deviation and by the norms.
         std_floor: with standardisation, raise each dimension's standard deviation to at least
             this fraction of the largest one (``None``: no floor, as trained until relreps 0.1).
@@ -82,9 +100,9 @@ def relative_projection(
         ``(batch, n_anchors)`` similarities in ``[-1, 1]``.
 
     Invariances: without standardisation the result is unchanged when the same orthogonal map or
-    the same positive scaling is applied to ``x`` and ``anchors``; with standardisation, it is
-    unchanged by per-dimension shifts and positive per-dimension scalings, but not by general
-    rotations.
+    the same positive scaling is applied to ``x`` and ``anchors``; with ``"center"``, also by the
+    same shift (the mean goes with the map); with per-dimension standardisation, it is unchanged
+    by per-dimension shifts and positive per-dimension scalings, but not by general rotations.
     """
     if x.ndim != 2 or anchors.ndim != 2:
         raise ValueError(

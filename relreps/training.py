@@ -41,7 +41,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from . import algos, envs, evaluation, zoo
 from .anchors import DEFAULT_SET
 from .extractors import AbsoluteEncoder, RelativeEncoder
-from .projection import check_std_floor
+from .projection import check_options
 
 REPRESENTATIONS = ("absolute", "relative")
 #: How often PPO moves the anchors' moving average (TrainConfig.anchor_update).
@@ -89,6 +89,11 @@ class TrainConfig:
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``: none, as every agent trained so far). See
     :func:`relreps.projection.relative_projection`."""
+    standardize: bool | str = True
+    """Relative encoders: how the projection normalises the embeddings before the cosine: ``True``
+    (per-dimension mean and std of the anchor embeddings, the authors' code and every agent
+    trained so far), ``"center"`` (the mean only) or ``False``. See
+    :func:`relreps.projection.relative_projection`."""
     head_dim: int = 512
     """Width of the head (LayerNorm, ReLU, Linear, ReLU)."""
     eval_every: int = 100_000
@@ -111,7 +116,7 @@ class TrainConfig:
         self.eval_tracks = tuple(int(s) for s in self.eval_tracks)
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
-        check_std_floor(self.std_floor)
+        check_options(self.standardize, self.std_floor)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
 
@@ -131,6 +136,8 @@ class TrainConfig:
                       latent_dim=self.latent_dim, alpha=self.alpha)
         if self.std_floor is not None:  # absent otherwise: cards stay as they were
             kwargs["std_floor"] = self.std_floor
+        if self.standardize is not True:
+            kwargs["standardize"] = self.standardize
         return RelativeEncoder, kwargs
 
 
@@ -345,7 +352,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
 
 
 #: Fields that do not affect an absolute encoder (ignored when comparing absolute configs).
-_RELATIVE_ONLY = ("anchors", "n_anchors", "alpha", "anchor_update")
+_RELATIVE_ONLY = ("anchors", "n_anchors", "alpha", "anchor_update", "std_floor", "standardize")
 #: Where a run executes, not what it learns: a run may resume with other values (e.g. started on a
 #: 16-core GPU machine, finished on a laptop); each segment's hardware is kept in ``hardware.json``.
 _EXECUTION_ONLY = ("workers", "device")

@@ -252,3 +252,24 @@ def test_std_floor_reaches_the_projection_and_the_config(frames):
     assert TrainConfig(std_floor=1e-3).encoder()[1]["std_floor"] == 1e-3
     with pytest.raises(ValueError, match="std_floor"):
         TrainConfig(std_floor=2.0)
+
+
+def test_centring_reaches_the_projection_and_the_config(frames):
+    from relreps.projection import prepare_anchors, project
+    from relreps.training import TrainConfig
+
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="center")
+    x = torch.rand(3, 3, 84, 84)
+    out = enc(x)
+    torch.testing.assert_close(out, project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, standardize="center")))
+    assert not torch.allclose(out, project(enc.embed(x), prepare_anchors(enc.anchor_embeddings)))
+    with pytest.raises(ValueError, match="unknown standardize"):
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="mean")
+    with pytest.raises(ValueError, match="std_floor applies"):
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="center", std_floor=1e-3)
+    # the config passes it to the encoder (and so to the card) only when not the default
+    assert "standardize" not in TrainConfig().encoder()[1]
+    assert TrainConfig(standardize="center").encoder()[1]["standardize"] == "center"
+    assert TrainConfig.from_json({"standardize": "center"}).standardize == "center"
+    with pytest.raises(ValueError, match="unknown standardize"):
+        TrainConfig(standardize="centre")

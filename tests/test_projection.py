@@ -91,3 +91,30 @@ def test_std_floor_drops_a_nearly_dead_unit():
     torch.testing.assert_close(relative_projection(x[:, 1:], anchors=anchors[:, 1:], std_floor=1e-6), live)
     with pytest.raises(ValueError, match="std_floor"):
         relative_projection(x, anchors=anchors, std_floor=1.5)
+
+
+def test_center_is_rotation_scale_and_shift_invariant_and_ignores_dead_units():
+    g = torch.Generator().manual_seed(1)
+    anchors, x = torch.randn(20, 6, generator=g), torch.randn(5, 6, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g))
+    shift = torch.randn(1, 6, generator=g)
+    centred = relative_projection(x, anchors=anchors, standardize="center")
+    moved = relative_projection(3.0 * x @ q + shift, anchors=3.0 * anchors @ q + shift, standardize="center")
+    torch.testing.assert_close(centred, moved, atol=1e-5, rtol=0)
+    # per-dimension standardisation is not rotation invariant (test above); centring differs from it
+    assert not torch.allclose(centred, relative_projection(x, anchors=anchors))
+    # a dead unit's residue changes nothing: no division by its spread
+    anchors[:, 0] = 1e-8 * torch.rand(20, generator=g)
+    x[:, 0] = 0.0
+    torch.testing.assert_close(relative_projection(x, anchors=anchors, standardize="center"),
+                               relative_projection(x[:, 1:], anchors=anchors[:, 1:], standardize="center"))
+
+
+def test_bad_standardize_choices():
+    x, a = torch.randn(2, 3), torch.randn(4, 3)
+    with pytest.raises(ValueError, match="unknown standardize 'centre'.*'center'"):
+        relative_projection(x, anchors=a, standardize="centre")
+    with pytest.raises(ValueError, match="std_floor applies to the per-dimension"):
+        relative_projection(x, anchors=a, standardize="center", std_floor=1e-3)
+    with pytest.raises(ValueError, match="std_floor applies to the per-dimension"):
+        relative_projection(x, anchors=a, standardize=False, std_floor=0.0)

@@ -207,3 +207,18 @@ def test_trained_config_reads_old_cards_as_they_trained():
     del config["anchor_update"], config["std_floor"]  # a card saved before these fields existed
     assert zoo.trained_config({"config": config}).anchor_update == "rollout"
     assert zoo.trained_config({}) is None
+
+
+def test_cli_train_relative_centred(tmp_path):
+    from relreps import zoo
+    from relreps.extractors import encoder_of
+
+    out = tmp_path / "centred"
+    args = ["train", "--out", str(out), "--color", "red", "--steps", "32", "--envs", "2", "--workers", "0",
+            "--latent-dim", "16", "--n-anchors", "8", "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1",
+            "--eval-max-steps", "10", "--set", "n_steps=16", "--standardize", "center"]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["standardize"] == "center"
+    agent = zoo.load(out / "agent.json")
+    assert zoo.trained_config(agent.card).standardize == "center"
+    assert encoder_of(agent.policy).standardize == "center"
