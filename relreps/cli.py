@@ -129,7 +129,7 @@ def _train(args) -> int:
     config = TrainConfig(
         algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
         total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
-        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, alpha=args.alpha,
+        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, latent_norm=args.latent_norm, alpha=args.alpha,
         anchor_update=args.anchor_update, std_floor=args.std_floor,
         standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
         eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
@@ -383,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
                    help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
                         "convolution features")
+    t.add_argument("--latent-norm", choices=["layer"], help="normalise each latent over its units "
+                   "(a LayerNorm without parameters), so the encoder's scale cannot drift (default: none)")
     t.add_argument("--alpha", type=float, default=0.999, help="anchor update factor")
     t.add_argument("--anchor-update", choices=ANCHOR_UPDATES, default=TrainConfig.anchor_update,
                    help="PPO: one step of the anchors' moving average per gradient step (the "

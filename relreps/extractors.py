@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -35,6 +36,10 @@ from .envs import OBS_SIZE
 from .projection import check_options, prepare_anchors, project
 
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
+
+
+#: ``latent_norm`` choices: none (every agent trained so far) or a LayerNorm without parameters.
+LATENT_NORMS = (None, "layer")
 
 
 def _check_space(observation_space: spaces.Space) -> None:
@@ -104,19 +109,27 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
     """Nature-CNN encoder (Mnih et al., 2015), as in SB3's ``NatureCNN`` and CleanRL.
 
     Output: ``latent_dim`` features if given (convolutions, ``Linear(3136, latent_dim)``, ReLU),
-    else the 3136 flattened convolution features (the authors' later code).
+    else the 3136 flattened convolution features (the authors' later code). With
+    ``latent_norm="layer"``, each latent is then normalised over its units (zero mean, unit
+    variance; a LayerNorm without learned scale or shift), so the encoder's scale cannot drift.
     """
 
-    def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None):
+    def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None, latent_norm: str | None = None):
         _check_space(observation_space)
+        if latent_norm not in LATENT_NORMS:
+            raise ValueError(f"unknown latent_norm {latent_norm!r}: expected one of {LATENT_NORMS}")
         net, dim = _trunk(latent_dim)
         super().__init__(observation_space, features_dim=dim)
         self.net = net
         self.latent_dim = latent_dim
+        self.latent_norm = latent_norm
 
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
         """The latent of ``(B, 3, 84, 84)`` frames in [0, 1]."""
-        return self.net(obs)
+        z = self.net(obs)
+        if self.latent_norm == "layer":
+            z = F.layer_norm(z, z.shape[-1:])
+        return z
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.embed(obs)
@@ -133,7 +146,7 @@ class RelativeEncoder(AbsoluteEncoder):
         n_anchors: use this many anchors, chosen with a seeded generator. Default: one per
             dimension of the encoder's output, the paper's rule ("we randomly sample n_dim
             anchors, that is the flattened output dimension of the encoder").
-        latent_dim: as :class:`AbsoluteEncoder`.
+        latent_dim, latent_norm: as :class:`AbsoluteEncoder`.
         alpha: anchor update factor (0: re-embed at each update; default 0.999).
         standardize: standardise with the anchor embeddings' statistics before the cosine: ``True``
             (per-dimension mean and std, the authors' code), ``"center"`` (the mean only) or
@@ -152,6 +165,7 @@ class RelativeEncoder(AbsoluteEncoder):
         color: str = "green",
         n_anchors: int | None = None,
         latent_dim: int | None = None,
+        latent_norm: str | None = None,
         alpha: float = 0.999,
         standardize: bool | str = True,
         anchor_seed: int = 0,
@@ -175,7 +189,7 @@ class RelativeEncoder(AbsoluteEncoder):
                 raise ValueError(f"n_anchors must be between 1 and {len(frames)}, got {n_anchors}")
             pick = np.sort(np.random.default_rng(anchor_seed).choice(len(frames), n_anchors, replace=False))
             frames = frames[pick]
-        super().__init__(observation_space, latent_dim=latent_dim)
+        super().__init__(observation_space, latent_dim=latent_dim, latent_norm=latent_norm)
         self._features_dim = len(frames)  # the relative representation's size
         self.alpha = float(alpha)
         self.standardize = standardize

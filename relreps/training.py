@@ -40,7 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import algos, envs, evaluation, zoo
 from .anchors import DEFAULT_SET
-from .extractors import AbsoluteEncoder, RelativeEncoder
+from .extractors import LATENT_NORMS, AbsoluteEncoder, RelativeEncoder
 from .projection import check_options
 
 REPRESENTATIONS = ("absolute", "relative")
@@ -78,6 +78,10 @@ class TrainConfig:
     flattened convolution features (the authors' later code). With 256, a PPO update with the
     relative encoder costs 0.94x the absolute one and the agent file is about 2 MB (float16); 3136
     anchors on 3136 features cost 2.17x and 39 MB of anchor state (``relreps bench update``, README)."""
+    latent_norm: str | None = None
+    """``"layer"``: normalise each latent over its units (no learned parameters), so the encoder's
+    scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``None``: as every agent
+    trained so far."""
     alpha: float = 0.999
     """Anchor update factor (0: re-embed at each update)."""
     anchor_update: str = "gradient-step"
@@ -117,6 +121,8 @@ class TrainConfig:
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
         check_options(self.standardize, self.std_floor)
+        if self.latent_norm not in LATENT_NORMS:
+            raise ValueError(f"unknown latent_norm {self.latent_norm!r}: expected one of {LATENT_NORMS}")
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
 
@@ -130,11 +136,13 @@ class TrainConfig:
         return cls(**{"anchor_update": "rollout", **d})
 
     def encoder(self) -> tuple[type, dict]:
+        # latent_norm, std_floor and standardize are absent when not set: cards stay as they were
+        norm = {} if self.latent_norm is None else {"latent_norm": self.latent_norm}
         if self.representation == "absolute":
-            return AbsoluteEncoder, dict(latent_dim=self.latent_dim)
+            return AbsoluteEncoder, dict(latent_dim=self.latent_dim, **norm)
         kwargs = dict(anchors=self.anchors, color=self.color, n_anchors=self.n_anchors,
-                      latent_dim=self.latent_dim, alpha=self.alpha)
-        if self.std_floor is not None:  # absent otherwise: cards stay as they were
+                      latent_dim=self.latent_dim, alpha=self.alpha, **norm)
+        if self.std_floor is not None:
             kwargs["std_floor"] = self.std_floor
         if self.standardize is not True:
             kwargs["standardize"] = self.standardize

@@ -13,6 +13,7 @@ from relreps.extractors import (
     HeadActorCriticPolicy,
     HeadDQNPolicy,
     RelativeEncoder,
+    frames_to_tensor,
 )
 
 OBS = spaces.Box(0, 255, (3, 84, 84), np.uint8)
@@ -273,3 +274,34 @@ def test_centring_reaches_the_projection_and_the_config(frames):
     assert TrainConfig.from_json({"standardize": "center"}).standardize == "center"
     with pytest.raises(ValueError, match="unknown standardize"):
         TrainConfig(standardize="centre")
+
+
+def test_latent_norm_fixes_the_encoders_scale(frames):
+    from relreps.training import TrainConfig
+
+    x = torch.rand(3, 3, 84, 84)
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, latent_norm="layer", standardize="center")
+    z = enc.embed(x)
+    torch.testing.assert_close(z.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+    # scaling the last layer's weights and bias scales a plain latent but not a normalised one
+    # (once the latent's variance is well above LayerNorm's eps, 1e-5)
+    plain = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    plain.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        for m in (enc.net[-2], plain.net[-2]):
+            m.weight.mul_(100.0), m.bias.mul_(100.0)
+        before, before_plain = enc.embed(x), plain.embed(x)
+        for m in (enc.net[-2], plain.net[-2]):
+            m.weight.mul_(10.0), m.bias.mul_(10.0)
+        torch.testing.assert_close(enc.embed(x), before, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(plain.embed(x), 10.0 * before_plain, atol=1e-4, rtol=1e-4)
+    # the anchors are embedded the same way, and the state is that of a plain encoder (no parameters)
+    torch.testing.assert_close(enc.embed_anchors(), enc.embed(frames_to_tensor(enc.anchor_frames)))
+    assert set(enc.state_dict()) == set(plain.state_dict())
+    with pytest.raises(ValueError, match="unknown latent_norm 'l2'"):
+        AbsoluteEncoder(OBS, latent_dim=16, latent_norm="l2")
+    assert "latent_norm" not in TrainConfig().encoder()[1]
+    assert TrainConfig(latent_norm="layer").encoder()[1]["latent_norm"] == "layer"
+    assert TrainConfig(representation="absolute", latent_norm="layer").encoder()[1]["latent_norm"] == "layer"
+    with pytest.raises(ValueError, match="unknown latent_norm"):
+        TrainConfig(latent_norm="batch")

@@ -1,0 +1,59 @@
+"""Diagnosis (session 9, not part of the package): what is left of a relative agent's representation?
+Usage, with relative agent files (e.g. exported from a run with `relreps export RUN --out X`):
+
+    python scripts/diagnosis/collapse.py AGENT.json [AGENT.json ...]
+
+Each agent embeds the 3136 frames of its anchor set in its own colour, every 4th of them (784; its
+256 anchors are among the 3136). It prints two things.
+
+Dead units. A unit is "dead on the anchors" when its spread over the saved anchor embeddings is
+below 1e-3 of the largest. With the per-dimension standardisation (the default projection), such a
+unit at 0 becomes -mean/std, a constant for every frame that can outweigh the live units: the
+script gives the share of the standardised squared norm these units carry.
+
+Drift. The saved anchor embeddings are a moving average that lags the encoder. If the encoder's
+embeddings grow (or move together), x - mean(anchors) points along that growth for every frame:
+the script gives the mean norms of the saved anchor embeddings, of the anchors re-embedded by the
+current encoder and of the frames' embeddings, the cosine between x - mean(anchors) and the drift
+(mean of the re-embedded anchors - mean of the saved ones), and the mean cosine between the relative
+representations of two different frames (1: every frame looks the same to the policy).
+"""
+
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from relreps import anchors as anchor_sets, zoo
+from relreps.extractors import encoder_of, frames_to_tensor
+
+
+def main(paths: list[str]) -> None:
+    for path in paths:
+        agent = zoo.load(path)
+        enc = encoder_of(agent)
+        frames = anchor_sets.load(agent.card["encoder_kwargs"]["anchors"]).frames(agent.color)[::4]
+        with torch.no_grad():
+            x = torch.cat([enc.embed(frames_to_tensor(frames[i:i + 256])) for i in range(0, len(frames), 256)])
+            rel = torch.cat([enc(frames_to_tensor(frames[i:i + 256])) for i in range(0, len(frames), 256)])
+            saved, now = enc.anchor_embeddings.float(), enc.embed_anchors()
+        mean, std = saved.mean(0), saved.std(0)
+        dead = std < 1e-3 * std.max()
+        z = (x - mean) / (std + 1e-8)
+        share = (z[:, dead] ** 2).sum(1) / (z ** 2).sum(1)
+        unit = F.normalize(rel, dim=1)
+        cos = unit @ unit.T
+        n = len(rel)
+        pairwise = (cos.sum() - cos.diagonal().sum()) / (n * n - n)
+        drift = F.cosine_similarity(x - mean, (now.mean(0) - mean)[None]).mean()
+        print(f"{path}:\n"
+              f"  dead units: {int(dead.sum())} of {len(std)} (std over the anchors < 1e-3 of the largest); "
+              f"active per frame {(x[:, dead] > 0).sum(1).float().mean():.1f}; share of the standardised "
+              f"norm: median {share.median():.3f}\n"
+              f"  drift: mean norm of saved anchors {saved.norm(dim=1).mean():.3g}, of re-embedded anchors "
+              f"{now.norm(dim=1).mean():.3g}, of frames {x.norm(dim=1).mean():.3g}; cos(x - mean, drift) "
+              f"{drift:.3f}; mean cosine of two frames' relative representations {pairwise:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
