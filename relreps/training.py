@@ -48,6 +48,10 @@ REPRESENTATIONS = ("absolute", "relative")
 ANCHOR_UPDATES = ("gradient-step", "rollout")
 
 
+#: What a saved config that lacks a field trained with (``TrainConfig.from_json``).
+LEGACY_DEFAULTS = {"anchor_update": "rollout", "latent_norm": None, "std_floor": None, "standardize": True}
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run."""
@@ -132,8 +136,9 @@ class TrainConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
-        # configs saved before the field existed trained with one anchor update per PPO update
-        return cls(**{"anchor_update": "rollout", **d})
+        # A field missing from a saved config means what runs did before it existed (one anchor
+        # update per PPO update; no latent norm, floor or other projection), whatever the default.
+        return cls(**{**LEGACY_DEFAULTS, **d})
 
     def encoder(self) -> tuple[type, dict]:
         # latent_norm, std_floor and standardize are absent when not set: cards stay as they were

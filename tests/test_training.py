@@ -204,8 +204,10 @@ def test_trained_config_reads_old_cards_as_they_trained():
 
     config = asdict(tiny())
     assert zoo.trained_config({"config": config}).anchor_update == "gradient-step"
-    del config["anchor_update"], config["std_floor"]  # a card saved before these fields existed
-    assert zoo.trained_config({"config": config}).anchor_update == "rollout"
+    for key in training.LEGACY_DEFAULTS:  # a card saved before these fields existed
+        del config[key]
+    old = zoo.trained_config({"config": config})
+    assert (old.anchor_update, old.latent_norm, old.std_floor, old.standardize) == ("rollout", None, None, True)
     assert zoo.trained_config({}) is None
 
 
