@@ -42,6 +42,12 @@ CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 
 LATENT_NORMS = (None, "layer")
 
 
+def check_latent_norm(latent_norm) -> None:
+    """Refuse a ``latent_norm`` that is not one of :data:`LATENT_NORMS`."""
+    if latent_norm not in LATENT_NORMS:
+        raise ValueError(f"unknown latent_norm {latent_norm!r}: expected one of {LATENT_NORMS}")
+
+
 def _check_space(observation_space: spaces.Space) -> None:
     ok = (
         isinstance(observation_space, spaces.Box)
@@ -116,8 +122,7 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None, latent_norm: str | None = None):
         _check_space(observation_space)
-        if latent_norm not in LATENT_NORMS:
-            raise ValueError(f"unknown latent_norm {latent_norm!r}: expected one of {LATENT_NORMS}")
+        check_latent_norm(latent_norm)
         net, dim = _trunk(latent_dim)
         super().__init__(observation_space, features_dim=dim)
         self.net = net

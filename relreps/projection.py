@@ -43,16 +43,16 @@ def prepare_anchors(
         raise ValueError(f"expected 2-D anchors (n_anchors, dim); got {tuple(anchors.shape)}")
     check_options(standardize, std_floor)
     mean = std = None
-    if standardize == "center":
+    if standardize:  # True or "center"
         mean = anchors.mean(dim=0, keepdim=True)
-        anchors = anchors - mean
-    elif standardize:
-        mean = anchors.mean(dim=0, keepdim=True)
-        std = anchors.std(dim=0, keepdim=True)
-        if std_floor:
-            std = torch.clamp(std, min=std_floor * std.max())
-        std = std + eps
-        anchors = (anchors - mean) / std
+        if standardize is True:
+            std = anchors.std(dim=0, keepdim=True)
+            if std_floor:
+                std = torch.clamp(std, min=std_floor * std.max())
+            std = std + eps
+            anchors = (anchors - mean) / std
+        else:
+            anchors = anchors - mean
     return mean, std, F.normalize(anchors, p=2, dim=-1, eps=eps)
 
 

@@ -40,7 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import algos, envs, evaluation, zoo
 from .anchors import DEFAULT_SET
-from .extractors import LATENT_NORMS, AbsoluteEncoder, RelativeEncoder
+from .extractors import AbsoluteEncoder, RelativeEncoder, check_latent_norm
 from .projection import check_options
 
 REPRESENTATIONS = ("absolute", "relative")
@@ -125,8 +125,7 @@ class TrainConfig:
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
         check_options(self.standardize, self.std_floor)
-        if self.latent_norm not in LATENT_NORMS:
-            raise ValueError(f"unknown latent_norm {self.latent_norm!r}: expected one of {LATENT_NORMS}")
+        check_latent_norm(self.latent_norm)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
 

@@ -24,7 +24,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from relreps import anchors as anchor_sets, zoo
+from relreps import anchors as anchor_sets, latent, zoo
 from relreps.extractors import encoder_of, frames_to_tensor
 
 
@@ -33,16 +33,15 @@ def main(paths: list[str]) -> None:
         agent = zoo.load(path)
         enc = encoder_of(agent)
         frames = anchor_sets.load(agent.card["encoder_kwargs"]["anchors"]).frames(agent.color)[::4]
+        rel = latent.embed(agent, frames)  # what the policy receives
         with torch.no_grad():
-            x = torch.cat([enc.embed(frames_to_tensor(frames[i:i + 256])) for i in range(0, len(frames), 256)])
-            rel = torch.cat([enc(frames_to_tensor(frames[i:i + 256])) for i in range(0, len(frames), 256)])
+            x = enc.embed(frames_to_tensor(frames))
             saved, now = enc.anchor_embeddings.float(), enc.embed_anchors()
         mean, std = saved.mean(0), saved.std(0)
         dead = std < 1e-3 * std.max()
         z = (x - mean) / (std + 1e-8)
         share = (z[:, dead] ** 2).sum(1) / (z ** 2).sum(1)
-        unit = F.normalize(rel, dim=1)
-        cos = unit @ unit.T
+        cos = latent.similarity(rel, rel)
         n = len(rel)
         pairwise = (cos.sum() - cos.diagonal().sum()) / (n * n - n)
         drift = F.cosine_similarity(x - mean, (now.mean(0) - mean)[None]).mean()
