@@ -129,7 +129,7 @@ def _train(args) -> int:
     config = TrainConfig(
         algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
         total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
-        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, latent_norm=args.latent_norm, alpha=args.alpha,
+        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, latent_norm=_LATENT_NORM[args.latent_norm], alpha=args.alpha,
         anchor_update=args.anchor_update, std_floor=args.std_floor,
         standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
         eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
@@ -315,6 +315,8 @@ def _latent_analysis(args) -> int:
 
 #: ``relreps train --standardize`` choices -> TrainConfig.standardize.
 _STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
+#: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
+_LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
 
 
 def _latent(text: str) -> int | None:
@@ -383,17 +385,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
                    help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
                         "convolution features")
-    t.add_argument("--latent-norm", choices=["layer"], help="normalise each latent over its units "
-                   "(a LayerNorm without parameters), so the encoder's scale cannot drift (default: none)")
+    t.add_argument("--latent-norm", choices=list(_LATENT_NORM), default="auto",
+                   help="normalise each latent over its units (a LayerNorm without parameters), so the "
+                        "encoder's scale cannot drift ('layer'), or not ('none'); default 'auto': "
+                        "'layer' for relative runs, 'none' for absolute ones")
     t.add_argument("--alpha", type=float, default=0.999, help="anchor update factor")
     t.add_argument("--anchor-update", choices=ANCHOR_UPDATES, default=TrainConfig.anchor_update,
                    help="PPO: one step of the anchors' moving average per gradient step (the "
                         "authors' code, default) or per rollout (the first zoo runs)")
     t.add_argument("--std-floor", type=float, help="relative: floor on the projection's standardisation "
                    "std, as a fraction of the largest (default: none)")
-    t.add_argument("--standardize", choices=list(_STANDARDIZE), default="per-dimension",
-                   help="relative: normalise the embeddings with the anchors' per-dimension mean and "
-                        "std (the authors' code, default), their mean only ('center'), or not at all")
+    t.add_argument("--standardize", choices=list(_STANDARDIZE), default="center",
+                   help="relative: centre the embeddings on the anchors' mean (default), standardise "
+                        "them with the anchors' per-dimension mean and std ('per-dimension', the "
+                        "authors' code and the first zoo runs), or neither ('none')")
     t.add_argument("--head-dim", type=int, default=512)
     t.add_argument("--eval-every", type=int, default=100_000)
     t.add_argument("--eval-tracks", type=int, default=5, help="held-out tracks per evaluation")

@@ -82,10 +82,13 @@ class TrainConfig:
     flattened convolution features (the authors' later code). With 256, a PPO update with the
     relative encoder costs 0.94x the absolute one and the agent file is about 2 MB (float16); 3136
     anchors on 3136 features cost 2.17x and 39 MB of anchor state (``relreps bench update``, README)."""
-    latent_norm: str | None = None
+    latent_norm: str | None = "auto"
     """``"layer"``: normalise each latent over its units (no learned parameters), so the encoder's
-    scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``None``: as every agent
-    trained so far."""
+    scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``None``: no normalisation (the
+    shipped absolute agents and the first relative ones); ``"auto"`` (default): ``"layer"`` for a
+    relative encoder, ``None`` for an absolute one (README: without it the relative runs' encoders
+    grew away from their anchors and collapsed). Resolved when the config is made, so a saved
+    config names the choice."""
     alpha: float = 0.999
     """Anchor update factor (0: re-embed at each update)."""
     anchor_update: str = "gradient-step"
@@ -97,10 +100,11 @@ class TrainConfig:
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``: none, as every agent trained so far). See
     :func:`relreps.projection.relative_projection`."""
-    standardize: bool | str = True
-    """Relative encoders: how the projection normalises the embeddings before the cosine: ``True``
-    (per-dimension mean and std of the anchor embeddings, the authors' code and every agent
-    trained so far), ``"center"`` (the mean only) or ``False``. See
+    standardize: bool | str = "center"
+    """Relative encoders: how the projection normalises the embeddings before the cosine:
+    ``"center"`` (default: subtract the anchor embeddings' mean), ``True`` (per-dimension mean and
+    std of the anchor embeddings, the authors' code and the first relative agents; its dead units
+    dominate the representation, README) or ``False``. See
     :func:`relreps.projection.relative_projection`."""
     head_dim: int = 512
     """Width of the head (LayerNorm, ReLU, Linear, ReLU)."""
@@ -125,6 +129,8 @@ class TrainConfig:
         if self.total_steps < 1 or self.n_envs < 1:
             raise ValueError("total_steps and n_envs must be >= 1")
         check_options(self.standardize, self.std_floor)
+        if self.latent_norm == "auto":
+            self.latent_norm = "layer" if self.representation == "relative" else None
         check_latent_norm(self.latent_norm)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped zoo: 8 PPO agents (4 colours x absolute/relative, seed 1 but ppo-rel-green's 2),
+# Train the shipped zoo: 8 PPO agents (4 colours x absolute/relative, seed 1),
 # in this order:
 #   1. ppo-abs-green; 2. with ANCHORS=agent-3136 (the paper's recipe), the anchor set recorded by
 #   ppo-abs-green driving with random-action bursts and replayed in all colours; the default,
@@ -12,10 +12,11 @@
 # continues from its last checkpoint.
 # An agent below MIN_SCORE (mean max return on the 10 held-out tracks) is not shipped, and the
 # script stops there.
-# Relative agents train with the anchors' moving average stepped per gradient step (the default,
-# `--anchor-update gradient-step`); a zoo agent trained with the old rule (its card's config has no
-# anchor_update) does not stitch (README): retrain it in a new RUNS folder, then
-# `relreps zoo ship RUNS/NAME NAME --overwrite` after the 10-track evaluation.
+# Relative agents train with `relreps train`'s defaults: the anchors' moving average stepped per
+# gradient step, a layer-normalised latent and a centred projection (README: "Short runs after the
+# fix"). A zoo agent trained otherwise (its card's config lacks these) is flagged: the first rule
+# does not stitch, and without the latent norm the encoder drifts away from its anchors. Retrain it
+# in a new RUNS folder, then `relreps zoo ship RUNS/NAME NAME --overwrite` after the 10-track evaluation.
 # ORDER lists the agents after ppo-abs-green as REP-COLOUR (seed 1) or REP-COLOUR:SEED; a run with
 # another seed trains in RUNS/NAME-sSEED and ships as NAME (its card records the seed).
 # Usage: [STEPS=2000000] [REL_STEPS=$STEPS] [RUNS=runs] [RELREPS_ZOO=dir] [ANCHORS=name] [MIN_SCORE=750]
@@ -29,8 +30,9 @@ REL_STEPS=${REL_STEPS:-$STEPS}
 RUNS=${RUNS:-runs}
 ANCHORS=${ANCHORS:-scripted-3136}  # agent-3136 (the paper's recipe) did worse for ppo-rel-green (README)
 MIN_SCORE=${MIN_SCORE:-750}  # ship only agents at least this good on their own colour
-# rel-green:2: with the anchor fix, seed 1 collapsed for the relative green agent (README)
-ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green:2 rel-red rel-blue rel-yellow"}
+# All seed 1 (the paper's Table 1 setting). Seed 1 collapsed for the relative green agent with the
+# anchor fix alone; with the latent norm it learns (README).
+ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green rel-red rel-blue rel-yellow"}
 mkdir -p "$RUNS"
 exec 9>"$RUNS/.train_zoo.lock"
 flock -n 9 || { echo "error: another train_zoo.sh is running on $RUNS" >&2; exit 1; }
@@ -49,9 +51,12 @@ import json, sys
 from relreps import zoo
 card = json.load(open(sys.argv[1]))
 config = zoo.trained_config(card)
-if card["representation"] == "relative" and config is not None and config.anchor_update != "gradient-step":
-    print(f"warning: {card['name']} was trained with the old anchor update (once per PPO update), which "
-          "does not stitch (README): retrain it in a new RUNS folder and ship it with --overwrite", file=sys.stderr)
+recipe = {"anchor_update": "gradient-step", "latent_norm": "layer", "standardize": "center"}
+if card["representation"] == "relative" and config is not None:
+    old = {k: getattr(config, k) for k in recipe if getattr(config, k) != recipe[k]}
+    if old:
+        print(f"warning: {card['name']} was trained with {old}, not the current recipe {recipe} "
+              "(README): retrain it in a new RUNS folder and ship it with --overwrite", file=sys.stderr)
 PY
     return
   fi

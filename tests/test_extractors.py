@@ -250,9 +250,11 @@ def test_std_floor_reaches_the_projection_and_the_config(frames):
         RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=-1)
     # the config passes it to the encoder (and so to the card) only when set
     assert "std_floor" not in TrainConfig().encoder()[1]
-    assert TrainConfig(std_floor=1e-3).encoder()[1]["std_floor"] == 1e-3
+    assert TrainConfig(standardize=True, std_floor=1e-3).encoder()[1]["std_floor"] == 1e-3
     with pytest.raises(ValueError, match="std_floor"):
-        TrainConfig(std_floor=2.0)
+        TrainConfig(standardize=True, std_floor=2.0)
+    with pytest.raises(ValueError, match="std_floor applies"):  # the default projection only centres
+        TrainConfig(std_floor=1e-3)
 
 
 def test_centring_reaches_the_projection_and_the_config(frames):
@@ -268,10 +270,13 @@ def test_centring_reaches_the_projection_and_the_config(frames):
         RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="mean")
     with pytest.raises(ValueError, match="std_floor applies"):
         RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="center", std_floor=1e-3)
-    # the config passes it to the encoder (and so to the card) only when not the default
-    assert "standardize" not in TrainConfig().encoder()[1]
-    assert TrainConfig(standardize="center").encoder()[1]["standardize"] == "center"
+    # centring is the default; the config passes the choice to the encoder (and so to the card)
+    # unless it is the per-dimension standardisation, which every card before the choice used
+    assert TrainConfig().standardize == "center"
+    assert TrainConfig().encoder()[1]["standardize"] == "center"
+    assert "standardize" not in TrainConfig(standardize=True).encoder()[1]
     assert TrainConfig.from_json({"standardize": "center"}).standardize == "center"
+    assert TrainConfig.from_json({}).standardize is True  # a saved config without it
     with pytest.raises(ValueError, match="unknown standardize"):
         TrainConfig(standardize="centre")
 
@@ -300,8 +305,13 @@ def test_latent_norm_fixes_the_encoders_scale(frames):
     assert set(enc.state_dict()) == set(plain.state_dict())
     with pytest.raises(ValueError, match="unknown latent_norm 'l2'"):
         AbsoluteEncoder(OBS, latent_dim=16, latent_norm="l2")
-    assert "latent_norm" not in TrainConfig().encoder()[1]
-    assert TrainConfig(latent_norm="layer").encoder()[1]["latent_norm"] == "layer"
+    # default "auto": layer-normalised relative encoders, plain absolute ones (as shipped)
+    assert TrainConfig().latent_norm == "layer"
+    assert TrainConfig().encoder()[1]["latent_norm"] == "layer"
+    assert TrainConfig(representation="absolute").latent_norm is None
+    assert "latent_norm" not in TrainConfig(representation="absolute").encoder()[1]
+    assert "latent_norm" not in TrainConfig(latent_norm=None).encoder()[1]
     assert TrainConfig(representation="absolute", latent_norm="layer").encoder()[1]["latent_norm"] == "layer"
+    assert TrainConfig.from_json({}).latent_norm is None  # a saved config without it
     with pytest.raises(ValueError, match="unknown latent_norm"):
         TrainConfig(latent_norm="batch")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -211,16 +212,20 @@ def test_trained_config_reads_old_cards_as_they_trained():
     assert zoo.trained_config({}) is None
 
 
-def test_cli_train_relative_centred(tmp_path):
+def test_cli_train_relative_defaults_centred_and_layer_normalised(tmp_path, capsys):
     from relreps import zoo
     from relreps.extractors import encoder_of
 
     out = tmp_path / "centred"
     args = ["train", "--out", str(out), "--color", "red", "--steps", "32", "--envs", "2", "--workers", "0",
             "--latent-dim", "16", "--n-anchors", "8", "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1",
-            "--eval-max-steps", "10", "--set", "n_steps=16", "--standardize", "center"]
+            "--eval-max-steps", "10", "--set", "n_steps=16"]
     assert main(args) == 0
-    assert json.loads((out / "config.json").read_text())["standardize"] == "center"
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["standardize"], saved["latent_norm"]) == ("center", "layer")  # the choice, not "auto"
     agent = zoo.load(out / "agent.json")
     assert zoo.trained_config(agent.card).standardize == "center"
-    assert encoder_of(agent.policy).standardize == "center"
+    assert (encoder_of(agent.policy).standardize, encoder_of(agent.policy).latent_norm) == ("center", "layer")
+    # resuming with the first zoo runs' settings is refused and names both differences
+    assert main(args + ["--resume", "--latent-norm", "none", "--standardize", "per-dimension"]) == 2
+    assert re.search(r"latent_norm: 'layer' -> None.*standardize: 'center' -> True", capsys.readouterr().err)
