@@ -319,6 +319,11 @@ _STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
 
 
+def _choice_of(choices: dict, value) -> str:
+    """The command-line choice that maps to ``value`` (a TrainConfig default): one source of truth."""
+    return next(k for k, v in choices.items() if v is value or (isinstance(v, str) and v == value))
+
+
 def _latent(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -385,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
                    help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
                         "convolution features")
-    t.add_argument("--latent-norm", choices=list(_LATENT_NORM), default="auto",
+    t.add_argument("--latent-norm", choices=list(_LATENT_NORM), default=_choice_of(_LATENT_NORM, TrainConfig.latent_norm),
                    help="normalise each latent over its units (a LayerNorm without parameters), so the "
                         "encoder's scale cannot drift ('layer'), or not ('none'); default 'auto': "
                         "'layer' for relative runs, 'none' for absolute ones")
@@ -395,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "authors' code, default) or per rollout (the first zoo runs)")
     t.add_argument("--std-floor", type=float, help="relative: floor on the projection's standardisation "
                    "std, as a fraction of the largest (default: none)")
-    t.add_argument("--standardize", choices=list(_STANDARDIZE), default="center",
+    t.add_argument("--standardize", choices=list(_STANDARDIZE), default=_choice_of(_STANDARDIZE, TrainConfig.standardize),
                    help="relative: centre the embeddings on the anchors' mean (default), standardise "
                         "them with the anchors' per-dimension mean and std ('per-dimension', the "
                         "authors' code and the first zoo runs), or neither ('none')")

@@ -51,7 +51,9 @@ import json, sys
 from relreps import zoo
 card = json.load(open(sys.argv[1]))
 config = zoo.trained_config(card)
-recipe = {"anchor_update": "gradient-step", "latent_norm": "layer", "standardize": "center"}
+from relreps.training import TrainConfig
+now = TrainConfig(representation="relative")  # today's recipe: relreps train's defaults
+recipe = {k: getattr(now, k) for k in ("anchor_update", "latent_norm", "standardize")}
 if card["representation"] == "relative" and config is not None:
     old = {k: getattr(config, k) for k in recipe if getattr(config, k) != recipe[k]}
     if old:
