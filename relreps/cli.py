@@ -295,12 +295,17 @@ def _latent_analysis(args) -> int:
                                   first_track_seed=track)
     c = latent.compare(a, b, drive, colors=colors, tolerance=args.tolerance)
     m = c.metrics
+    try:  # each stitch on its encoder's colour, judged frame by frame against the policy's own agent
+        actions = latent.stitch_agreement(a, b, drive)
+    except ValueError as e:
+        actions = {"not_stitchable": str(e)}
     result = {
         **c.to_dict(),
         "drive": {"track_seeds": drive.recipe.track_seeds, "steps": drive.recipe.n_steps, "stride": args.stride,
                   "frames": len(drive), "burst_seed": args.seed, "driver": drive.recipe.info.get("driver")},
         "matched_per_frame": [round(float(v), 5) for v in c.sim.diagonal()],
         **({"reembedded_anchors": True, "anchor_drift": drift} if drift else {}),
+        "stitch_agreement": actions,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -309,6 +314,15 @@ def _latent_analysis(args) -> int:
     print(f"  mean cosine, unmatched pairs  {m.unmatched:.3f}  (gap {m.gap:+.3f})")
     print(f"  retrieval top-1               {m.top1:.1%}  (within +-{m.tolerance} frames: {m.top1_within:.1%})")
     print(f"  mean rank of matched frame    {m.mean_rank:.1f}  (chance {(m.n + 1) / 2:.1f})")
+    if "not_stitchable" in actions:
+        print(f"  greedy actions: not compared ({actions['not_stitchable']})")
+    else:
+        print(f"  greedy actions, each agent on its own colour: the two agents agree on "
+              f"{actions['agents_agree']:.1%} of frames")
+        for name, st in actions["stitched"].items():
+            print(f"  {name} (on {st['encoder']}'s colour) picks {st['policy']}'s action on "
+                  f"{st['with_policy_agent']:.1%} of frames; where that agent picks an action, the stitch "
+                  "picks it too on: " + ", ".join(f"{k} {v:.0%}" for k, v in st["recall"].items()))
     print(f"written to {out}")
     return 0
 
@@ -455,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--overwrite", action="store_true")
     zs.set_defaults(func=_zoo_ship)
 
-    la = sub.add_parser("latent", help="compare two agents' encoders on one drive replayed in their colours")
+    la = sub.add_parser("latent", help="compare two agents' encoders, and the greedy actions of their "
+                        "two stitches, on one drive replayed in their colours")
     la.add_argument("agent_a", help="shipped agent name or card path (sees the drive in its colour)")
     la.add_argument("agent_b", help="shipped agent name or card path")
     la.add_argument("--steps", type=int, default=1000, help="steps to record (default 1000)")

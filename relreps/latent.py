@@ -34,7 +34,9 @@ __all__ = [
     "LATENT_TRACK_SEED",
     "Comparison",
     "anchor_drift",
+    "greedy_actions",
     "reembedded",
+    "stitch_agreement",
     "Metrics",
     "ParallelDrive",
     "catalogue",
@@ -366,6 +368,69 @@ def compare(
     sim = similarity(embed(a, drive.frames(colors[0])), embed(b, drive.frames(colors[1])))
     return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
                       metrics=metrics(sim, tolerance=tolerance))
+
+
+# --------------------------------------------------------------------------------------------
+# Actions: does a stitched agent act as the policy's own agent does on the same states?
+# --------------------------------------------------------------------------------------------
+
+
+def greedy_actions(agent, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The greedy actions (``(N,)`` int64, indices into :data:`relreps.envs.ACTIONS`) of an agent
+    (or SB3 policy) for ``(N, 84, 84, 3)`` uint8 frames: what :func:`relreps.evaluation.act` picks
+    for each frame on its own."""
+    policy = getattr(agent, "policy", agent)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (N, 84, 84, 3) uint8 frames, got {frames.dtype} {frames.shape}")
+    out = [policy.predict(frames[i : i + batch_size].transpose(0, 3, 1, 2), deterministic=True)[0]
+           for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+def _shares(actions: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(actions, minlength=len(envs.ACTIONS))
+    return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}
+
+
+def stitch_agreement(a, b, drive: ParallelDrive) -> dict:
+    """Per-state fidelity of the two stitches of agents ``a`` and ``b`` (:class:`relreps.zoo.Agent`),
+    on the parallel frames of ``drive``, each agent in its own colour.
+
+    A stitched agent (encoder of X, policy of Y) sees X's colour; on the same state, Y's own agent
+    sees Y's colour. If X's encoder describes states as Y's does, the stitch picks Y's action. For
+    each direction this returns the fraction of frames where the stitch agrees with the policy's
+    agent (``with_policy_agent``) and with the encoder's agent (``with_encoder_agent``), its
+    action shares, and ``recall``: for each action the policy's agent picks somewhere, the fraction
+    of those frames where the stitch picks it too (a stitch that always accelerates agrees on every
+    frame where the agent does, and ``recall`` shows the turns it misses); ``agents_agree`` is how often ``a`` and ``b`` themselves pick the same action
+    (two policies trained apart need not agree even where their encoders do). Unlike a driven
+    episode, where one wrong turn changes every later frame, each frame here is judged alone.
+
+    Raises:
+        ValueError: the agents cannot be stitched (:func:`relreps.stitching.stitch`).
+    """
+    from .stitching import stitch
+
+    own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
+    out = {
+        "frames": len(drive),
+        "agents_agree": float((own[a.name] == own[b.name]).mean()),
+        "own_actions": {name: _shares(acts) for name, acts in own.items()},
+        "stitched": {},
+    }
+    for enc, pol in ((a, b), (b, a)):
+        s = stitch(enc, pol)
+        acts = greedy_actions(s, drive.frames(enc.color))
+        out["stitched"][s.name] = {
+            "encoder": enc.name, "policy": pol.name,
+            "with_policy_agent": float((acts == own[pol.name]).mean()),
+            "with_encoder_agent": float((acts == own[enc.name]).mean()),
+            "actions": _shares(acts),
+            "recall": {name: float((acts[own[pol.name] == i] == i).mean())
+                       for i, name in enumerate(envs.ACTIONS) if (own[pol.name] == i).any()},
+        }
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from relreps import anchors, cli, latent, plots, zoo
+from relreps import anchors, cli, envs, evaluation, latent, plots, stitching, zoo
 from relreps.extractors import AbsoluteEncoder, RelativeEncoder
 from relreps.projection import relative_projection
 
@@ -272,6 +272,8 @@ def test_cli_writes_metrics_and_refuses_to_overwrite(agents, tmp_path, capsys):
     assert result["names"] == ["rel-green", "rel-red"] and result["colors"] == ["green", "red"]
     assert result["metrics"]["n"] == result["drive"]["frames"] == len(result["matched_per_frame"]) == 16
     assert result["metrics"]["matched"] == pytest.approx(np.mean(result["matched_per_frame"]), abs=1e-4)
+    assert set(result["stitch_agreement"]["stitched"]) == {"rel-green+rel-red", "rel-red+rel-green"}
+    assert "picks rel-red's action on" in capsys.readouterr().out
     before = out.read_bytes()
     assert cli.main(args) == 2
     assert "exists" in capsys.readouterr().err and out.read_bytes() == before
@@ -312,6 +314,43 @@ def test_cli_reembed_anchors_writes_its_own_file(agents, tmp_path, capsys, monke
     result = json.loads(out.read_text())
     assert result["reembedded_anchors"] and set(result["anchor_drift"]) == {"rel-green", "rel-red"}
     assert "saved anchor embeddings vs re-embedded" in capsys.readouterr().out
+
+
+def test_stitch_agreement_judges_each_frame_against_the_policys_own_agent(agents, drive):
+    green, red = agents["rel-green"], agents["rel-red"]
+    frames = drive.frames("green")[:5]
+    acts = latent.greedy_actions(green, frames)
+    assert acts.dtype == np.int64 and [evaluation.act(green.policy, f) for f in frames] == acts.tolist()
+    with pytest.raises(ValueError, match="uint8 frames"):
+        latent.greedy_actions(green, frames.astype(np.float32))
+
+    # an agent and its copy: every stitch is the agent itself
+    twin = zoo.Agent(name="rel-green-twin", policy=copy.deepcopy(green.policy), card=green.card)
+    same = latent.stitch_agreement(green, twin, drive)
+    assert same["frames"] == len(drive) and same["agents_agree"] == 1.0
+    assert {s["with_policy_agent"] for s in same["stitched"].values()} == {1.0}
+
+    r = latent.stitch_agreement(green, red, drive)
+    assert set(r["stitched"]) == {"rel-green+rel-red", "rel-red+rel-green"}
+    own_red = latent.greedy_actions(red, drive.frames("red"))
+    own_green = latent.greedy_actions(green, drive.frames("green"))
+    stitched = latent.greedy_actions(stitching.stitch(green, red), drive.frames("green"))
+    s = r["stitched"]["rel-green+rel-red"]
+    assert (s["encoder"], s["policy"]) == ("rel-green", "rel-red")
+    assert s["with_policy_agent"] == pytest.approx((stitched == own_red).mean())
+    assert s["with_encoder_agent"] == pytest.approx((stitched == own_green).mean())
+    assert r["agents_agree"] == pytest.approx((own_green == own_red).mean())
+    for shares in [s["actions"], *r["own_actions"].values()]:
+        assert list(shares) == list(envs.ACTIONS) and sum(shares.values()) == pytest.approx(1.0)
+    assert s["actions"]["gas"] == pytest.approx((stitched == envs.ACTIONS.index("gas")).mean())
+    for name, recall in s["recall"].items():
+        chosen = own_red == envs.ACTIONS.index(name)
+        assert chosen.any() and recall == pytest.approx((stitched[chosen] == own_red[chosen]).mean())
+    assert set(s["recall"]) == {envs.ACTIONS[i] for i in np.unique(own_red)}
+    assert {v["recall"]["gas"] for v in same["stitched"].values() if "gas" in v["recall"]} <= {1.0}
+    assert json.dumps(r)
+    with pytest.raises(ValueError, match="cannot join"):
+        latent.stitch_agreement(green, agents["abs-green"], drive)
 
 
 # ------------------------------------------------------------------------------------------
