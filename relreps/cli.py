@@ -8,7 +8,7 @@
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps export RUN --out PATH [--overwrite]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
-    relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--out results]
+    relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean] [--out results]
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
@@ -186,8 +186,13 @@ def _table(args) -> int:
     from .evaluation import EVAL_TRACKS
 
     out_dir = Path(args.out)
+    suffix = f"-{args.align}" if args.align else ""
+    if args.align and "absolute" in args.representations:
+        print(f"error: --align {args.align} needs relative agents (an absolute encoder has no anchors); "
+              "pass --representations relative", file=sys.stderr)
+        return 2
     for rep in args.representations:  # refuse before hours of evaluation, not after
-        path = out_dir / f"table-{args.algo}-{rep}.json"
+        path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
         if path.exists() and not args.overwrite:
             print(f"error: {path} exists; pass --overwrite to replace it", file=sys.stderr)
             return 2
@@ -199,11 +204,12 @@ def _table(args) -> int:
             source = Path(args.agents_dir) / name if args.agents_dir else name
             agents[color] = zoo.load(source)
         t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
-                            max_steps=args.max_steps)
+                            max_steps=args.max_steps, align=args.align)
         t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
-        path = out_dir / f"table-{args.algo}-{rep}.json"
+        path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
         path.write_text(json.dumps(t, indent=1) + "\n")
-        print(f"{rep} stitching ({args.algo}), encoder (rows) x policy (columns), {len(t['tracks'])} tracks:")
+        how = f", stitches aligned by {args.align}" if args.align else ""
+        print(f"{rep} stitching ({args.algo}{how}), encoder (rows) x policy (columns), {len(t['tracks'])} tracks:")
         cols = list(agents)
         print("encoder \\ policy " + "".join(f"{c:>14s}" for c in cols))
         for ec in cols:
@@ -299,6 +305,9 @@ def _latent_analysis(args) -> int:
         actions = latent.stitch_agreement(a, b, drive)
     except ValueError as e:
         actions = {"not_stitchable": str(e)}
+    aligned = None
+    if c.representation == "relative" and "not_stitchable" not in actions:
+        aligned = latent.stitch_agreement(a, b, drive, align="anchor-mean")
     result = {
         **c.to_dict(),
         "drive": {"track_seeds": drive.recipe.track_seeds, "steps": drive.recipe.n_steps, "stride": args.stride,
@@ -306,6 +315,7 @@ def _latent_analysis(args) -> int:
         "matched_per_frame": [round(float(v), 5) for v in c.sim.diagonal()],
         **({"reembedded_anchors": True, "anchor_drift": drift} if drift else {}),
         "stitch_agreement": actions,
+        **({"stitch_agreement_anchor_mean": aligned} if aligned else {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -319,7 +329,8 @@ def _latent_analysis(args) -> int:
     else:
         print(f"  greedy actions, each agent on its own colour: the two agents agree on "
               f"{actions['agents_agree']:.1%} of frames")
-        for name, st in actions["stitched"].items():
+        stitched = {**actions["stitched"], **(aligned["stitched"] if aligned else {})}
+        for name, st in stitched.items():
             print(f"  {name} (on {st['encoder']}'s colour) picks {st['policy']}'s action on "
                   f"{st['with_policy_agent']:.1%} of frames; where that agent picks an action, the stitch "
                   "picks it too on: " + ", ".join(f"{k} {v:.0%}" for k, v in st["recall"].items()))
@@ -387,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_anchors_grid)
 
     from .algos import ALGORITHMS
+    from .stitching import ALIGNMENTS
     from .training import ANCHOR_UPDATES, REPRESENTATIONS, TrainConfig
 
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
@@ -454,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
     tb.add_argument("--processes", type=int)
     tb.add_argument("--max-steps", type=int, default=1000)
-    tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION.json")
+    tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
+                    help="relative only: move each stitch's representation by the two agents' anchor means "
+                         "(relreps.stitching; not in the paper), written to table-ALGO-relative-ALIGN.json")
+    tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)
 

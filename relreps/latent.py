@@ -393,7 +393,7 @@ def _shares(actions: np.ndarray) -> dict[str, float]:
     return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}
 
 
-def stitch_agreement(a, b, drive: ParallelDrive) -> dict:
+def stitch_agreement(a, b, drive: ParallelDrive, *, align: str | None = None) -> dict:
     """Per-state fidelity of the two stitches of agents ``a`` and ``b`` (:class:`relreps.zoo.Agent`),
     on the parallel frames of ``drive``, each agent in its own colour.
 
@@ -404,7 +404,8 @@ def stitch_agreement(a, b, drive: ParallelDrive) -> dict:
     action shares, and ``recall``: for each action the policy's agent picks somewhere, the fraction
     of those frames where the stitch picks it too (a stitch that always accelerates agrees on every
     frame where the agent does, and ``recall`` shows the turns it misses); ``agents_agree`` is how often ``a`` and ``b`` themselves pick the same action
-    (two policies trained apart need not agree even where their encoders do). Unlike a driven
+    (two policies trained apart need not agree even where their encoders do). ``align`` is passed
+    to :func:`relreps.stitching.stitch` (``"anchor-mean"``: relative agents only). Unlike a driven
     episode, where one wrong turn changes every later frame, each frame here is judged alone.
 
     Raises:
@@ -415,12 +416,13 @@ def stitch_agreement(a, b, drive: ParallelDrive) -> dict:
     own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
     out = {
         "frames": len(drive),
+        **({"align": align} if align else {}),
         "agents_agree": float((own[a.name] == own[b.name]).mean()),
         "own_actions": {name: _shares(acts) for name, acts in own.items()},
         "stitched": {},
     }
     for enc, pol in ((a, b), (b, a)):
-        s = stitch(enc, pol)
+        s = stitch(enc, pol, align=align)
         acts = greedy_actions(s, drive.frames(enc.color))
         out["stitched"][s.name] = {
             "encoder": enc.name, "policy": pol.name,

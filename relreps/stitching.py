@@ -6,18 +6,65 @@ Stable-Baselines3 keeps an extractor is swapped: PPO's ``features_extractor``,
 ``pi_features_extractor`` and ``vf_features_extractor`` (``predict`` uses the second: swapping
 only the first would silently change nothing), and the DQN family's online and target networks.
 The stitched agent is evaluated on the encoder's colour.
+
+``stitch(A, B, align="anchor-mean")`` (not in the paper) also moves A's relative representation by
+the difference of the two agents' **mean relative representation of their own anchors**:
+``r_A(x) - mean_k r_A(anchor_k) + mean_k r_B(anchor_k)``, each agent's anchors in its own colour.
+If the two relative spaces agreed exactly, as the method assumes, the two means would be equal and
+nothing would move; where they differ by an offset per anchor (one encoder finds every state a
+little more like anchor k than the other does), the offset is removed. It uses nothing but the
+anchors, which each agent already carries, so the stitch stays zero-shot: no training, no frames
+of the other colour, no episodes.
 """
 
 from __future__ import annotations
 
 import copy
 
+import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from .extractors import encoder_of
 from .zoo import Agent
 
 MODES = ("relative", "absolute")
+#: ``stitch(..., align=...)`` choices: ``None`` (the paper's stitch) or ``"anchor-mean"`` (see above).
+ALIGNMENTS = (None, "anchor-mean")
+
+
+def anchor_mean(agent: Agent) -> torch.Tensor:
+    """The mean, over its own anchor frames (in its own colour), of what a relative agent's encoder
+    outputs: ``mean_k r(anchor_k)``, a ``(n_anchors,)`` float32 tensor on the encoder's device."""
+    enc = inner = encoder_of(agent.policy)
+    while isinstance(inner, AlignedEncoder):  # an aligned stitch: its anchors are its encoder's
+        inner = inner.encoder
+    if not hasattr(inner, "anchor_frames"):
+        raise ValueError(f"{agent.name} has an absolute encoder: it has no anchors to align with")
+    frames = inner.anchor_frames
+    out = torch.zeros(enc.features_dim, device=frames.device)
+    with torch.no_grad():
+        for i in range(0, len(frames), 256):
+            chunk = frames[i : i + 256].permute(0, 3, 1, 2).float() / 255.0
+            out += enc(chunk).float().sum(0)
+    return out / len(frames)
+
+
+class AlignedEncoder(BaseFeaturesExtractor):
+    """An encoder whose output is moved by a constant ``shift`` (``stitch(..., align="anchor-mean")``).
+
+    The wrapped encoder is unchanged (its anchors, their moving average and its weights); the shift
+    is a buffer, computed once when the stitch is made.
+    """
+
+    def __init__(self, encoder: BaseFeaturesExtractor, shift: torch.Tensor):
+        super().__init__(encoder._observation_space, encoder.features_dim)
+        if tuple(shift.shape) != (encoder.features_dim,):
+            raise ValueError(f"the shift has shape {tuple(shift.shape)}; the encoder outputs {encoder.features_dim} features")
+        self.encoder = encoder
+        self.register_buffer("shift", shift.detach().clone().float())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.encoder(obs) + self.shift
 
 
 def _head_input(policy) -> int:
@@ -30,18 +77,25 @@ def _head_input(policy) -> int:
     raise ValueError("the policy has no relreps head (LayerNorm first)")
 
 
-def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -> Agent:
+def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
+           align: str | None = None) -> Agent:
     """Join ``encoder_agent``'s encoder to ``policy_agent``'s head.
 
     Args:
         mode: ``"relative"`` or ``"absolute"``: the representation both agents must use (default:
             whatever they share).
+        align: ``None`` (the paper's stitch) or ``"anchor-mean"``: move the encoder's relative
+            representation by ``anchor_mean(policy_agent) - anchor_mean(encoder_agent)`` (module
+            docstring; relative agents only). The card's ``stitched`` entry records it.
 
     Raises:
         ValueError: the agents use different representations (a relative encoder cannot feed an
-            absolute head, nor the reverse), ``mode`` names another one, or the encoder's output
-            size differs from what the head takes.
+            absolute head, nor the reverse), ``mode`` names another one, the encoder's output
+            size differs from what the head takes, ``align`` is unknown, or it is asked of
+            absolute agents.
     """
+    if align not in ALIGNMENTS:
+        raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
     enc_rep, pol_rep = encoder_agent.representation, policy_agent.representation
     if mode is not None and mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {MODES}")
@@ -58,6 +112,12 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -
     if encoder.features_dim != _head_input(policy):
         raise ValueError(f"{encoder_agent.name}'s encoder outputs {encoder.features_dim} features but "
                          f"{policy_agent.name}'s head takes {_head_input(policy)}")
+    if align == "anchor-mean":
+        if enc_rep != "relative":
+            raise ValueError(f"align='anchor-mean' needs relative agents ({encoder_agent.name} and "
+                             f"{policy_agent.name} are absolute): an absolute encoder has no anchors")
+        shift = anchor_mean(policy_agent).cpu() - anchor_mean(encoder_agent).cpu()
+        encoder = AlignedEncoder(encoder, shift).to(next(encoder.buffers()).device)
     swapped = 0
     for module in list(policy.modules()):
         # _modules, not named_children(): the latter lists a shared module under one name only,
@@ -72,18 +132,23 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None) -
     card = {
         **policy_agent.card,
         "color": encoder_agent.color,
-        "stitched": {"encoder": encoder_agent.name, "policy": policy_agent.name, "mode": enc_rep},
+        "stitched": {"encoder": encoder_agent.name, "policy": policy_agent.name, "mode": enc_rep,
+                     **({"align": align} if align else {})},
         "encoder_kwargs": encoder_agent.card["encoder_kwargs"],
     }
     if "anchors" in encoder_agent.card:
         card["anchors"] = encoder_agent.card["anchors"]
-    return Agent(name=f"{encoder_agent.name}+{policy_agent.name}", policy=policy, card=card)
+    suffix = f"[{align}]" if align else ""
+    return Agent(name=f"{encoder_agent.name}+{policy_agent.name}{suffix}", policy=policy, card=card)
 
 
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
-          max_steps: int | None = None) -> dict:
+          max_steps: int | None = None, align: str | None = None) -> dict:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
-    ``stitch(encoders[enc_colour], policies[pol_colour])`` on the encoder's colour."""
+    ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
+    (an agent with itself is not stitched: with ``align`` its shift would be zero anyway)."""
+    if align not in ALIGNMENTS:
+        raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
     from . import envs
     from .evaluation import evaluate
 
@@ -92,10 +157,10 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     for ec, enc in encoders.items():
         cells[ec] = {}
         for pc, pol in policies.items():
-            agent = enc if enc is pol else stitch(enc, pol)
+            agent = enc if enc is pol else stitch(enc, pol, align=align)
             result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes, **kwargs)
             cells[ec][pc] = result.summary()
     return {"encoders": {c: a.name for c, a in encoders.items()},
             "policies": {c: a.name for c, a in policies.items()},
             "tracks": [int(s) for s in track_seeds], "max_steps": max_steps or envs.MAX_EPISODE_STEPS,
-            "cells": cells}
+            **({"align": align} if align else {}), "cells": cells}

@@ -175,6 +175,9 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
     from safetensors.torch import save_file
 
     policy = getattr(model_or_policy, "policy", model_or_policy)
+    if isinstance(card.get("stitched"), dict) and card["stitched"].get("align"):
+        raise ValueError(f"a stitch made with align={card['stitched']['align']!r} cannot be saved as an agent file "
+                         "(its encoder is wrapped, which no card describes): save the two agents and stitch again")
     base = Path(path)
     if base.suffix in (".json", ".safetensors"):
         base = base.with_suffix("")

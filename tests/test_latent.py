@@ -273,6 +273,8 @@ def test_cli_writes_metrics_and_refuses_to_overwrite(agents, tmp_path, capsys):
     assert result["metrics"]["n"] == result["drive"]["frames"] == len(result["matched_per_frame"]) == 16
     assert result["metrics"]["matched"] == pytest.approx(np.mean(result["matched_per_frame"]), abs=1e-4)
     assert set(result["stitch_agreement"]["stitched"]) == {"rel-green+rel-red", "rel-red+rel-green"}
+    assert set(result["stitch_agreement_anchor_mean"]["stitched"]) == {
+        "rel-green+rel-red[anchor-mean]", "rel-red+rel-green[anchor-mean]"}
     assert "picks rel-red's action on" in capsys.readouterr().out
     before = out.read_bytes()
     assert cli.main(args) == 2
@@ -351,6 +353,10 @@ def test_stitch_agreement_judges_each_frame_against_the_policys_own_agent(agents
     assert json.dumps(r)
     with pytest.raises(ValueError, match="cannot join"):
         latent.stitch_agreement(green, agents["abs-green"], drive)
+    aligned = latent.stitch_agreement(green, red, drive, align="anchor-mean")
+    s = aligned["stitched"]["rel-green+rel-red[anchor-mean]"]
+    acts = latent.greedy_actions(stitching.stitch(green, red, align="anchor-mean"), drive.frames("green"))
+    assert aligned["align"] == "anchor-mean" and s["with_policy_agent"] == pytest.approx((acts == own_red).mean())
 
 
 # ------------------------------------------------------------------------------------------

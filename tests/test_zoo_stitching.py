@@ -98,6 +98,47 @@ def test_stitch_swaps_every_extractor(agents):
     assert pol.policy.features_extractor is not new and enc.policy.features_extractor is not new
 
 
+def _anchor_outputs(agent):
+    enc = encoder_of(agent.policy)
+    frames = enc.anchor_frames.permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        return enc(frames)
+
+
+def test_anchor_mean_stitch_moves_the_representation_by_the_anchor_means(agents, tmp_path):
+    enc, pol = agents["rel-green"], agents["rel-red"]
+    mean_enc, mean_pol = _anchor_outputs(enc).mean(0), _anchor_outputs(pol).mean(0)
+    torch.testing.assert_close(stitching.anchor_mean(enc), mean_enc)
+    assert not torch.allclose(mean_enc, mean_pol)  # two colours, two trainings: the means differ
+    s = stitching.stitch(enc, pol, align="anchor-mean")
+    assert s.name == f"{enc.name}+{pol.name}[anchor-mean]" and s.card["stitched"]["align"] == "anchor-mean"
+    p = s.policy
+    assert p.pi_features_extractor is p.features_extractor is p.vf_features_extractor
+    # the policy's head sees r_green(x) - mean_green + mean_red
+    obs, _ = pol.policy.obs_to_tensor(OBS)
+    with torch.no_grad():
+        feats = enc.policy.extract_features(obs, enc.policy.pi_features_extractor) - mean_enc + mean_pol
+        logits = pol.policy.action_net(pol.policy.mlp_extractor.forward_actor(feats))
+        torch.testing.assert_close(p.extract_features(obs, p.pi_features_extractor), feats)
+    assert np.array_equal(s.predict(OBS)[0], logits.argmax(1).numpy())
+    # the aligned stitch's own anchors now have the policy agent's mean
+    torch.testing.assert_close(stitching.anchor_mean(s), mean_pol, atol=1e-5, rtol=0)
+    # an agent aligned with a copy of itself is unchanged
+    twin = zoo.Agent(name="twin", policy=copy.deepcopy(enc.policy), card=enc.card)
+    assert np.array_equal(stitching.stitch(enc, twin, align="anchor-mean").predict(OBS)[0], enc.predict(OBS)[0])
+    # the originals are untouched, and the wrapped stitch is not saved as if it were a plain agent
+    torch.testing.assert_close(stitching.anchor_mean(enc), mean_enc)
+    with pytest.raises(ValueError, match="cannot be saved"):
+        zoo.save(s.policy, tmp_path / "aligned", s.card)
+    assert not list(tmp_path.iterdir())
+    # a table with the alignment: the diagonal is each agent alone, the card of a cell names it
+    encs = {"red": agents["rel-red"], "green": agents["rel-green"]}
+    t = stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8, align="anchor-mean")
+    assert t["align"] == "anchor-mean" and t["cells"]["green"]["red"]["episodes"][0]["length"] == 8
+    plain = stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8)
+    assert "align" not in plain and plain["cells"]["red"]["red"] == t["cells"]["red"]["red"]
+
+
 def test_stitch_dqn_online_and_target(agents):
     enc, pol = agents["dqn-green"], agents["dqn-red"]
     s = stitching.stitch(enc, pol)
@@ -118,6 +159,12 @@ def test_bad_stitches(agents):
         stitching.stitch(agents["rel-red"], agents["rel-green"], mode="absolute")
     with pytest.raises(ValueError, match="unknown mode"):
         stitching.stitch(agents["rel-red"], agents["rel-green"], mode="translated")
+    with pytest.raises(ValueError, match="unknown align 'mean'.*anchor-mean"):
+        stitching.stitch(agents["rel-red"], agents["rel-green"], align="mean")
+    with pytest.raises(ValueError, match="needs relative agents.*no anchors"):
+        stitching.stitch(agents["abs-red"], agents["abs-red"], align="anchor-mean")
+    with pytest.raises(ValueError, match="unknown align"):
+        stitching.table({"red": agents["rel-red"]}, {"red": agents["rel-red"]}, track_seeds=[1], align="x")
 
 
 def test_table(agents):
@@ -157,6 +204,15 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     t = json.loads((tmp_path / "results" / "table-ppo-relative.json").read_text())
     assert set(t["cells"]) == {"red", "green"} and t["encoders"]["red"] == "ppo-rel-red"
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # results are not replaced
+    # the aligned table goes to its own file, beside the paper's
+    before = (tmp_path / "results" / "table-ppo-relative.json").read_bytes()
+    assert main([*args, "--align", "anchor-mean"]) == 0
+    assert "aligned by anchor-mean" in capsys.readouterr().out
+    aligned = json.loads((tmp_path / "results" / "table-ppo-relative-anchor-mean.json").read_text())
+    assert aligned["align"] == "anchor-mean" and (tmp_path / "results" / "table-ppo-relative.json").read_bytes() == before
+    assert aligned["cells"]["red"]["red"] == t["cells"]["red"]["red"]  # an agent alone is not stitched
+    assert main([*args[:2], "absolute", *args[3:], "--align", "anchor-mean", "--overwrite"]) == 2
+    assert "needs relative agents" in capsys.readouterr().err
     assert main(["table", "--agents-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r2")]) == 2
 
 
