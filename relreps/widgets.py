@@ -105,16 +105,16 @@ def choose_stitch(agents=None) -> tuple[str, str] | None:
     return None
 
 
-def make_agent(encoder, policy, mode: str | None = None) -> zoo.Agent:
-    """``encoder``'s encoder joined to ``policy``'s head (:func:`relreps.stitching.stitch`), or the
-    agent itself when both are the same agent. Accepts agents or zoo names.
+def make_agent(encoder, policy, mode: str | None = None, *, align: str | None = None) -> zoo.Agent:
+    """``encoder``'s encoder joined to ``policy``'s head (:func:`relreps.stitching.stitch`, with
+    ``align``), or the agent itself when both are the same agent. Accepts agents or zoo names.
 
     Raises:
         ValueError: the pair cannot be joined (the message of :func:`~relreps.stitching.stitch`).
     """
     enc = encoder if isinstance(encoder, zoo.Agent) else zoo.load(encoder)
     pol = policy if isinstance(policy, zoo.Agent) else zoo.load(policy)
-    stitched = stitching.stitch(enc, pol, mode)  # validates the pair and the mode, even for one agent
+    stitched = stitching.stitch(enc, pol, mode, align=align)  # validates the pair, mode and align, even for one agent
     same = enc is pol or (isinstance(encoder, str) and encoder == policy)  # one agent with itself
     return enc if same else stitched
 
@@ -271,6 +271,8 @@ class StitchExplorer(W.VBox):
         reps = reps or list(stitching.MODES)
         self.mode = W.ToggleButtons(options=reps, description="mode", style=style,
                                     tooltips=["both agents use this representation"] * len(reps))
+        self.align = W.Checkbox(value=False, description="align the anchor means (not in the paper)", indent=False,
+                                tooltip="relative stitches only: stitch(..., align='anchor-mean'), book chapter 5")
         self.encoder = W.Dropdown(description="encoder", style=style)
         self.policy = W.Dropdown(description="policy", style=style)
         self.track = W.Dropdown(options=[int(s) for s in track_seeds], description="track", style=style)
@@ -294,7 +296,7 @@ class StitchExplorer(W.VBox):
         self.button.on_click(self._on_click)
         self._on_mode()
 
-        controls = W.VBox([self.mode, W.HBox([self.encoder, self.policy]),
+        controls = W.VBox([W.HBox([self.mode, self.align]), W.HBox([self.encoder, self.policy]),
                            W.HBox([self.track, self.steps]), W.HBox([self.button, self.status])])
         player = W.VBox([self.frame, W.HBox([self.play, self.slider]), self.step_info])
         wrap = W.Layout(flex_flow="row wrap")  # the curve goes below the frame in a narrow column
@@ -319,6 +321,9 @@ class StitchExplorer(W.VBox):
                 other = [n for n in names if self._entries[n]["color"] != color]
                 self.policy.value = (other or names)[0]
         self.button.disabled = not names
+        self.align.disabled = self.mode.value != "relative"  # absolute encoders have no anchors
+        if self.align.disabled:
+            self.align.value = False
         if not self._entries:
             self._say(f"No agents to choose from: the zoo ({html.escape(str(zoo.zoo_dir()))}) is empty. "
                       "Train agents (chapter 4) or install a version of the book that ships them.", error=True)
@@ -333,10 +338,14 @@ class StitchExplorer(W.VBox):
             self.button.tooltip = f"drive on {self._entries[enc]['color']} (the encoder's colour)"
 
     def select(self, encoder: str | None = None, policy: str | None = None, mode: str | None = None,
-               track_seed: int | None = None, max_steps: int | None = None) -> None:
+               track_seed: int | None = None, max_steps: int | None = None, align: bool | None = None) -> None:
         """Set the controls (names must be among the choices the mode offers)."""
         if mode is not None:
             self.mode.value = mode
+        if align is not None:
+            if align and self.align.disabled:
+                raise ValueError("align the anchor means: relative mode only (absolute encoders have no anchors)")
+            self.align.value = bool(align)
         if encoder is not None:
             self.encoder.value = encoder
         if policy is not None:
@@ -363,14 +372,15 @@ class StitchExplorer(W.VBox):
         self.run()
 
     def run(self, encoder: str | None = None, policy: str | None = None, mode: str | None = None,
-            track_seed: int | None = None, max_steps: int | None = None) -> Drive | None:
+            track_seed: int | None = None, max_steps: int | None = None, align: bool | None = None) -> Drive | None:
         """Drive one greedy episode with the chosen pair and show it (what the Drive button does).
 
         Arguments override the controls; names need not be among the choices the mode offers (a
         pair that cannot be joined is reported, as the button would; with names and no ``mode``,
-        the agents' own representation is the mode). Returns the recorded drive, or ``None`` with
-        the reason in :attr:`error` and in the status line.
+        the agents' own representation is the mode; ``align`` overrides the checkbox). Returns the
+        recorded drive, or ``None`` with the reason in :attr:`error` and in the status line.
         """
+        align = self.align.value if align is None else bool(align)
         if mode is None and encoder is None and policy is None:
             mode = self.mode.value
         encoder = encoder if encoder is not None else self.encoder.value
@@ -384,7 +394,8 @@ class StitchExplorer(W.VBox):
             for name in (encoder, policy):
                 if name not in self._entries:
                     raise ValueError(f"unknown agent {name!r}: choose from {', '.join(self._entries) or 'none'}")
-            agent = make_agent(self._agent(encoder), self._agent(policy), mode)
+            agent = make_agent(self._agent(encoder), self._agent(policy), mode,
+                               align="anchor-mean" if align else None)
         except ValueError as e:  # stitching's (and the zoo's) clear messages
             self.error = str(e)
             self._say(html.escape(self.error), error=True)

@@ -119,6 +119,17 @@ def test_explorer_offers_only_joinable_pairs_and_drives(agents):
     alone = ex.run(encoder="ppo-rel-red", policy="ppo-rel-red", max_steps=10)
     assert alone.agent == "ppo-rel-red" and alone.episode == evaluation.run_episode(
         agents["ppo-rel-red"].policy, "red", TRACK, max_steps=10)
+    # the anchor-mean alignment: a checkbox in relative mode, off and disabled in absolute mode
+    assert not ex.align.value and not ex.align.disabled
+    ex.select(align=True)
+    aligned = ex.run(encoder="ppo-rel-red", policy="ppo-rel-green", max_steps=10)
+    expected = stitching.stitch(agents["ppo-rel-red"], agents["ppo-rel-green"], align="anchor-mean")
+    assert aligned.agent == expected.name == "ppo-rel-red+ppo-rel-green[anchor-mean]"
+    assert aligned.episode == evaluation.run_episode(expected.policy, "red", TRACK, max_steps=10)
+    ex.mode.value = "absolute"
+    assert ex.align.disabled and not ex.align.value
+    with pytest.raises(ValueError, match="relative mode only"):
+        ex.select(align=True)
 
 
 def test_refused_pairs_show_stitchings_error(agents):
