@@ -67,6 +67,20 @@ class AlignedEncoder(BaseFeaturesExtractor):
         return self.encoder(obs) + self.shift
 
 
+def swap_extractors(policy, encoder, *, only=None) -> int:
+    """Put ``encoder`` in every place ``policy`` keeps a features extractor (or only where it keeps
+    the extractor ``only``); returns how many places were swapped."""
+    swapped = 0
+    for module in list(policy.modules()):
+        # _modules, not named_children(): the latter lists a shared module under one name only,
+        # and PPO shares one extractor under three names
+        for name, child in list(module._modules.items()):
+            if (child is only) if only is not None else isinstance(child, BaseFeaturesExtractor):
+                setattr(module, name, encoder)
+                swapped += 1
+    return swapped
+
+
 def _head_input(policy) -> int:
     """The number of features the policy's head takes (its LayerNorm's size)."""
     import torch
@@ -118,15 +132,7 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
                              f"{policy_agent.name} are absolute): an absolute encoder has no anchors")
         shift = anchor_mean(policy_agent).cpu() - anchor_mean(encoder_agent).cpu()
         encoder = AlignedEncoder(encoder, shift).to(next(encoder.buffers()).device)
-    swapped = 0
-    for module in list(policy.modules()):
-        # _modules, not named_children(): the latter lists a shared module under one name only,
-        # and PPO shares one extractor under three names
-        for name, child in list(module._modules.items()):
-            if isinstance(child, BaseFeaturesExtractor):
-                setattr(module, name, encoder)
-                swapped += 1
-    if swapped == 0:
+    if swap_extractors(policy, encoder) == 0:
         raise ValueError(f"{policy_agent.name}'s policy keeps no features extractor to swap")
     policy.set_training_mode(False)
     card = {

@@ -29,10 +29,7 @@ def shifted(encoder_agent, policy_agent):
     s = stitching.stitch(encoder_agent, policy_agent)
     enc = encoder_of(s.policy)
     wrapped = stitching.AlignedEncoder(enc, mean_latent(policy_agent) - mean_latent(encoder_agent))
-    for module in list(s.policy.modules()):
-        for name, child in list(module._modules.items()):
-            if child is enc:
-                setattr(module, name, wrapped)
+    stitching.swap_extractors(s.policy, wrapped, only=enc)
     return s
 
 
