@@ -9,6 +9,7 @@
     relreps export RUN --out PATH [--overwrite]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean] [--out results]
+    relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
@@ -191,6 +192,37 @@ def _table(args) -> int:
         print(f"error: --align {args.align} needs relative agents (an absolute encoder has no anchors); "
               "pass --representations relative", file=sys.stderr)
         return 2
+    colors = args.colors or list(COLORS)
+    replaced = {}  # colour -> loaded agent, from --agent COLOUR=AGENT
+    for spec in args.agent or []:
+        color, sep, source = spec.partition("=")
+        if not sep or not source:
+            print(f"error: --agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2", file=sys.stderr)
+            return 2
+        if color not in colors:
+            print(f"error: --agent {spec!r}: {color!r} is not one of the table's colours "
+                  f"({', '.join(colors)})", file=sys.stderr)
+            return 2
+        if color in replaced:
+            print(f"error: --agent: two agents for {color}", file=sys.stderr)
+            return 2
+        if len(args.representations) != 1:
+            print("error: --agent needs a single --representations (the agent has one)", file=sys.stderr)
+            return 2
+        try:
+            agent = zoo.load(source)
+        except zoo.ZooError as e:
+            print(f"error: --agent {spec!r}: {e}", file=sys.stderr)
+            return 2
+        want = {"algo": args.algo, "representation": args.representations[0], "color": color}
+        have = {"algo": agent.algo, "representation": agent.representation, "color": agent.color}
+        if have != want:
+            wrong = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
+            print(f"error: --agent {spec!r}: {agent.name} has {wrong}", file=sys.stderr)
+            return 2
+        replaced[color] = agent
+    # a table with replaced agents goes to its own file: the zoo's table is never overwritten
+    suffix += "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
     for rep in args.representations:  # refuse before hours of evaluation, not after
         path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
         if path.exists() and not args.overwrite:
@@ -199,7 +231,10 @@ def _table(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for rep in args.representations:
         agents = {}
-        for color in args.colors or list(COLORS):
+        for color in colors:
+            if color in replaced:
+                agents[color] = replaced[color]
+                continue
             name = zoo.agent_name(args.algo, rep, color)
             source = Path(args.agents_dir) / name if args.agents_dir else name
             agents[color] = zoo.load(source)
@@ -469,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
                     help="relative only: move each stitch's representation by the two agents' anchor means "
                          "(relreps.stitching; not in the paper), written to table-ALGO-relative-ALIGN.json")
+    tb.add_argument("--agent", action="append", metavar="COLOUR=AGENT",
+                    help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "
+                         "ALGO-rel|abs-COLOUR, e.g. green=ppo-rel-green-s2; repeatable; the table is written "
+                         "to table-ALGO-REPRESENTATION[-ALIGN]+AGENT.json")
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)

@@ -214,6 +214,24 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     assert main([*args[:2], "absolute", *args[3:], "--align", "anchor-mean", "--overwrite"]) == 2
     assert "needs relative agents" in capsys.readouterr().err
     assert main(["table", "--agents-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r2")]) == 2
+    # --agent COLOUR=AGENT replaces one colour's agent, into a file of its own
+    other = agents["rel-green"]
+    zoo.save(other.policy, tmp_path / "elsewhere" / "ppo-rel-green-s2", {**other.card, "seed": 2})
+    swap = [*args, "--agent", f"green={tmp_path / 'elsewhere' / 'ppo-rel-green-s2'}"]
+    assert main(swap) == 0
+    swapped = json.loads((tmp_path / "results" / "table-ppo-relative+ppo-rel-green-s2.json").read_text())
+    assert swapped["encoders"] == {"red": "ppo-rel-red", "green": "ppo-rel-green-s2"}
+    assert (tmp_path / "results" / "table-ppo-relative.json").read_bytes() == before
+    assert main(swap) == 2 and "--overwrite" in capsys.readouterr().err
+    bad = {"green=" + str(tmp_path / "zoo" / "ppo-rel-red"): "color red (the table needs green)",
+           "blue=ppo-rel-blue": "not one of the table's colours (red, green)",
+           "green": "expected COLOUR=AGENT",
+           "green=" + str(tmp_path / "nothing"): "no agent"}
+    for spec, message in bad.items():
+        assert main([*args, "--overwrite", "--agent", spec]) == 2
+        assert message in capsys.readouterr().err
+    assert main([*args[:2], "relative", "absolute", *args[3:], "--agent", "green=ppo-rel-green"]) == 2
+    assert "single --representations" in capsys.readouterr().err
 
 
 def test_half_precision_files(agents, tmp_path):
