@@ -236,10 +236,14 @@ def learning_curves(
     """The paper's Figure 2: one panel per representation, one line per colour.
 
     ``curves[name] = {"steps": [...], "value": [...], "representation": "relative"|"absolute",
-    "color": "green"|...}``, e.g. read from a zoo agent's ``eval.csv``.
+    "color": "green"|...}``, e.g. read from a zoo agent's ``eval.csv``; with an optional ``"seed"``,
+    the curves of a colour's other seeds than its first are dotted, so that they stay apart.
     """
     if not curves:
         raise ValueError("learning_curves needs at least one curve")
+    first_seed = {}
+    for c in sorted(curves.values(), key=lambda c: (c.get("seed") is None, c.get("seed") or 0)):
+        first_seed.setdefault((c["representation"], c["color"]), c.get("seed"))
     panels = [r for r in ("absolute", "relative") if any(c["representation"] == r for c in curves.values())]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True,
                         horizontal_spacing=0.06)
@@ -248,7 +252,9 @@ def learning_curves(
         fig.add_trace(
             go.Scatter(
                 x=list(c["steps"]), y=list(c["value"]), mode="lines+markers", name=name,
-                line=dict(color=COLOR_LINES.get(c["color"], "#555555")), marker=dict(size=5),
+                line=dict(color=COLOR_LINES.get(c["color"], "#555555"),
+                          dash="solid" if c.get("seed") == first_seed[c["representation"], c["color"]] else "dot"),
+                marker=dict(size=5),
                 hovertemplate=name + ": %{y:.0f} at %{x:,} steps<extra></extra>",
             ),
             row=1, col=col,

@@ -362,7 +362,7 @@ def learning_curve(name: str, *, source: str = "eval", root: str | os.PathLike |
     ``source="eval"``: the evaluation protocol's mean maximum return on held-out tracks
     (``eval.csv``); ``"progress"``: SB3's mean training-episode return (``progress.csv``,
     ``rollout/ep_rew_mean``, over the last 100 episodes, sampled actions).
-    Returns ``{"steps", "value", "representation", "color"}``.
+    Returns ``{"steps", "value", "representation", "color", "seed"}``.
     """
     import csv
 
@@ -377,7 +377,7 @@ def learning_curve(name: str, *, source: str = "eval", root: str | os.PathLike |
         rows = [r for r in csv.DictReader(f) if r.get(y)]
     info = card(name, root=root)
     return {"steps": [int(float(r[x])) for r in rows], "value": [float(r[y]) for r in rows],
-            "representation": info["representation"], "color": info["color"]}
+            "representation": info["representation"], "color": info["color"], "seed": info.get("seed")}
 
 
 def _resolve(name_or_path) -> Path:

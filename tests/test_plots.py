@@ -115,3 +115,16 @@ def test_notebook_helpers(monkeypatch):
         assert notebook.setup() == "notebook_connected" == pio.renderers.default
     finally:
         pio.renderers.default = before
+
+
+def test_learning_curves_dot_a_colours_other_seeds():
+    def curve(rep, color, seed):
+        return {"steps": [0, 100], "value": [0.0, 1.0], "representation": rep, "color": color, "seed": seed}
+
+    fig = plots.learning_curves({"rel-green-s2": curve("relative", "green", 2), "rel-green": curve("relative", "green", 1),
+                                 "abs-green-s2": curve("absolute", "green", 2), "rel-red": curve("relative", "red", 3)})
+    dash = {t.name: t.line.dash for t in fig.data}
+    assert dash == {"rel-green-s2": "dot", "rel-green": "solid", "abs-green-s2": "solid", "rel-red": "solid"}
+    assert [a.text for a in fig.layout.annotations] == ["absolute", "relative"]
+    with pytest.raises(ValueError, match="at least one curve"):
+        plots.learning_curves({})

@@ -273,6 +273,9 @@ def test_ship_a_run_into_the_zoo(agents, tmp_path, capsys):
     shipped = zoo.load(card)
     assert shipped.name == "ppo-rel-green" and np.array_equal(shipped.predict(OBS)[0], a.predict(OBS)[0])
     assert zoo.logs("ppo-rel-green", root=dest)["eval"].read_text().startswith("timesteps")
+    curve = zoo.learning_curve("ppo-rel-green", root=dest)
+    assert curve == {"steps": [32], "value": [1.5], "representation": "relative", "color": "green",
+                     "seed": a.card["seed"]}
     with pytest.raises(zoo.ZooError, match="no training logs"):
         zoo.logs("ppo-rel-red", root=dest)
     # never replaced silently
