@@ -148,25 +148,71 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
     return Agent(name=f"{encoder_agent.name}+{policy_agent.name}{suffix}", policy=policy, card=card)
 
 
+def _weights_id(agent: Agent) -> str | None:
+    """The sha256 of an agent's weights file, as its card records it (``None`` when it has none)."""
+    return agent.card.get("sha256")
+
+
+def _reusable(known: dict | None, *, track_seeds, max_steps, align) -> bool:
+    """Whether ``known`` (an earlier :func:`table`) was measured the same way: same tracks, same
+    episode length, same alignment, and with the weights' checksums to match its cells by."""
+    if not known or "sha256" not in known:
+        return False
+    return (known.get("tracks") == [int(s) for s in track_seeds] and known.get("max_steps") == max_steps
+            and known.get("align") == align)
+
+
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
-          max_steps: int | None = None, align: str | None = None) -> dict:
+          max_steps: int | None = None, align: str | None = None, known: dict | None = None) -> dict:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
     ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
-    (an agent with itself is not stitched: with ``align`` its shift would be zero anyway)."""
+    (an agent with itself is not stitched: with ``align`` its shift would be zero anyway).
+
+    ``known``: an earlier table measured the same way (same tracks, ``max_steps`` and ``align``);
+    a cell whose encoder and policy have the same weights there (by their cards' sha256, which the
+    table records) is copied instead of driven again, e.g. to swap one colour's agent for another
+    seed and drive only the cells it enters. Evaluation is deterministic, so a copied cell is the
+    cell that driving it again would give on the same machine.
+    """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
     from . import envs
     from .evaluation import evaluate
 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
+    steps = max_steps or envs.MAX_EPISODE_STEPS
+    reuse = _reusable(known, track_seeds=track_seeds, max_steps=steps, align=align)
     cells: dict = {}
     for ec, enc in encoders.items():
         cells[ec] = {}
         for pc, pol in policies.items():
+            ids = (_weights_id(enc), _weights_id(pol))
+            if (reuse and None not in ids and ec in known["cells"] and pc in known["cells"][ec]
+                    and (known["sha256"]["encoders"].get(ec), known["sha256"]["policies"].get(pc)) == ids):
+                cells[ec][pc] = known["cells"][ec][pc]
+                continue
             agent = enc if enc is pol else stitch(enc, pol, align=align)
             result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes, **kwargs)
             cells[ec][pc] = result.summary()
     return {"encoders": {c: a.name for c, a in encoders.items()},
             "policies": {c: a.name for c, a in policies.items()},
-            "tracks": [int(s) for s in track_seeds], "max_steps": max_steps or envs.MAX_EPISODE_STEPS,
+            "sha256": {"encoders": {c: _weights_id(a) for c, a in encoders.items()},
+                       "policies": {c: _weights_id(a) for c, a in policies.items()}},
+            "tracks": [int(s) for s in track_seeds], "max_steps": steps,
             **({"align": align} if align else {}), "cells": cells}
+
+
+def scores(t: dict) -> dict:
+    """A :func:`table`'s cells as ``{encoder colour: {policy colour: (mean, std)}}`` of the episode
+    maximum return, the form :func:`relreps.plots.stitching_heatmaps` takes."""
+    return {e: {p: (c["mean_max_return"], c["std_max_return"]) for p, c in row.items()}
+            for e, row in t["cells"].items()}
+
+
+def summary(t: dict) -> dict:
+    """A :func:`table`'s summary: :func:`relreps.paper.summary` of its means (diagonal mean,
+    off-diagonal mean, worst and best stitched cell) plus ``ratio``, off-diagonal over diagonal."""
+    from .paper import summary as means_summary
+
+    out = means_summary({e: {p: c["mean_max_return"] for p, c in row.items()} for e, row in t["cells"].items()})
+    return {**out, "ratio": out["off_diagonal_mean"] / out["diagonal_mean"]}

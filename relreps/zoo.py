@@ -220,6 +220,15 @@ def agent_name(algo: str, representation: str, color: str) -> str:
     return f"{algo}-{representation[:3]}-{color}"
 
 
+def variants(algo: str, representation: str, color: str) -> list[str]:
+    """The zoo's other agents of one kind: same algorithm, representation and colour as
+    :func:`agent_name` ``(algo, representation, color)`` but another agent (another training seed,
+    e.g. ``ppo-rel-green-s2``), read from the cards; sorted by name."""
+    main = agent_name(algo, representation, color)
+    return [r["name"] for r in catalog() if r["name"] != main
+            and (r["algo"], r["representation"], r["color"]) == (algo, representation, color)]
+
+
 def color_rank(color: str) -> int:
     """Sort key of a colour: the paper's order (green, red, blue, yellow), other colours after."""
     order = list(envs.COLORS)

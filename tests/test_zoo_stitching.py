@@ -175,6 +175,41 @@ def test_table(agents):
     assert cell["color"] == "green" and len(cell["episodes"]) == 1 and cell["episodes"][0]["length"] == 8
 
 
+def test_table_reuses_known_cells(agents):
+    encs = {"red": agents["rel-red"], "green": agents["rel-green"]}
+    kw = dict(track_seeds=[10_000_002], processes=1, max_steps=8)
+    first = stitching.table(encs, encs, **kw)
+    assert first["sha256"]["encoders"]["red"] == agents["rel-red"].card["sha256"]
+    # another green agent (other weights): only the cells it enters are driven again
+    other = zoo.Agent(name="green-2", policy=copy.deepcopy(agents["rel-green"].policy),
+                      card=dict(agents["rel-green"].card, sha256="0" * 64))
+    swapped = {"red": agents["rel-red"], "green": other}
+    second = stitching.table(swapped, swapped, known=first, **kw)
+    assert second["cells"]["red"]["red"] is first["cells"]["red"]["red"]
+    for e, p in (("red", "green"), ("green", "red"), ("green", "green")):
+        assert second["cells"][e][p] is not first["cells"][e][p]
+        assert second["cells"][e][p] == first["cells"][e][p]  # same weights, same episodes
+    assert second["encoders"]["green"] == "green-2" and second["sha256"]["policies"]["green"] == "0" * 64
+    # measured another way (other tracks, episode length or alignment): nothing is copied
+    for change in (dict(track_seeds=[10_000_003]), dict(max_steps=9), dict(align="anchor-mean")):
+        t = stitching.table(encs, encs, known=first, **{**kw, **change})
+        assert all(t["cells"][e][p] is not first["cells"][e][p] for e in encs for p in encs)
+    # a table without checksums (written before they were recorded) is never matched
+    old = {k: v for k, v in first.items() if k != "sha256"}
+    assert stitching.table(encs, encs, known=old, **kw)["cells"]["red"]["red"] is not first["cells"]["red"]["red"]
+
+
+def test_variants(agents, tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path))
+    assert zoo.variants("ppo", "relative", "green") == []
+    for name, key in (("ppo-rel-green", "rel-green"), ("ppo-rel-green-s2", "rel-green"),
+                      ("ppo-rel-red", "rel-red"), ("ppo-abs-red", "abs-red"), ("other-green", "rel-green")):
+        zoo.save(agents[key].policy, tmp_path / name, agents[key].card)
+    assert zoo.variants("ppo", "relative", "green") == ["other-green", "ppo-rel-green-s2"]
+    assert zoo.variants("ppo", "relative", "red") == [] and zoo.variants("ppo", "absolute", "red") == []
+    assert zoo.variants("ddqn", "relative", "green") == []
+
+
 def test_export_sb3(agents, tmp_path):
     from stable_baselines3 import PPO
 
