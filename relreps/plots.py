@@ -21,6 +21,10 @@ __all__ = ["as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_his
            "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
+#: The widest a figure may be: the built book's text column (sphinx-book-theme, about 690 px on a
+#: desktop screen; measured in a browser). Wider figures would hide their right side behind a
+#: scroll bar, so multi-panel figures fit their panels into it (stitching tables two to a row).
+TEXT_WIDTH = 660
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -131,8 +135,10 @@ def _panel_title(title: str | None, width_px: int) -> tuple[dict | None, list[st
     if not title:
         return None, []
     lines = _wrap(title, width_px)
+    # plotly anchors a multi-line title by its first line: lift it by the lines below that one,
+    # or they fall onto the subplot titles
     return dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper",
-                yanchor="bottom", pad=dict(b=30)), lines
+                yanchor="bottom", pad=dict(b=30 + 19 * (len(lines) - 1))), lines
 
 
 def _wrap(text: str, width_px: int, char_px: float = 7.5) -> list[str]:
@@ -199,8 +205,12 @@ def stitching_heatmaps(
     if not tables:
         raise ValueError("stitching_heatmaps needs at least one table")
     names = list(tables)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.12)
+    n_cols = min(len(names), 2)  # two panels to a row: the book's text column holds no more
+    n_rows = -(-len(names) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=names, horizontal_spacing=0.14,
+                        vertical_spacing=0.3 / n_rows)
     for k, name in enumerate(names, start=1):
+        row, col = (k - 1) // n_cols + 1, (k - 1) % n_cols + 1
         cells = tables[name]
         rows = list(cells)
         cols = list(dict.fromkeys(c for r in rows for c in cells[r]))
@@ -213,16 +223,17 @@ def stitching_heatmaps(
                 colorscale="Viridis", showscale=k == len(names), colorbar=dict(title="max return"),
                 hovertemplate="encoder %{y}, policy %{x}: %{z:.0f}<extra>" + name + "</extra>",
             ),
-            row=1, col=k,
+            row=row, col=col,
         )
-        fig.update_yaxes(autorange="reversed", title_text="encoder (track colour)" if k == 1 else None,
-                         row=1, col=k)
-        fig.update_xaxes(title_text="policy", row=1, col=k)
-    width = 360 * len(names) + 120
+        fig.update_yaxes(autorange="reversed", title_text="encoder (track colour)" if col == 1 else None,
+                         row=row, col=col)
+        fig.update_xaxes(title_text="policy", row=row, col=col)
+    width = min(360 * n_cols + 120, TEXT_WIDTH)
     title_layout, lines = _panel_title(title, width)
     fig.update_layout(
         title=title_layout,
-        width=width, height=420 + 20 * len(lines), margin=dict(l=90, r=20, t=90 + 20 * len(lines), b=60),
+        width=width, height=330 * n_rows + 90 + 20 * len(lines),
+        margin=dict(l=90, r=20, t=90 + 20 * len(lines), b=60),
     )
     return fig
 
@@ -261,11 +272,14 @@ def learning_curves(
         )
         fig.update_xaxes(title_text="environment steps", row=1, col=col)
     fig.update_yaxes(title_text=y_title, row=1, col=1)
-    width = 900 if len(panels) > 1 else 560
+    width = TEXT_WIDTH if len(panels) > 1 else 560
     title_layout, lines = _panel_title(title, width)
+    legend_rows = -(-len(curves) // 3)  # the legend goes below the panels, about three names a row
     fig.update_layout(
         title=title_layout,
-        width=width, height=430 + 20 * len(lines), margin=dict(l=70, r=20, t=90 + 20 * len(lines), b=50),
+        legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.01 * legend_rows, x=0),
+        width=width, height=430 + 20 * len(lines) + 22 * legend_rows,
+        margin=dict(l=70, r=20, t=90 + 20 * len(lines), b=70 + 22 * legend_rows),
     )
     return fig
 
@@ -322,7 +336,7 @@ def similarity_heatmaps(
         fig.update_xaxes(constrain="domain", title_text=x_title, row=1, col=k)
     if step > 1:
         title = f"{title or ''} (one frame in {step} shown)".strip()
-    width = 330 * len(names) + 150
+    width = min(330 * len(names) + 150, TEXT_WIDTH)
     title_layout, lines = _panel_title(title, width)
     fig.update_layout(
         coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")),

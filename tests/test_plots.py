@@ -128,3 +128,23 @@ def test_learning_curves_dot_a_colours_other_seeds():
     assert [a.text for a in fig.layout.annotations] == ["absolute", "relative"]
     with pytest.raises(ValueError, match="at least one curve"):
         plots.learning_curves({})
+
+
+def test_multi_panel_figures_fit_the_text_column():
+    """Figures wider than the book's text column hide their right side behind a scroll bar."""
+    table = {e: {p: (800.0, 50.0) for p in ("green", "red", "blue", "yellow")} for e in ("green", "red", "blue", "yellow")}
+    two = plots.stitching_heatmaps({"ours": table, "paper": table}, title="t")
+    assert two.layout.width <= plots.TEXT_WIDTH
+    assert [(t.xaxis, t.yaxis) for t in two.data] == [("x", "y"), ("x2", "y2")]  # side by side
+    three = plots.stitching_heatmaps({"a": table, "b": table, "c": table})
+    assert three.layout.width <= plots.TEXT_WIDTH and three.layout.height > two.layout.height
+    # two to a row: the third panel starts a second row, under the first
+    assert three.layout.xaxis3.domain == three.layout.xaxis.domain
+    assert three.layout.yaxis3.domain[1] < three.layout.yaxis.domain[0]
+    assert [a.text for a in three.layout.annotations if a.text in "abc"] == ["a", "b", "c"]
+    curve = {"steps": [0, 100], "value": [0.0, 1.0], "color": "green", "seed": 1}
+    lc = plots.learning_curves({f"{r}-{k}": dict(curve, representation=r) for r in ("absolute", "relative")
+                                for k in range(5)})
+    assert lc.layout.width <= plots.TEXT_WIDTH and lc.layout.legend.orientation == "h"
+    sim = plots.similarity_heatmaps({"a": np.eye(5), "b": np.eye(5)})
+    assert sim.layout.width <= plots.TEXT_WIDTH
