@@ -238,8 +238,15 @@ def _table(args) -> int:
             name = zoo.agent_name(args.algo, rep, color)
             source = Path(args.agents_dir) / name if args.agents_dir else name
             agents[color] = zoo.load(source)
+        # with an agent replaced, the zoo's own table (same tracks, steps and alignment, agents
+        # identified by sha256) supplies the cells the replaced agent does not enter
+        base = out_dir / f"table-{args.algo}-{rep}{'-' + args.align if args.align else ''}.json"
+        known = json.loads(base.read_text()) if replaced and base.is_file() else None
         t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
-                            max_steps=args.max_steps, align=args.align)
+                            max_steps=args.max_steps, align=args.align, known=known)
+        if known is not None:
+            copied = sum(t["cells"][e][p] is known["cells"].get(e, {}).get(p) for e in agents for p in agents)
+            print(f"{copied} of {len(agents) ** 2} cells copied from {base} (same agents, tracks and steps)")
         t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
         path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
         path.write_text(json.dumps(t, indent=1) + "\n")

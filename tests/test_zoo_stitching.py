@@ -254,8 +254,17 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     zoo.save(other.policy, tmp_path / "elsewhere" / "ppo-rel-green-s2", {**other.card, "seed": 2})
     swap = [*args, "--agent", f"green={tmp_path / 'elsewhere' / 'ppo-rel-green-s2'}"]
     assert main(swap) == 0
+    assert "4 of 4 cells copied" in capsys.readouterr().out  # the same weights: every cell is known
     swapped = json.loads((tmp_path / "results" / "table-ppo-relative+ppo-rel-green-s2.json").read_text())
     assert swapped["encoders"] == {"red": "ppo-rel-red", "green": "ppo-rel-green-s2"}
+    assert swapped["cells"] == t["cells"]
+    # other weights: only the cell it does not enter (red encoder, red policy) is copied
+    changed = copy.deepcopy(other.policy)
+    with torch.no_grad():
+        next(changed.action_net.parameters()).add_(0.5)
+    zoo.save(changed, tmp_path / "elsewhere" / "ppo-rel-green-s3", {**other.card, "seed": 3})
+    assert main([*args, "--agent", f"green={tmp_path / 'elsewhere' / 'ppo-rel-green-s3'}"]) == 0
+    assert "1 of 4 cells copied" in capsys.readouterr().out
     assert (tmp_path / "results" / "table-ppo-relative.json").read_bytes() == before
     assert main(swap) == 2 and "--overwrite" in capsys.readouterr().err
     bad = {"green=" + str(tmp_path / "zoo" / "ppo-rel-red"): "color red (the table needs green)",
