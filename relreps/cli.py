@@ -187,7 +187,7 @@ def _table(args) -> int:
     from .evaluation import EVAL_TRACKS
 
     out_dir = Path(args.out)
-    suffix = f"-{args.align}" if args.align else ""
+    align_suffix = f"-{args.align}" if args.align else ""
     if args.align and "absolute" in args.representations:
         print(f"error: --align {args.align} needs relative agents (an absolute encoder has no anchors); "
               "pass --representations relative", file=sys.stderr)
@@ -222,7 +222,7 @@ def _table(args) -> int:
             return 2
         replaced[color] = agent
     # a table with replaced agents goes to its own file: the zoo's table is never overwritten
-    suffix += "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
+    suffix = align_suffix + "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
     for rep in args.representations:  # refuse before hours of evaluation, not after
         path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
         if path.exists() and not args.overwrite:
@@ -240,7 +240,7 @@ def _table(args) -> int:
             agents[color] = zoo.load(source)
         # with an agent replaced, the zoo's own table (same tracks, steps and alignment, agents
         # identified by sha256) supplies the cells the replaced agent does not enter
-        base = out_dir / f"table-{args.algo}-{rep}{'-' + args.align if args.align else ''}.json"
+        base = out_dir / f"table-{args.algo}-{rep}{align_suffix}.json"
         known = json.loads(base.read_text()) if replaced and base.is_file() else None
         t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
                             max_steps=args.max_steps, align=args.align, known=known)
