@@ -8,7 +8,7 @@
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps export RUN --out PATH [--overwrite]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
-    relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean] [--out results]
+    relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
@@ -188,7 +188,7 @@ def _table(args) -> int:
 
     out_dir = Path(args.out)
     align_suffix = f"-{args.align}" if args.align else ""
-    if args.align and "absolute" in args.representations:
+    if args.align == "anchor-mean" and "absolute" in args.representations:
         print(f"error: --align {args.align} needs relative agents (an absolute encoder has no anchors); "
               "pass --representations relative", file=sys.stderr)
         return 2
@@ -509,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--processes", type=int)
     tb.add_argument("--max-steps", type=int, default=1000)
     tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
-                    help="relative only: move each stitch's representation by the two agents' anchor means "
-                         "(relreps.stitching; not in the paper), written to table-ALGO-relative-ALIGN.json")
+                    help="not in the paper (relreps.stitching): anchor-mean (relative only) moves each stitch's "
+                         "representation by the two agents' anchor means; affine maps the encoder's output with "
+                         "the least-squares affine map fitted on parallel anchor frames (relative or absolute). "
+                         "Written to table-ALGO-REPRESENTATION-ALIGN.json")
     tb.add_argument("--agent", action="append", metavar="COLOUR=AGENT",
                     help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "
                          "ALGO-rel|abs-COLOUR, e.g. green=ppo-rel-green-s2; repeatable; the table is written "

@@ -15,6 +15,15 @@ nothing would move; where they differ by an offset per anchor (one encoder finds
 little more like anchor k than the other does), the offset is removed. It uses nothing but the
 anchors, which each agent already carries, so the stitch stays zero-shot: no training, no frames
 of the other colour, no episodes.
+
+``stitch(A, B, align="affine")`` (not in the paper either; the *latent translation* of the authors'
+follow-up and of Maiorca et al., 2023) feeds B's head with ``E_A(x) W + b``, where ``W`` and ``b``
+are the least-squares affine map from A's encoder outputs to B's on **parallel frames**: the frames
+of one anchor set, each agent's in its own colour (the same states, told apart only by colour).
+The relative method needs such parallel anchors anyway; here all the set's frames (3136 for the
+shipped sets) fit the map, not only the encoder's anchors. It works for absolute agents too, which
+carry no anchors: the fit reads the default set. Still zero-shot: no training, no episodes, no
+reward; what it costs is two embeddings of the set's frames and one least-squares solve.
 """
 
 from __future__ import annotations
@@ -28,8 +37,9 @@ from .extractors import encoder_of
 from .zoo import Agent
 
 MODES = ("relative", "absolute")
-#: ``stitch(..., align=...)`` choices: ``None`` (the paper's stitch) or ``"anchor-mean"`` (see above).
-ALIGNMENTS = (None, "anchor-mean")
+#: ``stitch(..., align=...)`` choices: ``None`` (the paper's stitch), ``"anchor-mean"`` or
+#: ``"affine"`` (see above).
+ALIGNMENTS = (None, "anchor-mean", "affine")
 
 
 def anchor_mean(agent: Agent) -> torch.Tensor:
@@ -49,22 +59,89 @@ def anchor_mean(agent: Agent) -> torch.Tensor:
     return out / len(frames)
 
 
+def _fit_set(encoder_agent: Agent, policy_agent: Agent) -> str:
+    """The anchor set whose frames fit an affine alignment: the encoder's own set (a relative agent's
+    card names it), else the policy's, else :data:`relreps.anchors.DEFAULT_SET`."""
+    from .anchors import DEFAULT_SET
+
+    for agent in (encoder_agent, policy_agent):
+        if "anchors" in agent.card:
+            return agent.card["anchors"]["set"]
+    return DEFAULT_SET
+
+
+def fit_affine(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least-squares affine map ``(W, b)`` from rows ``x`` ``(n, d_A)`` to rows ``y`` ``(n, d_B)``
+    (the same ``n`` states): ``W`` minimises ``|(x - mean x) W - (y - mean y)|`` (the minimum-norm
+    solution where ``x`` is rank-deficient, as a relative representation is) and
+    ``b = mean y - (mean x) W``. Solved in float64; returns float32 tensors.
+
+    Raises:
+        ValueError: ``x`` and ``y`` have different numbers of rows, or no more rows than ``x`` has
+            columns (the map would be under-determined: it could fit any targets).
+    """
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"expected (n, d) outputs of the same n states; got {x.shape} and {y.shape}")
+    if len(x) <= x.shape[1]:
+        raise ValueError(f"{len(x)} states are not more than the encoder's {x.shape[1]} outputs: an affine map "
+                         f"fitted on them would be under-determined")
+    mx, my = x.mean(0), y.mean(0)
+    w = np.linalg.lstsq(x - mx, y - my, rcond=None)[0]
+    return torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(my - mx @ w, dtype=torch.float32)
+
+
+def set_outputs(agent: Agent, anchor_set: str):
+    """What ``agent``'s encoder outputs for the frames of ``anchor_set`` in the agent's own colour:
+    ``(n_frames, features)`` float32, one side of :func:`translation`'s fit."""
+    from . import anchors
+    from .latent import embed
+
+    return embed(agent, anchors.load(anchor_set).frames(agent.color))
+
+
+def translation(encoder_agent: Agent, policy_agent: Agent, *, anchor_set: str | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least-squares affine map ``(W, b)`` (:func:`fit_affine`) from ``encoder_agent``'s encoder
+    outputs to ``policy_agent``'s on parallel frames (``stitch(..., align="affine")``, module
+    docstring): ``E_A(x) W + b`` is what B's head is fed.
+
+    ``anchor_set``: the set whose frames fit it, each agent's in its own colour (default: the
+    encoder's own set, else the policy's, else :data:`relreps.anchors.DEFAULT_SET`). Returns float32
+    ``(d_A, d_B)`` and ``(d_B,)`` tensors.
+    """
+    name = anchor_set or _fit_set(encoder_agent, policy_agent)
+    try:
+        return fit_affine(set_outputs(encoder_agent, name), set_outputs(policy_agent, name))
+    except ValueError as e:
+        raise ValueError(f"anchor set {name!r}, {encoder_agent.name} -> {policy_agent.name}: {e}") from None
+
+
 class AlignedEncoder(BaseFeaturesExtractor):
-    """An encoder whose output is moved by a constant ``shift`` (``stitch(..., align="anchor-mean")``).
+    """An encoder whose output is moved by a constant ``shift`` (``stitch(..., align="anchor-mean")``)
+    or first multiplied by a ``matrix`` (``align="affine"``): ``E(x) @ matrix + shift``.
 
     The wrapped encoder is unchanged (its anchors, their moving average and its weights); the shift
-    is a buffer, computed once when the stitch is made.
+    and the matrix are buffers, computed once when the stitch is made.
     """
 
-    def __init__(self, encoder: BaseFeaturesExtractor, shift: torch.Tensor):
-        super().__init__(encoder._observation_space, encoder.features_dim)
-        if tuple(shift.shape) != (encoder.features_dim,):
-            raise ValueError(f"the shift has shape {tuple(shift.shape)}; the encoder outputs {encoder.features_dim} features")
+    def __init__(self, encoder: BaseFeaturesExtractor, shift: torch.Tensor, matrix: torch.Tensor | None = None):
+        features = encoder.features_dim if matrix is None else int(matrix.shape[-1])
+        super().__init__(encoder._observation_space, features)
+        if matrix is not None and (matrix.ndim != 2 or matrix.shape[0] != encoder.features_dim):
+            raise ValueError(f"the matrix has shape {tuple(matrix.shape)}; the encoder outputs "
+                             f"{encoder.features_dim} features (expected ({encoder.features_dim}, n))")
+        if tuple(shift.shape) != (features,):
+            raise ValueError(f"the shift has shape {tuple(shift.shape)}; expected ({features},)")
         self.encoder = encoder
         self.register_buffer("shift", shift.detach().clone().float())
+        self.register_buffer("matrix", None if matrix is None else matrix.detach().clone().float())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(obs) + self.shift
+        z = self.encoder(obs)
+        return (z if self.matrix is None else z @ self.matrix) + self.shift
 
 
 def swap_extractors(policy, encoder, *, only=None) -> int:
@@ -92,24 +169,30 @@ def _head_input(policy) -> int:
 
 
 def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
-           align: str | None = None) -> Agent:
+           align: str | None = None, affine_map: tuple[torch.Tensor, torch.Tensor] | None = None) -> Agent:
     """Join ``encoder_agent``'s encoder to ``policy_agent``'s head.
 
     Args:
         mode: ``"relative"`` or ``"absolute"``: the representation both agents must use (default:
             whatever they share).
-        align: ``None`` (the paper's stitch) or ``"anchor-mean"``: move the encoder's relative
-            representation by ``anchor_mean(policy_agent) - anchor_mean(encoder_agent)`` (module
-            docstring; relative agents only). The card's ``stitched`` entry records it.
+        align: ``None`` (the paper's stitch); ``"anchor-mean"``: move the encoder's relative
+            representation by ``anchor_mean(policy_agent) - anchor_mean(encoder_agent)`` (relative
+            agents only); ``"affine"``: map the encoder's output with :func:`translation`, fitted
+            on parallel anchor frames (relative or absolute agents). Module docstring; the card's
+            ``stitched`` entry records it (and, for ``"affine"``, the set that fitted the map).
+        affine_map: with ``align="affine"``, the ``(W, b)`` that :func:`translation` would fit,
+            already computed (:func:`table` fits each pair from one embedding per agent).
 
     Raises:
         ValueError: the agents use different representations (a relative encoder cannot feed an
             absolute head, nor the reverse), ``mode`` names another one, the encoder's output
-            size differs from what the head takes, ``align`` is unknown, or it is asked of
-            absolute agents.
+            size differs from what the head takes, ``align`` is unknown, or ``"anchor-mean"`` is
+            asked of absolute agents.
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
+    if affine_map is not None and align != "affine":
+        raise ValueError(f"an affine_map is given but align is {align!r}: pass align='affine'")
     enc_rep, pol_rep = encoder_agent.representation, policy_agent.representation
     if mode is not None and mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {MODES}")
@@ -123,7 +206,7 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
         raise ValueError(f"mode {mode!r} asked for, but both agents are {enc_rep}")
     encoder = copy.deepcopy(encoder_of(encoder_agent.policy))
     policy = copy.deepcopy(policy_agent.policy)
-    if encoder.features_dim != _head_input(policy):
+    if align != "affine" and encoder.features_dim != _head_input(policy):  # an affine map bridges sizes
         raise ValueError(f"{encoder_agent.name}'s encoder outputs {encoder.features_dim} features but "
                          f"{policy_agent.name}'s head takes {_head_input(policy)}")
     if align == "anchor-mean":
@@ -132,6 +215,10 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
                              f"{policy_agent.name} are absolute): an absolute encoder has no anchors")
         shift = anchor_mean(policy_agent).cpu() - anchor_mean(encoder_agent).cpu()
         encoder = AlignedEncoder(encoder, shift).to(next(encoder.buffers()).device)
+    elif align == "affine":
+        fit_set = _fit_set(encoder_agent, policy_agent)
+        matrix, shift = affine_map or translation(encoder_agent, policy_agent, anchor_set=fit_set)
+        encoder = AlignedEncoder(encoder, shift, matrix).to(next(encoder.parameters()).device)
     if swap_extractors(policy, encoder) == 0:
         raise ValueError(f"{policy_agent.name}'s policy keeps no features extractor to swap")
     policy.set_training_mode(False)
@@ -139,7 +226,8 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
         **policy_agent.card,
         "color": encoder_agent.color,
         "stitched": {"encoder": encoder_agent.name, "policy": policy_agent.name, "mode": enc_rep,
-                     **({"align": align} if align else {})},
+                     **({"align": align} if align else {}),
+                     **({"fit_frames": fit_set} if align == "affine" else {})},
         "encoder_kwargs": encoder_agent.card["encoder_kwargs"],
     }
     if "anchors" in encoder_agent.card:
@@ -182,6 +270,17 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
     steps = max_steps or envs.MAX_EPISODE_STEPS
     reuse = _reusable(known, track_seeds=track_seeds, max_steps=steps, align=align)
+    outputs: dict = {}  # align="affine": (agent, anchor set) -> its outputs on the set, embedded once
+
+    def fitted(enc, pol):
+        if align != "affine":
+            return None
+        name = _fit_set(enc, pol)
+        for agent in (enc, pol):
+            if (id(agent), name) not in outputs:
+                outputs[id(agent), name] = set_outputs(agent, name)
+        return fit_affine(outputs[id(enc), name], outputs[id(pol), name])
+
     cells: dict = {}
     for ec, enc in encoders.items():
         cells[ec] = {}
@@ -191,7 +290,7 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
                     and (known["sha256"]["encoders"].get(ec), known["sha256"]["policies"].get(pc)) == ids):
                 cells[ec][pc] = known["cells"][ec][pc]
                 continue
-            agent = enc if enc is pol else stitch(enc, pol, align=align)
+            agent = enc if enc is pol else stitch(enc, pol, align=align, affine_map=fitted(enc, pol))
             result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes, **kwargs)
             cells[ec][pc] = result.summary()
     return {"encoders": {c: a.name for c, a in encoders.items()},

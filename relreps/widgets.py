@@ -105,6 +105,18 @@ def choose_stitch(agents=None) -> tuple[str, str] | None:
     return None
 
 
+#: The align control's value for the paper's stitch (``stitch(..., align=None)``).
+NO_ALIGN = "none"
+
+
+def _align_options(mode: str) -> list[tuple[str, str]]:
+    """The align control's ``(label, value)`` choices in ``mode``: the anchor-mean shift needs anchors."""
+    options = [("none (the paper's stitch)", NO_ALIGN)]
+    if mode == "relative":
+        options.append(("anchor means (not in the paper)", "anchor-mean"))
+    return options + [("affine map on the anchors (not in the paper)", "affine")]
+
+
 def make_agent(encoder, policy, mode: str | None = None, *, align: str | None = None) -> zoo.Agent:
     """``encoder``'s encoder joined to ``policy``'s head (:func:`relreps.stitching.stitch`, with
     ``align``), or the agent itself when both are the same agent. Accepts agents or zoo names.
@@ -271,8 +283,9 @@ class StitchExplorer(W.VBox):
         reps = reps or list(stitching.MODES)
         self.mode = W.ToggleButtons(options=reps, description="mode", style=style,
                                     tooltips=["both agents use this representation"] * len(reps))
-        self.align = W.Checkbox(value=False, description="align the anchor means (not in the paper)", indent=False,
-                                tooltip="relative stitches only: stitch(..., align='anchor-mean'), book chapter 5")
+        self.align = W.Dropdown(options=_align_options("relative"), value=NO_ALIGN, description="align",
+                                style=style, tooltip="stitch(..., align=...), book chapter 5: "
+                                "the paper's stitch, or one of our two zero-shot corrections")
         self.encoder = W.Dropdown(description="encoder", style=style)
         self.policy = W.Dropdown(description="policy", style=style)
         self.track = W.Dropdown(options=[int(s) for s in track_seeds], description="track", style=style)
@@ -321,9 +334,9 @@ class StitchExplorer(W.VBox):
                 other = [n for n in names if self._entries[n]["color"] != color]
                 self.policy.value = (other or names)[0]
         self.button.disabled = not names
-        self.align.disabled = self.mode.value != "relative"  # absolute encoders have no anchors
-        if self.align.disabled:
-            self.align.value = False
+        keep = self.align.value  # absolute encoders have no anchors: no anchor-mean choice
+        self.align.options = _align_options(self.mode.value)
+        self.align.value = keep if keep in dict(self.align.options).values() else NO_ALIGN
         if not self._entries:
             self._say(f"No agents to choose from: the zoo ({html.escape(str(zoo.zoo_dir()))}) is empty. "
                       "Train agents (chapter 4) or install a version of the book that ships them.", error=True)
@@ -338,14 +351,17 @@ class StitchExplorer(W.VBox):
             self.button.tooltip = f"drive on {self._entries[enc]['color']} (the encoder's colour)"
 
     def select(self, encoder: str | None = None, policy: str | None = None, mode: str | None = None,
-               track_seed: int | None = None, max_steps: int | None = None, align: bool | None = None) -> None:
-        """Set the controls (names must be among the choices the mode offers)."""
+               track_seed: int | None = None, max_steps: int | None = None, align: str | None = None) -> None:
+        """Set the controls (names must be among the choices the mode offers; ``align``: ``"none"``
+        (the paper's stitch), ``"anchor-mean"`` (relative mode only) or ``"affine"``)."""
         if mode is not None:
             self.mode.value = mode
         if align is not None:
-            if align and self.align.disabled:
-                raise ValueError("align the anchor means: relative mode only (absolute encoders have no anchors)")
-            self.align.value = bool(align)
+            choices = dict(self.align.options).values()
+            if align not in choices:
+                raise ValueError(f"align {align!r} is not a choice in {self.mode.value} mode: expected one of "
+                                 f"{', '.join(repr(c) for c in choices)} (absolute encoders have no anchors)")
+            self.align.value = align
         if encoder is not None:
             self.encoder.value = encoder
         if policy is not None:
@@ -372,15 +388,16 @@ class StitchExplorer(W.VBox):
         self.run()
 
     def run(self, encoder: str | None = None, policy: str | None = None, mode: str | None = None,
-            track_seed: int | None = None, max_steps: int | None = None, align: bool | None = None) -> Drive | None:
+            track_seed: int | None = None, max_steps: int | None = None, align: str | None = None) -> Drive | None:
         """Drive one greedy episode with the chosen pair and show it (what the Drive button does).
 
         Arguments override the controls; names need not be among the choices the mode offers (a
         pair that cannot be joined is reported, as the button would; with names and no ``mode``,
-        the agents' own representation is the mode; ``align`` overrides the checkbox). Returns the
+        the agents' own representation is the mode; ``align`` overrides the control: ``"none"``,
+        ``"anchor-mean"`` or ``"affine"``). Returns the
         recorded drive, or ``None`` with the reason in :attr:`error` and in the status line.
         """
-        align = self.align.value if align is None else bool(align)
+        align = self.align.value if align is None else align
         if mode is None and encoder is None and policy is None:
             mode = self.mode.value
         encoder = encoder if encoder is not None else self.encoder.value
@@ -394,8 +411,11 @@ class StitchExplorer(W.VBox):
             for name in (encoder, policy):
                 if name not in self._entries:
                     raise ValueError(f"unknown agent {name!r}: choose from {', '.join(self._entries) or 'none'}")
+            if align != NO_ALIGN and align not in stitching.ALIGNMENTS:
+                raise ValueError(f"unknown align {align!r}: expected one of {NO_ALIGN!r}, "
+                                 f"{', '.join(repr(a) for a in stitching.ALIGNMENTS if a)}")
             agent = make_agent(self._agent(encoder), self._agent(policy), mode,
-                               align="anchor-mean" if align else None)
+                               align=None if align == NO_ALIGN else align)
         except ValueError as e:  # stitching's (and the zoo's) clear messages
             self.error = str(e)
             self._say(html.escape(self.error), error=True)

@@ -119,17 +119,28 @@ def test_explorer_offers_only_joinable_pairs_and_drives(agents):
     alone = ex.run(encoder="ppo-rel-red", policy="ppo-rel-red", max_steps=10)
     assert alone.agent == "ppo-rel-red" and alone.episode == evaluation.run_episode(
         agents["ppo-rel-red"].policy, "red", TRACK, max_steps=10)
-    # the anchor-mean alignment: a checkbox in relative mode, off and disabled in absolute mode
-    assert not ex.align.value and not ex.align.disabled
-    ex.select(align=True)
+    # the alignment control: the paper's stitch by default; anchor means in relative mode only
+    assert ex.align.value == widgets.NO_ALIGN
+    assert [v for _, v in ex.align.options] == [widgets.NO_ALIGN, "anchor-mean", "affine"]
+    ex.select(align="anchor-mean")
     aligned = ex.run(encoder="ppo-rel-red", policy="ppo-rel-green", max_steps=10)
     expected = stitching.stitch(agents["ppo-rel-red"], agents["ppo-rel-green"], align="anchor-mean")
     assert aligned.agent == expected.name == "ppo-rel-red+ppo-rel-green[anchor-mean]"
     assert aligned.episode == evaluation.run_episode(expected.policy, "red", TRACK, max_steps=10)
     ex.mode.value = "absolute"
-    assert ex.align.disabled and not ex.align.value
-    with pytest.raises(ValueError, match="relative mode only"):
-        ex.select(align=True)
+    assert ex.align.value == widgets.NO_ALIGN and [v for _, v in ex.align.options] == [widgets.NO_ALIGN, "affine"]
+    with pytest.raises(ValueError, match="'anchor-mean' is not a choice in absolute mode.*'affine'"):
+        ex.select(align="anchor-mean")
+    # the affine map is a choice in both modes, kept when the mode changes
+    ex.select(align="affine")
+    ex.mode.value = "relative"
+    assert ex.align.value == "affine"
+    translated = ex.run(encoder="ppo-rel-green", policy="ppo-rel-red", max_steps=10)
+    expected = stitching.stitch(agents["ppo-rel-green"], agents["ppo-rel-red"], align="affine")
+    assert translated.agent == expected.name == "ppo-rel-green+ppo-rel-red[affine]"
+    assert translated.episode == evaluation.run_episode(expected.policy, "green", TRACK, max_steps=10)
+    assert ex.run(encoder="ppo-rel-red", policy="ppo-rel-green", align="sideways") is None
+    assert "unknown align 'sideways'" in ex.error and "'affine'" in ex.error
 
 
 def test_refused_pairs_show_stitchings_error(agents):

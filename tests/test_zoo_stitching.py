@@ -139,6 +139,66 @@ def test_anchor_mean_stitch_moves_the_representation_by_the_anchor_means(agents,
     assert "align" not in plain and plain["cells"]["red"]["red"] == t["cells"]["red"]["red"]
 
 
+def test_affine_stitch_feeds_the_head_the_least_squares_map_on_parallel_frames(agents, tmp_path):
+    from relreps import anchors, latent
+
+    enc, pol = agents["rel-green"], agents["rel-red"]
+    s = stitching.stitch(enc, pol, align="affine")
+    assert s.name == f"{enc.name}+{pol.name}[affine]"
+    assert s.card["stitched"]["align"] == "affine" and s.card["stitched"]["fit_frames"] == "scripted-3136"
+    w, b = encoder_of(s.policy).matrix, encoder_of(s.policy).shift
+    # the least-squares map on the set's frames, each agent's in its own colour: no affine map has
+    # a smaller squared error (the optimum found here another way: a column of 1s, not centring)
+    aset = anchors.load("scripted-3136")
+    x = latent.embed(enc, aset.frames("green")).astype(np.float64)
+    y = latent.embed(pol, aset.frames("red")).astype(np.float64)
+    assert w.shape == (16, 16) and b.shape == (16,)
+    x1 = np.hstack([x, np.ones((len(x), 1))])
+    best = ((x1 @ np.linalg.lstsq(x1, y, rcond=None)[0] - y) ** 2).sum()
+    err = ((x @ w.double().numpy() + b.double().numpy() - y) ** 2).sum()
+    assert err == pytest.approx(best, rel=1e-3)  # the map is stored in float32
+    assert err < ((y - y.mean(0)) ** 2).sum()  # it explains part of the target's spread
+    p = s.policy
+    assert p.pi_features_extractor is p.features_extractor is p.vf_features_extractor
+    obs, _ = pol.policy.obs_to_tensor(OBS)
+    with torch.no_grad():
+        feats = enc.policy.extract_features(obs, enc.policy.pi_features_extractor) @ w + b
+        logits = pol.policy.action_net(pol.policy.mlp_extractor.forward_actor(feats))
+        torch.testing.assert_close(p.extract_features(obs, p.pi_features_extractor), feats)
+    assert np.array_equal(s.predict(OBS)[0], logits.argmax(1).numpy())
+    # an agent mapped onto a copy of itself: the identity, the same actions
+    twin = zoo.Agent(name="twin", policy=copy.deepcopy(enc.policy), card=enc.card)
+    same = stitching.stitch(enc, twin, align="affine")
+    torch.testing.assert_close(encoder_of(same.policy).matrix, torch.eye(16), atol=1e-3, rtol=0)
+    assert np.array_equal(same.predict(OBS)[0], enc.predict(OBS)[0])
+    # absolute agents too (no anchors of their own: the default set fits the map), and the map
+    # bridges output sizes that the paper's stitch refuses (8 features into a 16-feature head)
+    a = agents["abs-red"]
+    twin = zoo.Agent(name="abs-twin", policy=copy.deepcopy(a.policy), card=a.card)
+    assert stitching.stitch(a, twin, align="affine").card["stitched"]["fit_frames"] == "scripted-3136"
+    bridged = stitching.stitch(agents["rel-blue-8"], pol, align="affine")
+    assert bridged.predict(OBS)[0].shape == (6,) and tuple(encoder_of(bridged.policy).matrix.shape) == (8, 16)
+    # the wrapped stitch is not saved as if it were a plain agent
+    with pytest.raises(ValueError, match="cannot be saved"):
+        zoo.save(s.policy, tmp_path / "affine", s.card)
+    assert not list(tmp_path.iterdir())
+    # a table fits each pair from one embedding per agent: its cells are the stitches' own
+    from relreps.evaluation import evaluate
+
+    encs = {"red": pol, "green": enc}
+    t = stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8, align="affine")
+    assert t["align"] == "affine"
+    assert t["cells"]["green"]["red"] == evaluate(s, color="green", track_seeds=[10_000_002], processes=1,
+                                                  max_steps=8).summary()
+    # bad fits and a map without its alignment
+    with pytest.raises(ValueError, match="3 states are not more than the encoder's 16 outputs"):
+        stitching.fit_affine(x[:3], y[:3])
+    with pytest.raises(ValueError, match="same n states"):
+        stitching.fit_affine(x, y[:-1])
+    with pytest.raises(ValueError, match="affine_map is given but align is 'anchor-mean'"):
+        stitching.stitch(enc, pol, align="anchor-mean", affine_map=(w, b))
+
+
 def test_stitch_dqn_online_and_target(agents):
     enc, pol = agents["dqn-green"], agents["dqn-red"]
     s = stitching.stitch(enc, pol)
@@ -159,7 +219,7 @@ def test_bad_stitches(agents):
         stitching.stitch(agents["rel-red"], agents["rel-green"], mode="absolute")
     with pytest.raises(ValueError, match="unknown mode"):
         stitching.stitch(agents["rel-red"], agents["rel-green"], mode="translated")
-    with pytest.raises(ValueError, match="unknown align 'mean'.*anchor-mean"):
+    with pytest.raises(ValueError, match="unknown align 'mean'.*anchor-mean.*affine"):
         stitching.stitch(agents["rel-red"], agents["rel-green"], align="mean")
     with pytest.raises(ValueError, match="needs relative agents.*no anchors"):
         stitching.stitch(agents["abs-red"], agents["abs-red"], align="anchor-mean")
