@@ -18,12 +18,13 @@ of the other colour, no episodes.
 
 ``stitch(A, B, align="affine")`` (not in the paper either; the *latent translation* of the authors'
 follow-up and of Maiorca et al., 2023) feeds B's head with ``E_A(x) W + b``, where ``W`` and ``b``
-are the least-squares affine map from A's encoder outputs to B's on **parallel frames**: the frames
+are the least-squares affine map (with a small ridge penalty, :data:`RIDGE`) from A's encoder
+outputs to B's on **parallel frames**: the frames
 of one anchor set, each agent's in its own colour (the same states, told apart only by colour).
 The relative method needs such parallel anchors anyway; here all the set's frames (3136 for the
 shipped sets) fit the map, not only the encoder's anchors. It works for absolute agents too, which
 carry no anchors: the fit reads the default set. Still zero-shot: no training, no episodes, no
-reward; what it costs is two embeddings of the set's frames and one least-squares solve.
+reward; what it costs is two embeddings of the set's frames and one linear solve.
 """
 
 from __future__ import annotations
@@ -70,15 +71,24 @@ def _fit_set(encoder_agent: Agent, policy_agent: Agent) -> str:
     return DEFAULT_SET
 
 
-def fit_affine(x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    """The least-squares affine map ``(W, b)`` from rows ``x`` ``(n, d_A)`` to rows ``y`` ``(n, d_B)``
-    (the same ``n`` states): ``W`` minimises ``|(x - mean x) W - (y - mean y)|`` (the minimum-norm
-    solution where ``x`` is rank-deficient, as a relative representation is) and
+#: The ridge penalty of :func:`fit_affine`, as a fraction of the mean eigenvalue of the centred
+#: Gram matrix ``x^T x``. Without one, the fit is unstable: a relative representation is
+#: rank-deficient, and a change of 1e-6 in the encoder's outputs (one CPU thread or two) moved
+#: entries of the minimum-norm least-squares map by 4e4 (README, "An affine map fitted on the anchors").
+RIDGE = 1e-3
+
+
+def fit_affine(x, y, *, ridge: float = RIDGE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ridge-regularised least-squares affine map ``(W, b)`` from rows ``x`` ``(n, d_A)`` to rows
+    ``y`` ``(n, d_B)`` (the same ``n`` states).
+
+    ``W`` minimises ``|(x - mean x) W - (y - mean y)|^2 + lam |W|^2`` with ``lam = ridge * trace(G) / d_A``,
+    ``G = (x - mean x)^T (x - mean x)``, i.e. ``W = (G + lam I)^-1 (x - mean x)^T (y - mean y)``, and
     ``b = mean y - (mean x) W``. Solved in float64; returns float32 tensors.
 
     Raises:
-        ValueError: ``x`` and ``y`` have different numbers of rows, or no more rows than ``x`` has
-            columns (the map would be under-determined: it could fit any targets).
+        ValueError: ``x`` and ``y`` have different numbers of rows, no more rows than ``x`` has
+            columns (too few states to fit a map), or ``ridge`` is not positive.
     """
     import numpy as np
 
@@ -86,10 +96,15 @@ def fit_affine(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
         raise ValueError(f"expected (n, d) outputs of the same n states; got {x.shape} and {y.shape}")
     if len(x) <= x.shape[1]:
-        raise ValueError(f"{len(x)} states are not more than the encoder's {x.shape[1]} outputs: an affine map "
-                         f"fitted on them would be under-determined")
+        raise ValueError(f"{len(x)} states are not more than the encoder's {x.shape[1]} outputs: too few to fit "
+                         f"an affine map")
+    if not ridge > 0:
+        raise ValueError(f"ridge must be > 0 (the unregularised fit is unstable), got {ridge}")
     mx, my = x.mean(0), y.mean(0)
-    w = np.linalg.lstsq(x - mx, y - my, rcond=None)[0]
+    xc = x - mx
+    gram = xc.T @ xc
+    lam = ridge * np.trace(gram) / len(gram)
+    w = np.linalg.solve(gram + lam * np.eye(len(gram)), xc.T @ (y - my))
     return torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(my - mx @ w, dtype=torch.float32)
 
 
@@ -104,7 +119,7 @@ def set_outputs(agent: Agent, anchor_set: str):
 
 def translation(encoder_agent: Agent, policy_agent: Agent, *, anchor_set: str | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The least-squares affine map ``(W, b)`` (:func:`fit_affine`) from ``encoder_agent``'s encoder
+    """The ridge-regularised least-squares affine map ``(W, b)`` (:func:`fit_affine`) from ``encoder_agent``'s encoder
     outputs to ``policy_agent``'s on parallel frames (``stitch(..., align="affine")``, module
     docstring): ``E_A(x) W + b`` is what B's head is fed.
 
