@@ -317,6 +317,14 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     assert aligned["cells"]["red"]["red"] == t["cells"]["red"]["red"]  # an agent alone is not stitched
     assert main([*args[:2], "absolute", *args[3:], "--align", "anchor-mean", "--overwrite"]) == 2
     assert "needs relative agents" in capsys.readouterr().err
+    # the affine map: relative tables, and absolute ones too (no anchors needed), each in its own file
+    assert main([*args, "--align", "affine"]) == 0
+    fitted = json.loads((tmp_path / "results" / "table-ppo-relative-affine.json").read_text())
+    assert fitted["align"] == "affine" and fitted["cells"]["red"]["red"] == t["cells"]["red"]["red"]
+    zoo.save(agents["abs-red"].policy, tmp_path / "zoo" / "ppo-abs-red", agents["abs-red"].card)
+    assert main(["table", "--representations", "absolute", *args[3:5], *args[6:], "--align", "affine"]) == 0
+    assert json.loads((tmp_path / "results" / "table-ppo-absolute-affine.json").read_text())["align"] == "affine"
+    capsys.readouterr()
     assert main(["table", "--agents-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r2")]) == 2
     # --agent COLOUR=AGENT replaces one colour's agent, into a file of its own
     other = agents["rel-green"]
