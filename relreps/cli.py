@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
                     help="not in the paper (relreps.stitching): anchor-mean (relative only) moves each stitch's "
                          "representation by the two agents' anchor means; affine maps the encoder's output with "
-                         "the least-squares affine map fitted on parallel anchor frames (relative or absolute). "
+                         "the (ridge) least-squares affine map fitted on parallel anchor frames (relative or absolute). "
                          "Written to table-ALGO-REPRESENTATION-ALIGN.json")
     tb.add_argument("--agent", action="append", metavar="COLOUR=AGENT",
                     help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "

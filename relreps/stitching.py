@@ -234,6 +234,9 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
         fit_set = _fit_set(encoder_agent, policy_agent)
         matrix, shift = affine_map or translation(encoder_agent, policy_agent, anchor_set=fit_set)
         encoder = AlignedEncoder(encoder, shift, matrix).to(next(encoder.parameters()).device)
+        if encoder.features_dim != _head_input(policy):
+            raise ValueError(f"the affine map outputs {encoder.features_dim} features but {policy_agent.name}'s "
+                             f"head takes {_head_input(policy)}")
     if swap_extractors(policy, encoder) == 0:
         raise ValueError(f"{policy_agent.name}'s policy keeps no features extractor to swap")
     policy.set_training_mode(False)

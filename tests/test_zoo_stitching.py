@@ -206,6 +206,8 @@ def test_affine_stitch_feeds_the_head_the_least_squares_map_on_parallel_frames(a
         stitching.fit_affine(x, y[:-1])
     with pytest.raises(ValueError, match="affine_map is given but align is 'anchor-mean'"):
         stitching.stitch(enc, pol, align="anchor-mean", affine_map=(w, b))
+    with pytest.raises(ValueError, match="the affine map outputs 8 features but .* head takes 16"):
+        stitching.stitch(enc, pol, align="affine", affine_map=(w[:, :8], b[:8]))
 
 
 def test_stitch_dqn_online_and_target(agents):
