@@ -405,7 +405,7 @@ def stitch_agreement(a, b, drive: ParallelDrive, *, align: str | None = None) ->
     of those frames where the stitch picks it too (a stitch that always accelerates agrees on every
     frame where the agent does, and ``recall`` shows the turns it misses); ``agents_agree`` is how often ``a`` and ``b`` themselves pick the same action
     (two policies trained apart need not agree even where their encoders do). ``align`` is passed
-    to :func:`relreps.stitching.stitch` (``"anchor-mean"``: relative agents only). Unlike a driven
+    to :func:`relreps.stitching.stitch` (``"anchor-mean"``: relative agents only; ``"affine"``: both). Unlike a driven
     episode, where one wrong turn changes every later frame, each frame here is judged alone.
 
     Raises:

@@ -80,7 +80,7 @@ RIDGE = 1e-3
 
 def fit_affine(x, y, *, ridge: float = RIDGE) -> tuple[torch.Tensor, torch.Tensor]:
     """The ridge-regularised least-squares affine map ``(W, b)`` from rows ``x`` ``(n, d_A)`` to rows
-    ``y`` ``(n, d_B)`` (the same ``n`` states).
+    ``y`` ``(n, d_B)`` (the same ``n`` states; arrays, or CPU tensors without gradient).
 
     ``W`` minimises ``|(x - mean x) W - (y - mean y)|^2 + lam |W|^2`` with ``lam = ridge * trace(G) / d_A``,
     ``G = (x - mean x)^T (x - mean x)``, i.e. ``W = (G + lam I)^-1 (x - mean x)^T (y - mean y)``, and
@@ -88,7 +88,7 @@ def fit_affine(x, y, *, ridge: float = RIDGE) -> tuple[torch.Tensor, torch.Tenso
 
     Raises:
         ValueError: ``x`` and ``y`` have different numbers of rows, no more rows than ``x`` has
-            columns (too few states to fit a map), or ``ridge`` is not positive.
+            columns (too few states to fit a map), ``x`` is constant, or ``ridge`` is not positive.
     """
     import numpy as np
 
@@ -103,6 +103,8 @@ def fit_affine(x, y, *, ridge: float = RIDGE) -> tuple[torch.Tensor, torch.Tenso
     mx, my = x.mean(0), y.mean(0)
     xc = x - mx
     gram = xc.T @ xc
+    if not np.trace(gram) > 0:
+        raise ValueError("the encoder's outputs are the same for every state: no map can be fitted from them")
     lam = ridge * np.trace(gram) / len(gram)
     w = np.linalg.solve(gram + lam * np.eye(len(gram)), xc.T @ (y - my))
     return torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(my - mx @ w, dtype=torch.float32)
@@ -195,8 +197,9 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
             agents only); ``"affine"``: map the encoder's output with :func:`translation`, fitted
             on parallel anchor frames (relative or absolute agents). Module docstring; the card's
             ``stitched`` entry records it (and, for ``"affine"``, the set that fitted the map).
-        affine_map: with ``align="affine"``, the ``(W, b)`` that :func:`translation` would fit,
-            already computed (:func:`table` fits each pair from one embedding per agent).
+        affine_map: with ``align="affine"``, the ``(W, b)`` that :func:`translation` would fit on
+            the set the card names (``fit_frames``), already computed (:func:`table` fits each pair
+            from one embedding per agent).
 
     Raises:
         ValueError: the agents use different representations (a relative encoder cannot feed an
@@ -261,18 +264,20 @@ def _weights_id(agent: Agent) -> str | None:
 
 def _reusable(known: dict | None, *, track_seeds, max_steps, align) -> bool:
     """Whether ``known`` (an earlier :func:`table`) was measured the same way: same tracks, same
-    episode length, same alignment, and with the weights' checksums to match its cells by."""
+    episode length, same alignment (for ``"affine"``, the same ridge), and with the weights'
+    checksums to match its cells by."""
     if not known or "sha256" not in known:
         return False
     return (known.get("tracks") == [int(s) for s in track_seeds] and known.get("max_steps") == max_steps
-            and known.get("align") == align)
+            and known.get("align") == align and known.get("ridge") == (RIDGE if align == "affine" else None))
 
 
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
           max_steps: int | None = None, align: str | None = None, known: dict | None = None) -> dict:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
     ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
-    (an agent with itself is not stitched: with ``align`` its shift would be zero anyway).
+    (an agent with itself is not stitched: its anchor-mean shift would be zero, its affine map close
+    to the identity). With ``align="affine"`` the table also records the fit's ``ridge``.
 
     ``known``: an earlier table measured the same way (same tracks, ``max_steps`` and ``align``);
     a cell whose encoder and policy have the same weights there (by their cards' sha256, which the
@@ -316,7 +321,8 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
             "sha256": {"encoders": {c: _weights_id(a) for c, a in encoders.items()},
                        "policies": {c: _weights_id(a) for c, a in policies.items()}},
             "tracks": [int(s) for s in track_seeds], "max_steps": steps,
-            **({"align": align} if align else {}), "cells": cells}
+            **({"align": align} if align else {}), **({"ridge": RIDGE} if align == "affine" else {}),
+            "cells": cells}
 
 
 def scores(t: dict) -> dict:

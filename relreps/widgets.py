@@ -2,8 +2,9 @@
 
 :func:`explorer` returns an ipywidgets widget (:class:`StitchExplorer`): dropdowns for the encoder
 agent and the policy agent, the representation (relative or absolute; only agents of that
-representation are offered, so a relative encoder never meets an absolute head), the track and the
-number of steps, and a **Drive** button. The stitched agent drives one greedy episode on its
+representation are offered, so a relative encoder never meets an absolute head), an **align**
+choice (the paper's stitch, or :func:`relreps.stitching.stitch`'s ``"anchor-mean"`` and
+``"affine"`` corrections), the track and the number of steps, and a **Drive** button. The stitched agent drives one greedy episode on its
 encoder's colour (:func:`relreps.evaluation.record_episode`); the run is played back frame by frame
 (a Play button and a slider) next to its running return, with the scores (maximum and final return).
 
@@ -126,8 +127,10 @@ def make_agent(encoder, policy, mode: str | None = None, *, align: str | None = 
     """
     enc = encoder if isinstance(encoder, zoo.Agent) else zoo.load(encoder)
     pol = policy if isinstance(policy, zoo.Agent) else zoo.load(policy)
-    stitched = stitching.stitch(enc, pol, mode, align=align)  # validates the pair, mode and align, even for one agent
     same = enc is pol or (isinstance(encoder, str) and encoder == policy)  # one agent with itself
+    # validates the pair, mode and align, even for one agent (whose affine map would be thrown away:
+    # not fitted, as any agent admits one)
+    stitched = stitching.stitch(enc, pol, mode, align=None if same and align == "affine" else align)
     return enc if same else stitched
 
 
@@ -359,8 +362,9 @@ class StitchExplorer(W.VBox):
         if align is not None:
             choices = dict(self.align.options).values()
             if align not in choices:
+                why = " (absolute encoders have no anchors)" if align == "anchor-mean" else ""
                 raise ValueError(f"align {align!r} is not a choice in {self.mode.value} mode: expected one of "
-                                 f"{', '.join(repr(c) for c in choices)} (absolute encoders have no anchors)")
+                                 f"{', '.join(repr(c) for c in choices)}{why}")
             self.align.value = align
         if encoder is not None:
             self.encoder.value = encoder

@@ -139,6 +139,9 @@ def test_explorer_offers_only_joinable_pairs_and_drives(agents):
     expected = stitching.stitch(agents["ppo-rel-green"], agents["ppo-rel-red"], align="affine")
     assert translated.agent == expected.name == "ppo-rel-green+ppo-rel-red[affine]"
     assert translated.episode == evaluation.run_episode(expected.policy, "green", TRACK, max_steps=10)
+    # one agent with itself drives alone (no map fitted and thrown away)
+    alone = ex.run(encoder="ppo-rel-red", policy="ppo-rel-red", max_steps=10)
+    assert alone.agent == "ppo-rel-red"
     assert ex.run(encoder="ppo-rel-red", policy="ppo-rel-green", align="sideways") is None
     assert "unknown align 'sideways'" in ex.error and "'affine'" in ex.error
 

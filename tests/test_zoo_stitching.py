@@ -194,7 +194,7 @@ def test_affine_stitch_feeds_the_head_the_least_squares_map_on_parallel_frames(a
 
     encs = {"red": pol, "green": enc}
     t = stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8, align="affine")
-    assert t["align"] == "affine"
+    assert t["align"] == "affine" and t["ridge"] == stitching.RIDGE
     assert t["cells"]["green"]["red"] == evaluate(s, color="green", track_seeds=[10_000_002], processes=1,
                                                   max_steps=8).summary()
     # bad fits and a map without its alignment
@@ -202,6 +202,10 @@ def test_affine_stitch_feeds_the_head_the_least_squares_map_on_parallel_frames(a
         stitching.fit_affine(x[:3], y[:3])
     with pytest.raises(ValueError, match="ridge must be > 0"):
         stitching.fit_affine(x, y, ridge=0)
+    with pytest.raises(ValueError, match="outputs are the same for every state"):
+        stitching.fit_affine(np.ones_like(x), y)
+    with pytest.raises(ValueError, match="relative encoder .* absolute head"):
+        stitching.stitch(enc, agents["abs-red"], align="affine")
     with pytest.raises(ValueError, match="same n states"):
         stitching.fit_affine(x, y[:-1])
     with pytest.raises(ValueError, match="affine_map is given but align is 'anchor-mean'"):
@@ -265,6 +269,13 @@ def test_table_reuses_known_cells(agents):
     for change in (dict(track_seeds=[10_000_003]), dict(max_steps=9), dict(align="anchor-mean")):
         t = stitching.table(encs, encs, known=first, **{**kw, **change})
         assert all(t["cells"][e][p] is not first["cells"][e][p] for e in encs for p in encs)
+    # an affine table is matched only with the same ridge
+    fitted = stitching.table(encs, encs, **kw, align="affine")
+    assert stitching.table(encs, encs, known=fitted, **kw, align="affine")["cells"]["red"]["green"] is \
+        fitted["cells"]["red"]["green"]
+    other_ridge = {**fitted, "ridge": 0.0}
+    assert stitching.table(encs, encs, known=other_ridge, **kw, align="affine")["cells"]["red"]["green"] is not \
+        fitted["cells"]["red"]["green"]
     # a table without checksums (written before they were recorded) is never matched
     old = {k: v for k, v in first.items() if k != "sha256"}
     assert stitching.table(encs, encs, known=old, **kw)["cells"]["red"]["red"] is not first["cells"]["red"]["red"]
