@@ -388,6 +388,16 @@ def greedy_actions(agent, frames: np.ndarray, *, batch_size: int = 256) -> np.nd
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
+def head_actions(agent, features) -> np.ndarray:
+    """The greedy actions (``(N,)`` int64) of a PPO agent's (or policy's) **head** for given encoder
+    outputs ``(N, features)``: what it picks when fed them in place of its own encoder's, e.g. a
+    foreign encoder's outputs, moved or mapped (the diagnosis scripts in ``scripts/diagnosis``)."""
+    policy = getattr(agent, "policy", agent)
+    with torch.no_grad():
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(features, dtype=torch.float32)))
+    return logits.argmax(1).numpy().astype(np.int64)
+
+
 def _shares(actions: np.ndarray) -> dict[str, float]:
     counts = np.bincount(actions, minlength=len(envs.ACTIONS))
     return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}

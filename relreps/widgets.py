@@ -415,9 +415,6 @@ class StitchExplorer(W.VBox):
             for name in (encoder, policy):
                 if name not in self._entries:
                     raise ValueError(f"unknown agent {name!r}: choose from {', '.join(self._entries) or 'none'}")
-            if align != NO_ALIGN and align not in stitching.ALIGNMENTS:
-                raise ValueError(f"unknown align {align!r}: expected one of {NO_ALIGN!r}, "
-                                 f"{', '.join(repr(a) for a in stitching.ALIGNMENTS if a)}")
             agent = make_agent(self._agent(encoder), self._agent(policy), mode,
                                align=None if align == NO_ALIGN else align)
         except ValueError as e:  # stitching's (and the zoo's) clear messages

@@ -231,6 +231,8 @@ def test_embed_uses_the_extractor_that_predict_uses(agents, drive):
     np.testing.assert_allclose(feats.numpy(), expected.numpy(), atol=1e-6)
     actions, _ = policy.predict(frames.transpose(0, 3, 1, 2), deterministic=True)
     assert np.array_equal(logits.argmax(1).numpy(), actions)
+    # the head alone, fed those outputs, picks the same actions as the whole agent
+    assert np.array_equal(latent.head_actions(policy, feats.numpy()), latent.greedy_actions(policy, frames))
     # the Agent, the policy and the extractor give the same embedding
     assert np.array_equal(latent.embed(agent, frames), latent.embed(agent.policy.pi_features_extractor, frames))
     # DQN family: the online network's extractor

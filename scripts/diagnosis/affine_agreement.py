@@ -24,14 +24,6 @@ import torch
 from relreps import anchors, envs, latent, stitching, zoo
 
 
-def head_actions(agent, features: np.ndarray) -> np.ndarray:
-    """The greedy actions of ``agent``'s head (PPO) for given encoder outputs."""
-    p = agent.policy
-    with torch.no_grad():
-        logits = p.action_net(p.mlp_extractor.forward_actor(torch.as_tensor(features, dtype=torch.float32)))
-    return logits.argmax(1).numpy()
-
-
 def fit(x: np.ndarray, y: np.ndarray, kind: str, alpha: float = 0.0):
     """A map ``z -> z W + b`` from ``x``'s space to ``y``'s, fitted on the rows of both."""
     mx, my = x.mean(0), y.mean(0)
@@ -42,14 +34,11 @@ def fit(x: np.ndarray, y: np.ndarray, kind: str, alpha: float = 0.0):
         sx, sy = np.linalg.norm(xc), np.linalg.norm(yc)
         u, _, vt = np.linalg.svd((xc / sx).T @ (yc / sy))
         w = u @ vt * (sy / sx)
-    elif kind == "affine":  # what align="affine" does: stitching.RIDGE
-        w, b = (t.double().numpy() for t in stitching.fit_affine(x, y))
-        return lambda z: z @ w + b
     elif kind == "lstsq":  # no ridge: the minimum-norm least-squares map
         w = np.linalg.lstsq(xc, yc, rcond=None)[0]
-    else:  # ridge
-        g = xc.T @ xc
-        w = np.linalg.solve(g + alpha * np.trace(g) / len(g) * np.eye(len(g)), xc.T @ yc)
+    else:  # ridge: stitching.fit_affine, what align="affine" does with alpha = stitching.RIDGE
+        w, b = (t.double().numpy() for t in stitching.fit_affine(x, y, ridge=alpha))
+        return lambda z: z @ w + b
     return lambda z: (z - mx) @ w + my
 
 
@@ -58,7 +47,7 @@ def main() -> None:
     aset = anchors.load("scripted-3136")
     drive = latent.parallel_drive(list(envs.COLORS), n_steps=1000, stride=4, seed=0)
     maps = [("as is", None, 0.0), ("anchor-mean shift", "mean", 0.0), ("orthogonal", "orthogonal", 0.0),
-            ("least squares, no ridge", "lstsq", 0.0), (f"align='affine' ({stitching.RIDGE:g})", "affine", 0.0)]
+            ("least squares, no ridge", "lstsq", 0.0), (f"align='affine' ({stitching.RIDGE:g})", "ridge", stitching.RIDGE)]
     maps += [(f"ridge alpha={a:g}", "ridge", a) for a in (1e-6, 1e-4, 1e-2, 1e-1)]
     print(f"{len(drive)} parallel drive frames; maps fitted on the {aset.n_anchors} frames of {aset.name}")
     for rep in ("relative", "absolute"):
@@ -66,12 +55,12 @@ def main() -> None:
         agents = {n: zoo.load(n) for n in names}
         on_set = {n: latent.embed(a, aset.frames(a.color)).astype(np.float64) for n, a in agents.items()}
         on_drive = {n: latent.embed(a, drive.frames(a.color)).astype(np.float64) for n, a in agents.items()}
-        own = {n: head_actions(agents[n], on_drive[n]) for n in names}
+        own = {n: latent.head_actions(agents[n], on_drive[n]) for n in names}
         for label, kind, alpha in maps:
             agree = []
             for e, p in itertools.permutations(names, 2):
                 z = on_drive[e] if kind is None else fit(on_set[e], on_set[p], kind, alpha)(on_drive[e])
-                agree.append(float(np.mean(head_actions(agents[p], z) == own[p])))
+                agree.append(float(np.mean(latent.head_actions(agents[p], z) == own[p])))
             print(f"{rep:8s} {label:24s}: agreement mean {np.mean(agree):.3f}, worst {np.min(agree):.3f}; "
                   f"per stitch {' '.join(f'{a:.2f}' for a in agree)}")
         print(f"{rep:8s} stitches in order: {', '.join(f'{e}+{p}' for e, p in itertools.permutations(names, 2))}")
