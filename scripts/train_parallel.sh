@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Train several zoo agents at once on the GPU machine (16 cores; each agent's network on the GPU),
+# Train several zoo agents at once on a many-core GPU machine (e.g. 16 cores; each agent's network on the GPU),
 # each `relreps train` with its share of the cores as environment processes; resumable like
 # train_zoo.sh (an existing run folder continues from its checkpoint). Same settings as
 # train_zoo.sh (seed 1, 16 environments, scripted-3136 anchors); it neither evaluates on the 10
 # held-out tracks nor ships: run train_zoo.sh afterwards, with the same RUNS, for that.
 # Each process uses one torch thread (THREADS): on a CPU-only machine PPO's update is most of the
-# time, and two jobs with one thread each beat one job with two (README, "Training speed").
+# time, and two jobs with one thread each beat one job with two (the book's lab notes, "Training speed").
 # Ctrl-C or killing the script stops its training processes (their checkpoints stay).
 # Usage: [STEPS=2000000] [RUNS=runs] [ANCHORS=scripted-3136] [WORKERS=cores/agents] [THREADS=1] \
 #        scripts/train_parallel.sh abs-blue rel-blue ...     # logs: $RUNS/<name>.log (appended)

@@ -13,8 +13,8 @@
 # An agent below MIN_SCORE (mean max return on the 10 held-out tracks) is not shipped, and the
 # script stops there.
 # Relative agents train with `relreps train`'s defaults: the anchors' moving average stepped per
-# gradient step, a layer-normalised latent and a centred projection (README: "Short runs after the
-# fix"). A zoo agent trained otherwise (its card's config lacks these) is flagged: the first rule
+# gradient step, a layer-normalised latent and a centred projection (the book's lab notes: "Short runs
+# after the fix"). A zoo agent trained otherwise (its card's config lacks these) is flagged: the first rule
 # does not stitch, and without the latent norm the encoder drifts away from its anchors. Retrain it
 # in a new RUNS folder, then `relreps zoo ship RUNS/NAME NAME --overwrite` after the 10-track evaluation.
 # ORDER lists the agents after ppo-abs-green as REP-COLOUR (seed 1) or REP-COLOUR:SEED; a run with
@@ -23,15 +23,15 @@
 #        [ORDER="abs-red ... rel-yellow"] scripts/train_zoo.sh
 set -euo pipefail
 # 2M steps each: at 1M, ppo-abs-red (669.5) and the relative green agent with either anchor set
-# (643.5, 745.5) missed the bar (README); the authors' eval curves: absolute 770-865 at 1M,
+# (643.5, 745.5) missed the bar (the book's lab notes); the authors' eval curves: absolute 770-865 at 1M,
 # relative 540-760 at 1M and 680-785 at 2M.
 STEPS=${STEPS:-2000000}
 REL_STEPS=${REL_STEPS:-$STEPS}
 RUNS=${RUNS:-runs}
-ANCHORS=${ANCHORS:-scripted-3136}  # agent-3136 (the paper's recipe) did worse for ppo-rel-green (README)
+ANCHORS=${ANCHORS:-scripted-3136}  # agent-3136 (the paper's recipe) did worse for ppo-rel-green (lab notes)
 MIN_SCORE=${MIN_SCORE:-750}  # ship only agents at least this good on their own colour
 # All seed 1 (the paper's Table 1 setting). Seed 1 collapsed for the relative green agent with the
-# anchor fix alone; with the latent norm it learns (README).
+# anchor fix alone; with the latent norm it learns (the book's lab notes).
 ORDER=${ORDER:-"abs-red abs-blue abs-yellow rel-green rel-red rel-blue rel-yellow"}
 mkdir -p "$RUNS"
 exec 9>"$RUNS/.train_zoo.lock"
@@ -58,7 +58,7 @@ if card["representation"] == "relative" and config is not None:
     old = {k: getattr(config, k) for k in recipe if getattr(config, k) != recipe[k]}
     if old:
         print(f"warning: {card['name']} was trained with {old}, not the current recipe {recipe} "
-              "(README): retrain it in a new RUNS folder and ship it with --overwrite", file=sys.stderr)
+              "(the book's lab notes): retrain it in a new RUNS folder and ship it with --overwrite", file=sys.stderr)
 PY
     return
   fi
@@ -69,7 +69,7 @@ PY
     relreps train --out "$RUNS/$run" --representation "$rep" --color "$color" --seed "$seed" \
       --steps "$STEPS" "$@" $resume
   fi
-  # The quality bar (issue 4): mean maximum return >= MIN_SCORE on the 10 held-out tracks, own
+  # The quality bar: mean maximum return >= MIN_SCORE on the 10 held-out tracks, own
   # colour. An agent below it is not shipped: the queue stops so that someone finds out why.
   local result="$RUNS/$run/$EVAL_FILE"
   [ -f "$result" ] || relreps evaluate "$RUNS/$run/agent" --tracks 10 --out "$result"

@@ -1,4 +1,4 @@
-"""Diagnosis (session 11, not part of the package): does the anchor-mean alignment of
+"""Diagnosis (not part of the package): does the anchor-mean alignment of
 ``stitching.stitch(..., align="anchor-mean")`` work only because the spaces are relative? Usage:
 
     python scripts/diagnosis/absolute_mean_shift.py ENCODER_AGENT POLICY_AGENT [TRACKS]

@@ -1,4 +1,4 @@
-"""Diagnosis (session 17, not part of the package): which zero-shot map between two encoders'
+"""Diagnosis (not part of the package): which zero-shot map between two encoders'
 outputs, fitted on the parallel anchor frames, makes a stitched head act as its own agent does?
 Usage:
 

@@ -1,4 +1,4 @@
-"""Diagnosis (session 11, not part of the package): is a failing relative stitch an offset between
+"""Diagnosis (not part of the package): is a failing relative stitch an offset between
 the two relative spaces? Usage, with two relative agents (zoo names or card paths):
 
     python scripts/diagnosis/anchor_offset.py ppo-rel-green ppo-rel-red

@@ -1,4 +1,4 @@
-"""Diagnosis (session 9, not part of the package): what is left of a relative agent's representation?
+"""Diagnosis (not part of the package): what is left of a relative agent's representation?
 Usage, with relative agent files (e.g. exported from a run with `relreps export RUN --out X`):
 
     python scripts/diagnosis/collapse.py AGENT.json [AGENT.json ...]

@@ -1,4 +1,4 @@
-"""Diagnosis (session 8, not part of the package): do the anchors' nearly dead units spoil how
+"""Diagnosis (not part of the package): do the anchors' nearly dead units spoil how
 alike two relative encoders are? Usage, with two agent files of relative agents (e.g. exported with
 `relreps export RUN --out X`):
 
