@@ -136,10 +136,10 @@ class AnchorUpdateCallback(BaseCallback):
     within the update, for one embedding of the anchors instead of 16 (each costs more than a
     minibatch's forward pass). A rollout and the update that learns from it see the same anchors.
 
-    PPO, ``per_gradient_step=False``: one step of the average per PPO update (``relreps`` 0.1's
-    first zoo runs). With ``alpha=0.999`` and 977 updates in 2M steps, 0.999**977 = 38% of the
+    PPO, ``per_gradient_step=False``: one step of the average per PPO update (``relreps train
+    --anchor-update rollout``). With ``alpha=0.999`` and 977 updates in 2M steps, 0.999**977 = 38% of the
     anchor embeddings is still the untrained encoder's at the end: the relative representation
-    then depends on each agent's random initialisation, and stitching fails (README).
+    then depends on each agent's random initialisation, and stitching fails (the book's lab notes).
 
     DQN family: every ``every_steps`` environment steps, one step of the average.
     """

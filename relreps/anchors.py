@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 #: The set relative encoders use unless told otherwise, and the zoo's relative agents use:
 #: ``scripted-3136``, recorded by the scripted driver with random bursts. It did better than
 #: ``agent-3136`` (the paper's recipe: recorded by the trained ``ppo-abs-green``) for the relative
-#: green agent at 1M and 2M steps (README, "The zoo").
+#: green agent at 1M and 2M steps (the book's lab notes, "Which anchors").
 DEFAULT_SET = "scripted-3136"
 DEFAULT_N_ANCHORS = 3136  # the Nature-CNN encoder's flattened output size (64 x 7 x 7)
 #: Track seeds for anchor recordings start here: far from the seeds that training (SB3 seeds

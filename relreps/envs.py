@@ -21,7 +21,7 @@ byte-exact numba port). The HUD text is rendered once per distinct string instea
 every frame, and the drawing surfaces are reused. With numba, the visible rows are filled, drawn and
 shrunk along x in bands of 100 rows (each of these steps treats a row on its own, so the bands give
 the same pixels): in one small buffer that stays in the cache, except the bands the car may touch,
-drawn in place; see the README's "The fast renderer" for every step and where the time goes.
+drawn in place; the book's lab notes ("The fast renderer") give every step and where the time goes.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from .projection import check_options, prepare_anchors, project
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
 
-#: ``latent_norm`` choices: none (every agent trained so far) or a LayerNorm without parameters.
+#: ``latent_norm`` choices: none (no normalisation) or a LayerNorm without parameters.
 LATENT_NORMS = (None, "layer")
 
 
@@ -158,7 +158,7 @@ class RelativeEncoder(AbsoluteEncoder):
             ``False`` (:func:`relreps.projection.relative_projection`).
         anchor_seed: the seed of the ``n_anchors`` choice.
         std_floor: the standardisation's floor (:func:`relreps.projection.relative_projection`);
-            ``None`` (default): none, as every agent trained so far.
+            ``None`` (default): no floor.
 
     Output size: the number of anchors.
     """

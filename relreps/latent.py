@@ -466,7 +466,7 @@ def anchor_drift(model) -> dict:
     Returns the mean and minimum cosine over the anchors, and the mean ratio of norms. When the
     average follows the encoder closely both are near 1; an average that still holds the untrained
     encoder's embeddings (one step of ``alpha=0.999`` per PPO update: 38% after 2M steps) is
-    specific to each agent's random start, which breaks stitching (README).
+    specific to each agent's random start, which breaks stitching (the book's lab notes).
     """
     enc = _relative_encoder(model)
     saved = enc.anchor_embeddings.detach().float()

@@ -25,7 +25,7 @@ TABLE1: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     },
 }
 
-#: The authors' training speed (REFERENCE, their later code): env steps per second, hours per 5M.
+#: The authors' training speed (reported with their later code): env steps per second, hours per 5M.
 AUTHORS_STEPS_PER_S = 278
 AUTHORS_HOURS_PER_5M = 5.0
 

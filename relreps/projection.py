@@ -91,10 +91,10 @@ def relative_projection(
             ``"center"``: subtract the mean only; ``False``: neither.
         eps: guards the division by the standard deviation and by the norms.
         std_floor: with standardisation, raise each dimension's standard deviation to at least
-            this fraction of the largest one (``None``: no floor, as trained until relreps 0.1).
+            this fraction of the largest one (``None``, the default: no floor).
             A unit that is dead (ReLU) for every anchor keeps only a tiny residue in moving-average
             anchor embeddings; without a floor, dividing by its tiny spread makes it as large as a
-            live unit (README, "The fixed anchor update ...").
+            live unit (the book's lab notes, "The fixed anchor update ...").
 
     Returns:
         ``(batch, n_anchors)`` similarities in ``[-1, 1]``.

@@ -74,7 +74,8 @@ def _fit_set(encoder_agent: Agent, policy_agent: Agent) -> str:
 #: The ridge penalty of :func:`fit_affine`, as a fraction of the mean eigenvalue of the centred
 #: Gram matrix ``x^T x``. Without one, the fit is unstable: a relative representation is
 #: rank-deficient, and a change of 1e-6 in the encoder's outputs (one CPU thread or two) moved
-#: entries of the minimum-norm least-squares map by 4e4 (README, "An affine map fitted on the anchors").
+#: entries of the minimum-norm least-squares map by 4e4 (the book's lab notes, "An affine map fitted on the
+#: anchors").
 RIDGE = 1e-3
 
 

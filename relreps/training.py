@@ -81,13 +81,14 @@ class TrainConfig:
     """Encoder output: a Linear layer of this size after the convolutions, or ``None`` for the 3136
     flattened convolution features (the authors' later code). With 256, a PPO update with the
     relative encoder costs 0.94x the absolute one and the agent file is about 2 MB (float16); 3136
-    anchors on 3136 features cost 2.17x and 39 MB of anchor state (``relreps bench update``, README)."""
+    anchors on 3136 features cost 2.17x and 39 MB of anchor state (``relreps bench update``; the book's lab
+    notes)."""
     latent_norm: str | None = "auto"
     """``"layer"``: normalise each latent over its units (no learned parameters), so the encoder's
     scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``None``: no normalisation (the
     shipped absolute agents and the first relative ones); ``"auto"`` (default): ``"layer"`` for a
-    relative encoder, ``None`` for an absolute one (README: without it the relative runs' encoders
-    grew away from their anchors and collapsed). Resolved when the config is made, so a saved
+    relative encoder, ``None`` for an absolute one (without it, relative encoders grow away from their
+    lagging anchors and training collapses: the book's lab notes). Resolved when the config is made, so a saved
     config names the choice."""
     alpha: float = 0.999
     """Anchor update factor (0: re-embed at each update)."""
@@ -98,13 +99,13 @@ class TrainConfig:
     field means ``rollout``). See :class:`relreps.algos.AnchorUpdateCallback`."""
     std_floor: float | None = None
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
-    largest (``None``: none, as every agent trained so far). See
+    largest (``None``, the default: no floor). See
     :func:`relreps.projection.relative_projection`."""
     standardize: bool | str = "center"
     """Relative encoders: how the projection normalises the embeddings before the cosine:
     ``"center"`` (default: subtract the anchor embeddings' mean), ``True`` (per-dimension mean and
     std of the anchor embeddings, the authors' code and the first relative agents; its dead units
-    dominate the representation, README) or ``False``. See
+    dominate the representation: the book's lab notes) or ``False``. See
     :func:`relreps.projection.relative_projection`."""
     head_dim: int = 512
     """Width of the head (LayerNorm, ReLU, Linear, ReLU)."""

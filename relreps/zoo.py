@@ -168,8 +168,8 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
     float32 with the rounded weights, so evaluate the agent as loaded), except a relative encoder's
     anchor embeddings (:data:`FULL_PRECISION`), kept in float32: the projection standardises with
     their per-dimension standard deviation, which for nearly dead units is far below float16's
-    resolution (a PPO agent with the per-gradient-step anchor update drove differently in 60% of its
-    steps with float16 anchors, and identically with float16 weights alone). Refuses to replace an
+    resolution (the book's lab notes: with float16 anchors such an agent drove differently, with
+    float16 weights alone identically). Refuses to replace an
     existing agent unless ``overwrite=True``.
     """
     from safetensors.torch import save_file

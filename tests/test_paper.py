@@ -16,7 +16,7 @@ def test_table1_is_complete():
 
 
 def test_summary_matches_the_published_summary():
-    # REFERENCE section 1: Rel diagonal 693, off-diagonal 564 (worst 167); Abs 831, 14 (best 33)
+    # The paper's Table 1: Rel diagonal 693, off-diagonal 564 (worst 167); Abs 831, 14 (best 33)
     rel = paper.summary(paper.table_means("relative"))
     absolute = paper.summary(paper.table_means("absolute"))
     assert round(rel["diagonal_mean"]) == 693 and round(rel["off_diagonal_mean"]) == 564
