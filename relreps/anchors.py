@@ -28,7 +28,9 @@ import lzma
 import math
 import os
 import platform
+import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import envs
+from . import envs, files
 from .evaluation import act
 
 FORMAT_VERSION = 1
@@ -370,34 +372,72 @@ class AnchorSet:
         return self._frames[key]
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``anchors.json`` and one compressed ``<colour>.npy.xz`` per cached colour."""
+        """Write ``anchors.json`` and one compressed ``<colour>.npy.xz`` per cached colour.
+
+        The set is written to a new folder beside ``path`` and renamed into place, so an interrupted
+        save leaves the previous set (if any) whole. Refuses an existing set unless ``overwrite``,
+        and a folder that holds other files always (:func:`check_target`).
+        """
         path = Path(path)
-        if (path / "anchors.json").exists() and not overwrite:
-            raise FileExistsError(
-                f"an anchor set already exists at {path}; choose another name or pass overwrite=True"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        files = {}
+        check_target(path, overwrite=overwrite)
+        if not self._frames:
+            raise AnchorError(f"anchor set {self.name!r} holds no frames to save")
+        tmp = files.new_folder_beside(path)
+        try:
+            self._save_into(tmp)
+            files.replace_folder(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.path = path
+        return path
+
+    def _save_into(self, path: Path) -> None:
+        stored = {}
+        checksums = dict(self.checksums)
         for key in sorted(self._frames):
             arr = self._frames[key]
             target = path / f"{key}{SUFFIX}"
             _write_frames(target, arr)
-            files[key] = {"file": target.name, "sha256": _sha256_bytes(target.read_bytes())}
-            self.checksums[key] = frames_checksum(arr)
+            stored[key] = {"file": target.name, "sha256": _sha256_bytes(target.read_bytes())}
+            checksums[key] = frames_checksum(arr)
         card = {
             "format": FORMAT_VERSION,
             "name": self.name,
             "n_anchors": self.n_anchors,
             "obs_shape": [envs.OBS_SIZE, envs.OBS_SIZE, 3],
             "indices": self.indices.tolist(),
-            "checksums": self.checksums,
-            "files": files,
+            "checksums": checksums,
+            "files": stored,
             "recipe": self.recipe.to_json(),
             **{k: v for k, v in self.meta.items() if k not in ("files",)},
         }
         (path / "anchors.json").write_text(json.dumps(card, indent=1) + "\n")
-        self.path, self.meta["files"] = path, files
-        return path
+        self.checksums, self.meta["files"] = checksums, stored
+
+    @property
+    def identity(self) -> str:
+        """sha256 of what makes the anchors parallel in every colour: the recipe and the chosen
+        indices (the same for every colour; two sets with equal identities hold the same states)."""
+        key = json.dumps({"recipe": self.recipe.to_json(), "indices": self.indices.tolist()}, sort_keys=True)
+        return _sha256_bytes(key.encode())
+
+
+def check_target(path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse to write an anchor set at ``path`` where that would lose files: an existing set
+    (unless ``overwrite``), or an existing file or non-empty folder that is not an anchor set."""
+    path = Path(path)
+    if not str(path) or str(path) == ".":
+        raise ValueError("the anchor set's folder is empty: give a folder name such as anchors/my-set")
+    if (path / "anchors.json").is_file():
+        if not overwrite:
+            raise FileExistsError(
+                f"an anchor set already exists at {path}; choose another name or pass overwrite=True "
+                "(--overwrite)"
+            )
+        return
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} exists and is not an anchor set (no anchors.json); choose a new folder")
 
 
 def create(
@@ -411,11 +451,19 @@ def create(
     processes: int | None = None,
     **record_kwargs,
 ) -> AnchorSet:
-    """Record a drive, choose ``n_anchors`` indices and replay them in ``colors`` (not saved)."""
+    """Record a drive, choose ``n_anchors`` indices and replay them in ``colors`` (not saved).
+
+    The arguments are checked before the drive is recorded."""
     colors = list(colors)
     names = [envs.color_name(c) for c in colors]  # bad colours fail here, before any work
+    if not names:
+        raise ValueError(f"no colours given: name at least one of {', '.join(envs.COLORS)} (or R,G,B)")
     if len(set(names)) != len(names):
         raise ValueError(f"colours given twice: {names}")
+    check_recording(n_steps=n_steps, n_anchors=n_anchors, **{k: v for k, v in record_kwargs.items()
+                                                               if k in ("burst_every", "burst_length")})
+    if processes is not None and processes < 1:
+        raise ValueError(f"processes must be >= 1 (or None: one per core), got {processes}")
     t0 = time.time()
     recipe = record(driver, n_steps=n_steps, seed=seed, **record_kwargs)
     indices = choose_indices(recipe, n_anchors, seed=seed)
@@ -431,7 +479,22 @@ def create(
     return aset
 
 
+def check_recording(*, n_steps: int, n_anchors: int = 1, burst_every: int = 200, burst_length: int = 100) -> None:
+    """Refuse recording settings that cannot give an anchor set, before any driving: ``n_steps`` and
+    ``n_anchors`` >= 1, no more anchors than steps, and bursts shorter than their period."""
+    for label, value in (("n_steps (--steps)", n_steps), ("n_anchors (--n-anchors)", n_anchors)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
+    if n_anchors > n_steps:
+        raise ValueError(f"n_anchors ({n_anchors}) cannot exceed the recorded steps ({n_steps}): each anchor is "
+                         "a distinct recorded frame; record more steps (--steps)")
+    if burst_length < 0:
+        raise ValueError(f"burst_length must be >= 0 (0: no random bursts), got {burst_length}")
+    if burst_length > 0 and not burst_length < burst_every:
+        raise ValueError(f"burst_length ({burst_length}) must be shorter than burst_every ({burst_every})")
+
 def _versions() -> dict:
+
     from importlib.metadata import version
 
     from . import __version__
@@ -456,54 +519,94 @@ def available() -> list[str]:
 def load(name_or_path: str | os.PathLike) -> AnchorSet:
     """Load an anchor set by shipped name (see :func:`available`) or from a folder path.
 
-    Checks the card's format and every stored file's sha256 (frames are read lazily by
-    :meth:`AnchorSet.frames`, which also checks their content checksum).
+    A shipped name (a plain name such as ``scripted-3136``, given as a string) always means the
+    shipped set; a folder of the same name in the working folder is then not used, with a warning
+    saying so (write ``./NAME`` for the folder). Checks the card's format and fields and every
+    stored file's sha256 (frames are read lazily by :meth:`AnchorSet.frames`, which also checks
+    their content checksum).
     """
-    path = Path(name_or_path)
-    if not (path / "anchors.json").is_file():
-        shipped = SHIPPED_DIR / str(name_or_path)
-        if (shipped / "anchors.json").is_file():
-            path = shipped
-        else:
-            raise AnchorError(
-                f"no anchor set {str(name_or_path)!r}: not a folder with anchors.json, and not "
-                f"a shipped name (available: {', '.join(available()) or 'none'})"
-            )
+    path = resolve(name_or_path)
+    card_path = path / "anchors.json"
     try:
-        card = json.loads((path / "anchors.json").read_text())
-    except json.JSONDecodeError as e:
-        raise AnchorError(f"{path / 'anchors.json'} is not valid JSON: {e}") from None
-    if card.get("format") != FORMAT_VERSION:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AnchorError(f"{card_path} is not valid JSON: {e}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT_VERSION:
         raise AnchorError(
-            f"{path / 'anchors.json'} has format {card.get('format')!r}; this relreps reads "
-            f"format {FORMAT_VERSION}"
+            f"{card_path} has format {card.get('format') if isinstance(card, dict) else None!r}; this relreps "
+            f"reads format {FORMAT_VERSION}"
         )
-    for key, f in card.get("files", {}).items():
+    try:
+        name = str(card["name"])
+        recipe = Recipe.from_json(card["recipe"])
+        indices = np.array(card["indices"], dtype=np.int64)
+        checksums = {str(k): str(v) for k, v in dict(card["checksums"]).items()}
+        stored = {str(k): (str(f["file"]), str(f["sha256"])) for k, f in dict(card.get("files", {})).items()}
+    except KeyError as e:
+        raise AnchorError(f"{card_path} lacks the field {e.args[0]!r}; re-create the set with "
+                          "`relreps anchors collect`") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise AnchorError(f"{card_path} has a malformed field: {e}") from None
+    if indices.ndim != 1 or len(indices) == 0:
+        raise AnchorError(f"{card_path}: 'indices' must be a non-empty list of frame indices")
+    n_frames = recipe.n_steps + len(recipe.actions)
+    if indices.min() < 0 or indices.max() >= n_frames:
+        raise AnchorError(f"{card_path}: anchor indices outside the recording's {n_frames} frames")
+    for key, (file_name, digest_expected) in stored.items():
+        if Path(file_name).name != file_name or file_name in ("", ".", ".."):
+            raise AnchorError(f"{card_path}: file name {file_name!r} of colour {key!r} is not a plain file name")
+        f = {"file": file_name, "sha256": digest_expected}
         file = path / f["file"]
         if not file.is_file():
-            raise AnchorError(f"anchor set {card['name']!r}: missing file {file}")
+            raise AnchorError(f"anchor set {name!r}: missing file {file}")
         digest = _sha256_bytes(file.read_bytes())
         if digest != f["sha256"]:
             raise AnchorError(
-                f"anchor set {card['name']!r}: {file.name} has sha256 {digest[:12]}..., expected "
+                f"anchor set {name!r}: {file.name} has sha256 {digest[:12]}..., expected "
                 f"{f['sha256'][:12]}...; the file is corrupted or was modified (re-create it with "
                 f"`relreps anchors collect`)"
             )
     meta = {k: v for k, v in card.items() if k in ("created", "seconds", "versions", "files")}
-    return AnchorSet(
-        name=card["name"],
-        recipe=Recipe.from_json(card["recipe"]),
-        indices=np.array(card["indices"], dtype=np.int64),
-        checksums=dict(card["checksums"]),
-        path=path,
-        meta=meta,
+    return AnchorSet(name=name, recipe=recipe, indices=indices, checksums=checksums, path=path, meta=meta)
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """The folder of the anchor set ``name_or_path`` names (:func:`load`'s rules), or an
+    :class:`AnchorError` that lists the shipped sets."""
+    text = os.fspath(name_or_path)
+    if not text.strip():
+        raise AnchorError(f"no anchor set given (an empty name): a shipped name "
+                          f"({', '.join(available()) or 'none'}) or a folder with anchors.json")
+    path = Path(text)
+    bare = isinstance(name_or_path, str) and path.name == text and text not in (".", "..")
+    shipped = SHIPPED_DIR / text
+    if bare and (shipped / "anchors.json").is_file():
+        if (path / "anchors.json").is_file() and path.resolve() != shipped.resolve():
+            warnings.warn(f"anchor set {text!r}: using the shipped set, not the folder {text}/ of the same name "
+                          f"here (pass ./{text} to use that folder)", stacklevel=3)
+        return shipped
+    if (path / "anchors.json").is_file():
+        return path
+    raise AnchorError(
+        f"no anchor set {text!r}: not a folder with anchors.json, and not "
+        f"a shipped name (available: {', '.join(available()) or 'none'})"
     )
 
 
-def _write_frames(file: Path, frames: np.ndarray) -> None:
+def frames_bytes(frames: np.ndarray) -> bytes:
+    """Frames as a ``.npy.xz`` file's bytes: a ``.npy`` file (no pickles), lzma-compressed."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
-    file.write_bytes(lzma.compress(buf.getvalue(), preset=6))
+    return lzma.compress(buf.getvalue(), preset=6)
+
+
+def read_frames(file: str | os.PathLike) -> np.ndarray:
+    """Frames from a ``.npy.xz`` file (:func:`frames_bytes`); never unpickles."""
+    return _read_frames(Path(file))
+
+
+def _write_frames(file: Path, frames: np.ndarray) -> None:
+    files.write_bytes(file, frames_bytes(frames))
 
 
 def _read_frames(file: Path) -> np.ndarray:

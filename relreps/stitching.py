@@ -223,6 +223,20 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
                          f"({policy_agent.name}): both must be relative, or both absolute")
     if mode is not None and mode != enc_rep:
         raise ValueError(f"mode {mode!r} asked for, but both agents are {enc_rep}")
+    if enc_rep == "relative" and align != "affine":
+        from .zoo import anchor_key
+
+        keys = anchor_key(encoder_agent.card), anchor_key(policy_agent.card)
+        if None not in keys and keys[0] != keys[1] and keys[0][1] == keys[1][1]:  # sizes: refused below
+            def said(agent):
+                kw = agent.card.get("encoder_kwargs", {})
+                return (f"{agent.name}: set {agent.card.get('anchors', {}).get('set', kw.get('anchors'))!r}, "
+                        f"{keys[0 if agent is encoder_agent else 1][1]} anchors, anchor_seed {kw.get('anchor_seed', 0)}")
+
+            raise ValueError(f"cannot stitch relative agents with different anchors ({said(encoder_agent)}; "
+                             f"{said(policy_agent)}): their relative coordinates are similarities to different "
+                             f"states, so nothing lines up{' (anchor-mean moves them, it does not match them)' if align else ''}; "
+                             "align='affine' (--align affine) fits a map between the two on parallel frames")
     encoder = copy.deepcopy(encoder_of(encoder_agent.policy))
     policy = copy.deepcopy(policy_agent.policy)
     if align != "affine" and encoder.features_dim != _head_input(policy):  # an affine map bridges sizes

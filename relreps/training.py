@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import time
@@ -135,6 +136,7 @@ class TrainConfig:
         check_latent_norm(self.latent_norm)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
+        _check_settings(self)
 
     @classmethod
     def from_json(cls, d: dict) -> TrainConfig:
@@ -158,6 +160,127 @@ class TrainConfig:
         if self.standardize is not True:
             kwargs["standardize"] = self.standardize
         return RelativeEncoder, kwargs
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_settings(config: TrainConfig) -> None:
+    """Refuse settings that would fail, or silently do something else, later in a run: counts
+    below their minimum, an empty or repeated evaluation track list, an unknown device, anchor
+    settings out of range, hyper-parameters the algorithm does not have or of the wrong type."""
+    minimum = {"seed": 0, "total_steps": 1, "n_envs": 1, "head_dim": 1, "eval_every": 0, "eval_max_steps": 1,
+               "checkpoint_every": 0}
+    for key, low in minimum.items():
+        value = getattr(config, key)
+        if not _is_int(value) or value < low:
+            raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+    for key in ("workers", "latent_dim", "n_anchors"):
+        value, low = getattr(config, key), 0 if key == "workers" else 1
+        if value is not None and (not _is_int(value) or value < low):
+            raise ValueError(f"{key} must be an integer >= {low} or None, got {value!r}")
+    if not config.eval_tracks:
+        raise ValueError("eval_tracks is empty: give at least one held-out track (--eval-tracks N, N >= 1)")
+    if len(set(config.eval_tracks)) != len(config.eval_tracks):
+        raise ValueError(f"eval_tracks has a track twice: {list(config.eval_tracks)}")
+    check_device(config.device, available=False)
+    if config.representation == "relative":
+        if not isinstance(config.anchors, str) or not config.anchors.strip():
+            raise ValueError(f"anchors must name an anchor set (a shipped name or a folder), got {config.anchors!r}")
+        if isinstance(config.alpha, bool) or not isinstance(config.alpha, (int, float)) or not 0 <= config.alpha < 1:
+            raise ValueError(f"alpha must be in [0, 1), got {config.alpha!r}")
+    check_hyperparameters(config.algo, config.hyperparameters, n_envs=config.n_envs)
+
+
+#: ``device`` values: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device(device: str, *, available: bool = True) -> None:
+    """Refuse a ``device`` that is not one of :data:`DEVICES` or, with ``available``, that this
+    machine does not have (a run must not fail after its folder is made)."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if not available:
+        return
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is available here (use --device cpu or auto)")
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps': Apple's Metal backend is not available here (use --device cpu or auto)")
+
+
+#: Hyper-parameters that count something (integers >= 1; ``learning_starts`` may be 0).
+_COUNTS = ("n_steps", "n_minibatches", "n_epochs", "buffer_size", "batch_size", "train_freq", "gradient_steps",
+           "target_update_interval", "learning_starts")
+
+
+#: Hyper-parameters that may also be ``None`` (SB3: no value-function clipping).
+_OPTIONAL = ("clip_range_vf",)
+
+
+def check_hyperparameters(algo: str, overrides: dict, *, n_envs: int = 1) -> None:
+    """Refuse overrides of the algorithm's preset (:data:`relreps.algos.PPO_DEFAULTS`,
+    :data:`relreps.algos.DQN_DEFAULTS`) that it does not have, or whose value is of another type than
+    the preset's (a flag must be true or false, a count an integer >= 1, a rate a number); PPO's
+    rollout (``n_envs * n_steps``) must split into ``n_minibatches`` equal minibatches."""
+    preset = algos.PPO_DEFAULTS if algo == "ppo" else algos.DQN_DEFAULTS
+    if not isinstance(overrides, dict):
+        raise ValueError(f"hyperparameters must be a dict of preset overrides, got {overrides!r}")
+    unknown = sorted(set(overrides) - set(preset))
+    if unknown:
+        raise ValueError(f"unknown {algo} hyper-parameter(s) {unknown}; known: {', '.join(sorted(preset))}")
+    for key, value in overrides.items():
+        default = preset[key]
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif key in _COUNTS:
+            low = 0 if key == "learning_starts" else 1
+            ok, kind = _is_int(value) and value >= low, f"an integer >= {low}"
+        elif default is None or isinstance(default, (int, float)):
+            ok = value is None and (default is None or key in _OPTIONAL) or (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+            kind = "a finite number" + (" or null" if key in _OPTIONAL else "")
+        else:
+            ok, kind = isinstance(value, type(default)), type(default).__name__
+        if not ok:
+            raise ValueError(f"hyper-parameter {key}={value!r}: expected {kind} (the preset has {default!r})")
+    if algo == "ppo":
+        hp = {**preset, **overrides}
+        if (n_envs * hp["n_steps"]) % hp["n_minibatches"]:
+            raise ValueError(f"n_envs * n_steps ({n_envs} x {hp['n_steps']}) must divide into "
+                             f"{hp['n_minibatches']} minibatches (hyper-parameter n_minibatches)")
+
+
+def parse_overrides(items) -> dict:
+    """``--set KEY=VALUE`` items -> ``{key: value}``: the value is read as JSON (numbers, ``true``,
+    ``false``, ``null``, quoted strings), else kept as the text itself. Refuses an item without ``=``,
+    an empty or malformed key and a key given twice; what the keys may be is checked by
+    :func:`check_hyperparameters`."""
+    import re
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"--set {item!r}: {key!r} is not a setting name (letters, digits and _)")
+        if key in out:
+            raise ValueError(f"--set gives {key} twice")
+        try:
+            out[key] = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            out[key] = value
+    return out
 
 
 def build_model(config: TrainConfig, env, tensorboard_log: str | None = None):
@@ -189,14 +312,30 @@ def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
 
 
 def load_checkpoint(model, path: Path) -> float:
-    """Restore a :func:`save_checkpoint`; returns the wall time trained before it."""
-    state = torch.load(path, map_location=model.device, weights_only=True)
-    model.policy.load_state_dict(state["policy"])
-    for k, o in _optimizers(model).items():
-        o.load_state_dict(state["optimizers"][k])
-    model.num_timesteps = int(state["num_timesteps"])
-    model._n_updates = int(state["n_updates"])
-    return float(state.get("elapsed_s", 0.0))
+    """Restore a :func:`save_checkpoint`; returns the wall time trained before it.
+
+    Raises:
+        ValueError: the file cannot be read (truncated or corrupted), holds other things than a
+            checkpoint, or the weights of another model (a different config).
+    """
+    import pickle
+
+    try:
+        state = torch.load(path, map_location=model.device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise ValueError(f"{path} cannot be read as a checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                         "the file is truncated or corrupted; restore it, or move it away to restart the run "
+                         "from step 0") from None
+    try:
+        model.policy.load_state_dict(state["policy"])
+        for k, o in _optimizers(model).items():
+            o.load_state_dict(state["optimizers"][k])
+        model.num_timesteps = int(state["num_timesteps"])
+        model._n_updates = int(state["n_updates"])
+        return float(state.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise ValueError(f"{path} is not a checkpoint of this run's model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -259,7 +398,9 @@ def _keep_logs_for_resume(run: Path, steps: int, elapsed_s: float) -> None:
         header, rows = _read_csv(ev)
         _write_csv(ev, header, [r for r in rows if int(r["timesteps"]) <= steps])
     segments.append(round(elapsed_s, 1))  # wall time at which the new segment starts
-    segments_path.write_text(json.dumps(segments) + "\n")
+    from . import files
+
+    files.write_text(segments_path, json.dumps(segments) + "\n")
 
 
 def _merge_progress(run: Path) -> None:
@@ -319,16 +460,21 @@ class _Periodic(BaseCallback):
         """Evaluate the model (or ``agent``, e.g. the saved file) and append to ``eval.csv``."""
         result = evaluation.evaluate(agent if agent is not None else self.model, color=self.config.color,
                                      track_seeds=self.config.eval_tracks, max_steps=self.config.eval_max_steps)
+        import io
+
+        from . import files
+
         path = self.run / "eval.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(["timesteps", "wall_s", "mean_max_return", "std_max_return", "mean_final_return",
-                            "laps_finished", "tracks"])
-            w.writerow([self.num_timesteps, round(time.time() - self.t0, 1), f"{result.mean_max_return:.2f}",
-                        f"{result.std_max_return:.2f}", f"{result.mean_final_return:.2f}", result.laps,
-                        len(result.episodes)])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        if not path.exists():
+            w.writerow(["timesteps", "wall_s", "mean_max_return", "std_max_return", "mean_final_return",
+                        "laps_finished", "tracks"])
+        w.writerow([self.num_timesteps, round(time.time() - self.t0, 1), f"{result.mean_max_return:.2f}",
+                    f"{result.std_max_return:.2f}", f"{result.mean_final_return:.2f}", result.laps,
+                    len(result.episodes)])
+        old = path.read_bytes() if path.exists() else b""
+        files.write_bytes(path, old + buf.getvalue().encode())  # the whole log, atomically
         return result
 
 
@@ -360,14 +506,81 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
     checkpoint (the config must be the same, except where it runs: ``device`` and ``workers``).
+    Everything is checked before the folder is made (:func:`check_start`); a folder this call made
+    is removed again if the run fails before its first step, so the same command can be retried.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     run = Path(out)
+    check_start(config, run, resume=resume)
+    fresh = not run.exists()
+    emptied = not fresh and not any(run.iterdir())  # an empty folder the user made: kept, left empty
     run.mkdir(parents=True, exist_ok=True)
     lock = _lock(run)  # one process per run folder: two resumes would overwrite each other's work
+    stepped: list[bool] = []  # filled by the first training step
     try:
-        return _train(config, run, resume, progress_bar)
+        return _train(config, run, resume, progress_bar, stepped)
+    except BaseException:
+        if (fresh or emptied) and not stepped:
+            _remove_failed_start(run, keep_folder=emptied)
+        raise
     finally:
         lock.close()
+
+
+def _remove_failed_start(run: Path, *, keep_folder: bool) -> None:
+    """Remove what a start that failed before its first step wrote (the folder, or its contents)."""
+    import shutil
+
+    if not keep_folder:
+        shutil.rmtree(run, ignore_errors=True)
+        return
+    for child in run.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def check_start(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False) -> None:
+    """What :func:`train` checks before it writes anything: the run folder (a new or empty folder,
+    or, with ``resume``, a run folder of the same config that has not finished; never a folder of
+    other files), the device (present on this machine) and, for a relative encoder, the anchor set
+    (it loads, and has enough frames for the anchors asked for)."""
+    if not str(out).strip():
+        raise ValueError("the run folder is empty: give one with --out, e.g. runs/ppo-rel-green")
+    run = Path(out)
+    if run.exists() and not run.is_dir():
+        raise FileExistsError(f"{run} exists and is not a folder; choose a new run folder")
+    cfg_path = run / "config.json"
+    if run.is_dir() and not cfg_path.exists() and any(p.name != ".lock" for p in run.iterdir()):
+        raise FileExistsError(f"{run} exists and is not a run folder (it holds other files and no config.json); "
+                              "choose a new run folder")
+    if cfg_path.exists():
+        if not resume:
+            raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
+                                  "or choose another folder")
+        try:
+            saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            raise ValueError(f"{cfg_path} is not a readable run config ({e})") from None
+        diff = _config_diff(saved, config)
+        if diff:
+            raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
+                             "same settings")
+        if (run / "done.json").exists():
+            raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
+                                  f"{run / 'agent.json'}. To train further, start a new run folder")
+    check_device(config.device)
+    if config.representation == "relative":
+        from . import anchors
+        from .extractors import CONV_DIM
+
+        aset = anchors.load(config.anchors)
+        wanted = config.n_anchors or (CONV_DIM if config.latent_dim is None else config.latent_dim)
+        if wanted > aset.n_anchors:
+            raise ValueError(f"{wanted} anchors asked for (n_anchors, or one per encoder dimension), but the set "
+                             f"{aset.name!r} has {aset.n_anchors}: pass a smaller --n-anchors or another --anchors")
 
 
 #: Fields that do not affect an absolute encoder (ignored when comparing absolute configs).
@@ -398,10 +611,25 @@ def _lock(run: Path):
     return f
 
 
-def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
+class _FirstStep(BaseCallback):
+    """Notes (in the list it is given) that a training step has run."""
+
+    def __init__(self, stepped: list):
+        super().__init__()
+        self.stepped = stepped
+
+    def _on_step(self) -> bool:
+        if not self.stepped:
+            self.stepped.append(True)
+        return True
+
+
+def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, stepped: list | None = None):
     from importlib.metadata import version
 
     from stable_baselines3.common.logger import configure
+
+    from . import files
 
     cfg_path = run / "config.json"
     if cfg_path.exists():
@@ -416,7 +644,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
         if (run / "done.json").exists():
             raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
                                   f"{run / 'agent.json'}. To train further, start a new run folder")
-    cfg_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
+    card_base = zoo.card_for(config)  # reads the anchor set now, not after hours of training
+    files.write_text(cfg_path, json.dumps(asdict(config), indent=1) + "\n")
 
     t0 = time.time()
     venv = envs.make_vec_env(config.color, config.n_envs, seed=config.seed, workers=config.workers)
@@ -441,7 +670,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
         segments_hw = _record_hardware(run, model, venv)
         remaining = config.total_steps - model.num_timesteps
         periodic = _Periodic(config, run, t0)
-        callbacks = [periodic]
+        callbacks = [periodic, _FirstStep(stepped if stepped is not None else [])]
         if config.representation == "relative":
             every = None if config.algo == "ppo" else model.target_update_interval
             callbacks.append(algos.AnchorUpdateCallback(
@@ -461,15 +690,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool):
         }
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
-        card_path = zoo.save(model, run / "agent", zoo.card_for(config, training=facts),
-                             overwrite=True, half=True)
+        card_path = zoo.save(model, run / "agent", dict(card_base, training=facts), overwrite=True, half=True)
         periodic.init_callback(model)
         final = periodic.evaluate(zoo.load(card_path))
         facts["final_eval"] = final.summary()
         card = json.loads(card_path.read_text())
         card["training"] = facts
-        card_path.write_text(json.dumps(card, indent=1, default=str) + "\n")
-        (run / "done.json").write_text(json.dumps(facts, indent=1) + "\n")
+        files.write_text(card_path, json.dumps(card, indent=1, default=str) + "\n")
+        files.write_text(run / "done.json", json.dumps(facts, indent=1) + "\n")
         return model
     finally:
         venv.close()

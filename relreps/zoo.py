@@ -107,20 +107,31 @@ def _unique_state(policy) -> tuple[dict, set[str]]:
     return unique, aliases
 
 
-def build_policy(card: dict) -> torch.nn.Module:
-    """The untrained policy a card describes (architecture only)."""
+def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> torch.nn.Module:
+    """The untrained policy a card describes (architecture only).
+
+    ``anchor_frames``: a relative encoder's anchor frames, used instead of loading the set that
+    ``encoder_kwargs["anchors"]`` names: the set's frames in the card's colour (the encoder then
+    chooses ``n_anchors`` of them, as in training), or exactly the frames it uses (as many as it
+    takes, so no choice is made)."""
     try:
         policy_class = _policy_classes()[card["algo"]]
         encoder_class = _encoder_classes()[card["representation"]]
     except KeyError as e:
         raise ZooError(f"card names an unknown {e}: algorithms {sorted(_policy_classes())}, "
                        f"representations {sorted(_encoder_classes())}") from None
-    return policy_class(
-        OBS_SPACE, ACTION_SPACE, lambda _: 0.0,
-        features_extractor_class=encoder_class,
-        features_extractor_kwargs=dict(card["encoder_kwargs"]),
-        head_dim=card["head_dim"],
-    )
+    kwargs = dict(card["encoder_kwargs"])
+    if anchor_frames is not None:
+        kwargs["anchors"] = anchor_frames
+    try:
+        return policy_class(
+            OBS_SPACE, ACTION_SPACE, lambda _: 0.0,
+            features_extractor_class=encoder_class,
+            features_extractor_kwargs=kwargs,
+            head_dim=card["head_dim"],
+        )
+    except TypeError as e:  # encoder_kwargs that the card's encoder does not take
+        raise ZooError(f"the card's encoder_kwargs do not fit a {card['representation']} encoder: {e}") from None
 
 
 def card_for(config, **extra) -> dict:
@@ -142,9 +153,30 @@ def card_for(config, **extra) -> dict:
     if config.representation == "relative":
         aset = anchors.load(config.anchors)
         card["anchors"] = {"set": aset.name, "color": config.color,
-                           "frames_checksum": anchors.frames_checksum(aset.frames(config.color))}
+                           "frames_checksum": anchors.frames_checksum(aset.frames(config.color)),
+                           "set_id": aset.identity}
+        if not _is_shipped_set(card["anchors"]):
+            card["anchors"]["path"] = str(aset.path.resolve())
     card.update(extra)
     return card
+
+
+#: The suffix of the copy of a relative agent's anchor frames kept beside its card
+#: (``NAME.anchors.npy.xz``) when its set is not a shipped one.
+ANCHOR_COPY_SUFFIX = ".anchors.npy.xz"
+
+
+def _is_shipped_set(info: dict) -> bool:
+    """Whether a card's ``anchors`` entry names a shipped anchor set with the same content (by its
+    identity when the card records one, else by the checksum of its frames in the agent's colour)."""
+    from . import anchors
+
+    if info.get("set") not in anchors.available():
+        return False
+    if "set_id" in info:
+        return _shipped_identity(info["set"]) == info["set_id"]
+    shipped = json.loads((anchors.SHIPPED_DIR / info["set"] / "anchors.json").read_text())
+    return shipped.get("checksums", {}).get(info.get("color")) == info.get("frames_checksum")
 
 
 def trained_config(info: dict):
@@ -171,8 +203,15 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
     resolution (the book's lab notes: with float16 anchors such an agent drove differently, with
     float16 weights alone identically). Refuses to replace an
     existing agent unless ``overwrite=True``.
+
+    A relative agent's card records the checksum of the anchor frames its encoder uses
+    (``anchors.used_checksum``); when its set is not a shipped one, those frames are also written
+    beside the card (``NAME.anchors.npy.xz``, named by ``anchors.copy``), so the agent loads on any
+    machine. Every file is written atomically, the card last.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_bytes
+
+    from . import anchors, files
 
     policy = getattr(model_or_policy, "policy", model_or_policy)
     if isinstance(card.get("stitched"), dict) and card["stitched"].get("align"):
@@ -182,18 +221,43 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
     if base.suffix in (".json", ".safetensors"):
         base = base.with_suffix("")
     weights, card_path = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    if not base.name or base.name.startswith("."):
+        raise ValueError(f"invalid agent path {str(path)!r}: it needs a file name, e.g. runs/x/agent")
+    copy_path = base.with_name(base.name + ANCHOR_COPY_SUFFIX)
     if (weights.exists() or card_path.exists()) and not overwrite:
         raise FileExistsError(f"an agent already exists at {base}; choose another name or pass overwrite=True")
-    base.parent.mkdir(parents=True, exist_ok=True)
     tensors, _ = _unique_state(policy)
     if half:
         tensors = {k: v.half() if v.is_floating_point() and not k.endswith(FULL_PRECISION) else v
                    for k, v in tensors.items()}
-    save_file(tensors, str(weights))
-    card = dict(card, name=base.name, weights=weights.name, sha256=_sha256(weights),
-                bytes=weights.stat().st_size, dtype="float16" if half else "float32")
-    card_path.write_text(json.dumps(card, indent=1, default=str) + "\n")
+    data = save_bytes(tensors)
+    card = dict(card, name=base.name, weights=weights.name, sha256=hashlib.sha256(data).hexdigest(),
+                bytes=len(data), dtype="float16" if half else "float32")
+    copy_bytes = None
+    if card.get("representation") == "relative" and isinstance(card.get("anchors"), dict):
+        from .extractors import encoder_of
+
+        used = getattr(_innermost(encoder_of(policy)), "anchor_frames", None)
+        if used is not None:
+            used = used.detach().cpu().numpy()
+            info = {k: v for k, v in card["anchors"].items() if k != "copy"}
+            info["used_checksum"] = anchors.frames_checksum(used)
+            if not _is_shipped_set(info):
+                copy_bytes = anchors.frames_bytes(used)
+                info["copy"] = copy_path.name
+            card["anchors"] = info
+    if copy_bytes is not None:
+        files.write_bytes(copy_path, copy_bytes)
+    files.write_bytes(weights, data)
+    files.write_text(card_path, json.dumps(card, indent=1, default=str) + "\n")
     return card_path
+
+
+def _innermost(encoder):
+    """The encoder an aligned stitch wraps (itself for any other encoder)."""
+    while hasattr(encoder, "encoder") and not hasattr(encoder, "anchor_frames"):
+        encoder = encoder.encoder
+    return encoder
 
 
 def available() -> list[str]:
@@ -208,11 +272,11 @@ def card(name: str | os.PathLike, *, root: str | os.PathLike | None = None) -> d
     """The JSON card of an agent (zoo name, or card path as :func:`load` takes), read without
     loading (or checking) its weights; ``root``: look the name up in that zoo folder instead."""
     if root is None:
-        return json.loads(_resolve(name).read_text())
+        return _read_card(_resolve(name))
     path = Path(root) / f"{name}.json"
     if not path.is_file():
         raise ZooError(f"no agent {str(name)!r} in {path.parent}")
-    return json.loads(path.read_text())
+    return _read_card(path)
 
 
 def agent_name(algo: str, representation: str, color: str) -> str:
@@ -323,34 +387,44 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     """
     import shutil
 
+    from . import files
+
+    if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"invalid agent name {name!r}: a plain file name such as 'ppo-rel-green'")
     run, dest = Path(run), Path(dest) if dest is not None else zoo_dir()
     if not (run / "done.json").is_file():
         raise ZooError(f"{run} is not a finished run (no done.json); finish it with `relreps train --resume`")
-    card = json.loads((run / "agent.json").read_text())
+    if not (run / "agent.json").is_file():
+        raise ZooError(f"{run} has no agent.json: not a run folder of `relreps train`")
+    load(run / "agent.json")  # the card, the weights and the anchors all check out
+    card = _read_card(run / "agent.json")
     weights = run / card["weights"]
-    if _sha256(weights) != card["sha256"]:
-        raise ZooError(f"{weights} does not match its card's sha256")
     if weights.stat().st_size > MAX_BYTES:
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
-    if not name or Path(name).name != name or name.startswith("."):
-        raise ValueError(f"invalid agent name {name!r}: a plain file name such as 'ppo-rel-green'")
     evaluation = run / EVALUATION_FILE
     evaluation = _evaluation_for_card(evaluation, card) if evaluation.is_file() else None
     target = dest / f"{name}.json"
     log_dir = dest / "logs" / name
     if (target.exists() or target.with_suffix(".safetensors").exists() or log_dir.exists()) and not overwrite:
         raise FileExistsError(f"the zoo already has an agent {name!r} in {dest}; pass overwrite=True to replace it")
-    if log_dir.exists():
-        shutil.rmtree(log_dir)  # the replaced agent's logs must not mix with the new run's
-    log_dir.mkdir(parents=True)
-    shutil.copyfile(weights, target.with_suffix(".safetensors"))
-    for log in LOG_FILES:
-        if (run / log).is_file():
-            shutil.copyfile(run / log, log_dir / log)
     card = dict(card, name=name, weights=f"{name}.safetensors")
+    copy = card.get("anchors", {}).get("copy")
+    if copy:  # the anchor frames travel with the agent
+        card["anchors"] = dict(card["anchors"], copy=f"{name}{ANCHOR_COPY_SUFFIX}")
+        files.copy_file(run / copy, dest / card["anchors"]["copy"])
     if evaluation is not None:
         card["evaluation"] = evaluation
-    target.write_text(json.dumps(card, indent=1, default=str) + "\n")
+    new_logs = files.new_folder_beside(log_dir)
+    try:
+        for log in LOG_FILES:
+            if (run / log).is_file():
+                shutil.copyfile(run / log, new_logs / log)
+        files.copy_file(weights, target.with_suffix(".safetensors"))
+        files.replace_folder(new_logs, log_dir)  # the replaced agent's logs must not mix with the new run's
+    except BaseException:
+        shutil.rmtree(new_logs, ignore_errors=True)
+        raise
+    files.write_text(target, json.dumps(card, indent=1, default=str) + "\n")
     return target
 
 
@@ -404,12 +478,8 @@ def load(name_or_path: str | os.PathLike) -> Agent:
     from safetensors.torch import load_file
 
     card_path = _resolve(name_or_path)
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ZooError(f"{card_path} is not valid JSON: {e}") from None
-    if card.get("format") != FORMAT_VERSION:
-        raise ZooError(f"{card_path} has format {card.get('format')!r}; this relreps reads {FORMAT_VERSION}")
+    card = _read_card(card_path)
+    check_card(card, card_path)
     weights = card_path.parent / card["weights"]
     if not weights.is_file():
         raise ZooError(f"agent {card['name']!r}: missing weights file {weights}")
@@ -421,7 +491,12 @@ def load(name_or_path: str | os.PathLike) -> Agent:
         tensors = load_file(str(weights))
     except SafetensorError as e:
         raise ZooError(f"agent {card['name']!r}: cannot read {weights.name}: {e}") from None
-    policy = build_policy(card)
+    relative_weights = any(k.endswith("anchor_embeddings") for k in tensors)
+    if relative_weights != (card["representation"] == "relative"):
+        raise ZooError(f"agent {card['name']!r}: the card says {card['representation']}, but the weights are "
+                       f"those of {'a relative' if relative_weights else 'an absolute'} encoder")
+    frames = _anchor_frames(card, card_path) if card["representation"] == "relative" else None
+    policy = build_policy(card, anchor_frames=frames)
     expected, aliases = _unique_state(policy)
     mismatch = [f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
                 for k, v in expected.items() if k in tensors and v.shape != tensors[k].shape]
@@ -434,22 +509,194 @@ def load(name_or_path: str | os.PathLike) -> Agent:
         raise ZooError(f"agent {card['name']!r}: the card does not match the weights "
                        f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})")
     if card["representation"] == "relative":
-        _check_anchors(policy, card)
+        _check_used_anchors(policy, card)
     policy.set_training_mode(False)
     return Agent(name=card["name"], policy=policy, card=card)
 
 
-def _check_anchors(policy, card: dict) -> None:
+def _read_card(card_path: Path) -> dict:
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ZooError(f"{card_path} is not valid JSON: {e}") from None
+    if not isinstance(card, dict):
+        raise ZooError(f"{card_path} is not an agent card (a JSON object)")
+    return card
+
+
+#: What every agent card holds, and of which type.
+CARD_FIELDS = {"format": int, "name": str, "algo": str, "representation": str, "color": str, "head_dim": int,
+               "encoder_kwargs": dict, "weights": str, "sha256": str}
+
+
+def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
+    """Refuse a card that lacks a field, names an unknown algorithm, representation or colour, or
+    contradicts itself: its colour, algorithm, representation and head size against its training
+    config (a stitched agent's config is its policy's, whose colour differs), its anchors' colour and
+    its encoder's arguments."""
+    if card.get("format") != FORMAT_VERSION:
+        raise ZooError(f"{where} has format {card.get('format')!r}; this relreps reads {FORMAT_VERSION}")
+    for key, kind in CARD_FIELDS.items():
+        if key not in card:
+            raise ZooError(f"{where} lacks the field {key!r} (an agent card has {', '.join(CARD_FIELDS)})")
+        if not isinstance(card[key], kind) or isinstance(card[key], bool):
+            raise ZooError(f"{where}: {key!r} is {card[key]!r}, not a {kind.__name__}")
+    name = card["name"]
+    if card["algo"] not in _policy_classes():
+        raise ZooError(f"agent {name!r}: unknown algorithm {card['algo']!r} (known: {', '.join(_policy_classes())})")
+    if card["representation"] not in _encoder_classes():
+        raise ZooError(f"agent {name!r}: unknown representation {card['representation']!r} "
+                       f"(known: {', '.join(_encoder_classes())})")
+    try:
+        color = envs.color_name(card["color"])
+    except ValueError as e:
+        raise ZooError(f"agent {name!r}: {e}") from None
+    if color != card["color"]:
+        raise ZooError(f"agent {name!r}: colour {card['color']!r} is not written as relreps writes it ({color!r})")
+    if card["head_dim"] < 1:
+        raise ZooError(f"agent {name!r}: head_dim {card['head_dim']} must be >= 1")
+    if Path(card["weights"]).name != card["weights"] or card["weights"] in ("", ".", ".."):
+        raise ZooError(f"agent {name!r}: weights {card['weights']!r} is not a plain file name beside the card")
+    says = {"color": color, "algo": card["algo"], "representation": card["representation"],
+            "head_dim": card["head_dim"]}
+    others: list[tuple[str, dict]] = []
+    config = card.get("config")
+    if isinstance(config, dict):
+        trained = {k: config.get(k) for k in says if k in config}
+        if "color" in trained:
+            try:
+                trained["color"] = envs.color_name(trained["color"])
+            except ValueError:
+                pass
+        if "stitched" in card:  # the config is the policy agent's: its colour is another one
+            trained.pop("color", None)
+        others.append(("its training config", trained))
+    if card["representation"] == "relative":
+        info = card.get("anchors")
+        if info is not None:
+            if not isinstance(info, dict) or not {"set", "color", "frames_checksum"} <= set(info):
+                raise ZooError(f"agent {name!r}: its 'anchors' entry needs 'set', 'color' and 'frames_checksum'")
+            others.append(("its anchors", {"color": info["color"]}))
+        if "color" in card["encoder_kwargs"]:
+            others.append(("its encoder_kwargs", {"color": card["encoder_kwargs"]["color"]}))
+    elif "anchors" in card["encoder_kwargs"] or "anchors" in card:
+        raise ZooError(f"agent {name!r}: the card says absolute, but it names anchors (a relative agent's card?)")
+    for source, values in others:
+        wrong = [k for k, v in values.items() if k in says and v != says[k]]
+        if wrong:
+            raise ZooError(f"agent {name!r}: the card says {', '.join(f'{k} {says[k]!r}' for k in wrong)}, but "
+                           f"{source} says {', '.join(f'{k} {values[k]!r}' for k in wrong)}; the card was edited "
+                           "or belongs to another agent")
+
+
+def _anchor_frames(card: dict, card_path: Path) -> np.ndarray | None:
+    """The anchor frames a relative agent's card refers to, found by content wherever they are:
+    the copy beside the card (its frames exactly), the shipped set of that name, or the set at the
+    path the card recorded (the set's frames in the agent's colour), each checked against the
+    card's checksum. ``None`` for a card without an ``anchors`` entry (the encoder then loads the
+    set its ``encoder_kwargs`` name)."""
     from . import anchors
 
-    expected = card.get("anchors", {}).get("frames_checksum")
+    info = card.get("anchors")
+    if info is None:
+        return None
+    name, color, tried = card["name"], info["color"], []
+    copy = info.get("copy")
+    if copy:
+        file = card_path.parent / str(copy)
+        if Path(str(copy)).name != str(copy):
+            raise ZooError(f"agent {name!r}: anchors copy {copy!r} is not a plain file name beside the card")
+        if file.is_file():
+            try:
+                frames = anchors.read_frames(file)
+            except anchors.AnchorError as e:
+                tried.append(f"{file} ({e})")
+            else:
+                if anchors.frames_checksum(frames) == info.get("used_checksum"):
+                    return frames
+                tried.append(f"{file} (other frames: its checksum differs)")
+        else:
+            tried.append(f"{file} (missing)")
+    candidates = []
+    if info["set"] in anchors.available():
+        candidates.append(anchors.SHIPPED_DIR / info["set"])
+    if info.get("path"):
+        candidates.append(Path(info["path"]))
+    for folder in candidates:
+        if not (folder / "anchors.json").is_file():
+            tried.append(f"{folder} (no anchor set there)")
+            continue
+        try:
+            frames = anchors.load(folder).frames(color)
+        except anchors.AnchorError as e:
+            tried.append(f"{folder} ({e})")
+            continue
+        if anchors.frames_checksum(frames) == info["frames_checksum"]:
+            return frames
+        tried.append(f"{folder} (other frames: its checksum differs)")
+    if not tried:
+        tried.append(f"no shipped set {info['set']!r} (shipped: {', '.join(anchors.available()) or 'none'}), "
+                     "no recorded path, no copy beside the card")
+    raise ZooError(f"agent {name!r}: cannot find the anchor frames it was trained with (set {info['set']!r}, "
+                   f"colour {color}, checksum {info['frames_checksum'][:12]}...); tried: {'; '.join(tried)}")
+
+
+def anchor_key(card: dict) -> tuple | None:
+    """What a relative agent's relative coordinates are: ``(anchor set, n_anchors, anchor_seed)``,
+    the set by its identity (:attr:`relreps.anchors.AnchorSet.identity`, colour-independent) when
+    the card records it or names a shipped set, else by name. Two relative agents can be stitched
+    as they are only when their keys are equal. ``None`` for an absolute agent or a card that does
+    not say."""
+    if card.get("representation") != "relative":
+        return None
+    kw = card.get("encoder_kwargs", {})
+    info = card.get("anchors") if isinstance(card.get("anchors"), dict) else {}
+    set_key = info.get("set_id")
+    if set_key is None and info and _is_shipped_set(info):
+        set_key = _shipped_identity(info["set"])
+    if set_key is None:
+        set_key = info.get("set", kw.get("anchors"))
+        if not isinstance(set_key, str):
+            return None
+        if set_key in _shipped_set_names():
+            set_key = _shipped_identity(set_key)
+    n = kw.get("n_anchors")
+    if n is None:
+        from .extractors import CONV_DIM
+
+        n = CONV_DIM if kw.get("latent_dim") is None else kw["latent_dim"]
+    return set_key, n, kw.get("anchor_seed", 0)
+
+
+def _shipped_set_names() -> list[str]:
+    from . import anchors
+
+    return anchors.available()
+
+
+_IDENTITIES: dict = {}
+
+
+def _shipped_identity(name: str) -> str:
+    from . import anchors
+
+    if name not in _IDENTITIES:
+        _IDENTITIES[name] = anchors.load(anchors.SHIPPED_DIR / name).identity
+    return _IDENTITIES[name]
+
+
+def _check_used_anchors(policy, card: dict) -> None:
+    """The encoder's anchor frames are the ones the card's ``used_checksum`` names (when it has one)."""
+    from . import anchors
+    from .extractors import encoder_of
+
+    expected = card.get("anchors", {}).get("used_checksum")
     if expected is None:
         return
-    aset = anchors.load(card["anchors"]["set"])
-    got = anchors.frames_checksum(aset.frames(card["anchors"]["color"]))
+    got = anchors.frames_checksum(encoder_of(policy).anchor_frames.cpu().numpy())
     if got != expected:
-        raise ZooError(f"agent {card['name']!r} was trained with other anchor frames than the set "
-                       f"{aset.name!r} now holds (checksum {got[:12]}... != {expected[:12]}...)")
+        raise ZooError(f"agent {card['name']!r}: its encoder would use other anchor frames than it was trained "
+                       f"with (checksum {got[:12]}... != {expected[:12]}...)")
 
 
 def export_sb3(agent: Agent, path: str | os.PathLike) -> Path:

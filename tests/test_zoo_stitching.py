@@ -75,7 +75,7 @@ def test_agent_files_are_checked(agents, tmp_path):
     card = json.loads(path.read_text())
     card["head_dim"] = 32
     path.write_text(json.dumps(card))
-    with pytest.raises(zoo.ZooError, match="does not match the weights|shapes differ"):
+    with pytest.raises(zoo.ZooError, match="does not match the weights|shapes differ|the card was edited"):
         zoo.load(path)
     with pytest.raises(zoo.ZooError, match="available"):
         zoo.load("no-such-agent")
