@@ -27,11 +27,17 @@ from pathlib import Path
 def _anchors_collect(args) -> int:
     from . import anchors
 
+    from .envs import color_name
+
+    if not args.name.strip() or Path(args.name).name != args.name:
+        raise ValueError(f"invalid anchor set name {args.name!r}: a plain name such as my-set (the folder is --out)")
     out = Path(args.out) if args.out else Path("anchors") / args.name
-    if (out / "anchors.json").exists() and not args.overwrite:
-        print(f"error: an anchor set already exists at {out}; choose another NAME/--out or pass "
-              "--overwrite", file=sys.stderr)
-        return 2
+    anchors.check_target(out, overwrite=args.overwrite)  # everything is checked before the drive
+    anchors.check_recording(n_steps=args.steps, n_anchors=args.n_anchors, burst_every=args.burst_every,
+                            burst_length=args.burst_length)
+    names = [color_name(c) for c in args.colors]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--colors names a colour twice: {' '.join(names)}")
     t0 = time.time()
     driver, extra = None, {}
     if args.driver != "scripted":  # a trained agent drives, in its own colour (the paper's way)
@@ -98,16 +104,24 @@ def _anchors_grid(args) -> int:
 
     from . import anchors
 
-    a = anchors.load(args.name)
-    colors = args.colors or a.stored_colors
-    pick = np.linspace(0, a.n_anchors - 1, args.count).astype(int)
-    rows = [np.concatenate(list(a.frames(c)[pick]), axis=1) for c in colors]
-    grid = np.concatenate(rows, axis=0)
+    from . import files
+    from .envs import color_name
+
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    pygame.image.save(pygame.surfarray.make_surface(grid.transpose(1, 0, 2)), str(out))
+    if out.suffix.lower() not in (".png", ".bmp", ".tga", ".jpg", ".jpeg"):
+        raise ValueError(f"--out {out}: the image format comes from the suffix: .png, .bmp, .tga, .jpg or .jpeg")
+    a = anchors.load(args.name)
+    colors = [color_name(c) for c in args.colors or a.stored_colors]
+    if args.count > a.n_anchors:
+        raise ValueError(f"--count {args.count}: the set {a.name!r} has {a.n_anchors} anchors")
+    pick = np.linspace(0, a.n_anchors - 1, args.count).astype(int)
+    rows = [np.concatenate(list(a.frames(c)[pick]), axis=1) for c in colors]
+    grid = np.concatenate(rows, axis=0)
+    with files.atomic_path(out) as tmp:
+        pygame.image.save(pygame.surfarray.make_surface(grid.transpose(1, 0, 2)), str(tmp))
     print(f"wrote {out}: anchors {pick.tolist()} (columns) in {', '.join(colors)} (rows)")
     return 0
 
@@ -118,15 +132,9 @@ def _train(args) -> int:
     from .evaluation import EVAL_TRACKS
     from .training import TrainConfig, train
 
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    from .training import parse_overrides
+
+    overrides = parse_overrides(args.set)
     config = TrainConfig(
         algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
         total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
@@ -174,7 +182,9 @@ def _evaluate(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         record = {"agent": agent.name, "sha256": agent.card.get("sha256"), "max_steps": args.max_steps,
                   **result.summary()}
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        from . import files
+
+        files.write_text(out, json.dumps(record, indent=1) + "\n")
         print(f"written to {out}")
     return 0
 
@@ -359,8 +369,9 @@ def _latent_analysis(args) -> int:
         "stitch_agreement": actions,
         **({"stitch_agreement_anchor_mean": aligned} if aligned else {}),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    from . import files
+
+    files.write_text(out, json.dumps(result, indent=1) + "\n")
     print(f"{c.label}, {c.representation}, {m.n} parallel frames:")
     print(f"  mean cosine, matched frames   {m.matched:.3f}")
     print(f"  mean cosine, unmatched pairs  {m.unmatched:.3f}  (gap {m.gap:+.3f})")
@@ -391,6 +402,40 @@ def _choice_of(choices: dict, value) -> str:
     return next(k for k, v in choices.items() if v is value or (isinstance(v, str) and v == value))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in one line (the command, the problem, where to read more)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _track_count(text: str) -> int:
+    """An argparse type: how many of the held-out tracks (:func:`relreps.evaluation.held_out_tracks`)."""
+    from .evaluation import EVAL_TRACKS, held_out_tracks
+
+    try:
+        return len(held_out_tracks(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of held-out tracks from 1 to {len(EVAL_TRACKS)}, "
+                                         f"got {text!r}") from None
+
+
 def _latent(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -404,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .anchors import DEFAULT_SET as DEFAULT_ANCHORS
     from .envs import COLORS
 
-    p = argparse.ArgumentParser(prog="relreps", description=__doc__.split("\n")[0])
+    p = _Parser(prog="relreps", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("anchors", help="collect, inspect and verify parallel anchor sets")
@@ -412,14 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = asub.add_parser("collect", help="record a drive, pick anchors, replay them in colours")
     c.add_argument("name")
     c.add_argument("--out", help="folder to write (default: anchors/NAME)")
-    c.add_argument("--steps", type=int, default=4000, help="steps to record (default 4000)")
-    c.add_argument("--n-anchors", type=int, default=3136, help="anchors to keep (default 3136)")
+    c.add_argument("--steps", type=_at_least(1), default=4000, help="steps to record (default 4000)")
+    c.add_argument("--n-anchors", type=_at_least(1), default=3136, help="anchors to keep (default 3136)")
     c.add_argument("--colors", nargs="+", default=list(COLORS), help="colours to store")
     c.add_argument("--seed", type=int, default=0, help="seed of the bursts and the anchor draw")
     c.add_argument("--driver", default="scripted",
                    help="'scripted' (centre-line driver) or a trained agent: zoo name or agent file")
-    c.add_argument("--burst-every", type=int, default=200)
-    c.add_argument("--burst-length", type=int, default=100)
+    c.add_argument("--burst-every", type=_at_least(1), default=200)
+    c.add_argument("--burst-length", type=_at_least(0), default=100)
     c.add_argument("--overwrite", action="store_true", help="replace an existing set at --out")
     c.set_defaults(func=_anchors_collect)
     ls = asub.add_parser("list", help="shipped anchor sets")
@@ -434,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = asub.add_parser("grid", help="save a PNG grid: some anchors (columns) in each colour (rows)")
     g.add_argument("name")
     g.add_argument("--out", required=True)
-    g.add_argument("--count", type=int, default=8)
+    g.add_argument("--count", type=_at_least(1), default=8)
     g.add_argument("--colors", nargs="+")
     g.add_argument("--overwrite", action="store_true")
     g.set_defaults(func=_anchors_grid)
@@ -448,13 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--algo", default="ppo", choices=ALGORITHMS)
     t.add_argument("--representation", default="relative", choices=REPRESENTATIONS)
     t.add_argument("--color", default="green", help="a paper colour or R,G,B")
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--steps", type=int, default=2_000_000, help="environment steps in total")
-    t.add_argument("--envs", type=int, default=16, help="parallel environments")
-    t.add_argument("--workers", type=int, help="environment processes (default: one per core)")
+    t.add_argument("--seed", type=_at_least(0), default=1)
+    t.add_argument("--steps", type=_at_least(1), default=2_000_000, help="environment steps in total")
+    t.add_argument("--envs", type=_at_least(1), default=16, help="parallel environments")
+    t.add_argument("--workers", type=_at_least(0), help="environment processes (default: one per core)")
     t.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     t.add_argument("--anchors", default=DEFAULT_ANCHORS, help=f"anchor set name or folder (default {DEFAULT_ANCHORS})")
-    t.add_argument("--n-anchors", type=int)
+    t.add_argument("--n-anchors", type=_at_least(1))
     t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
                    help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
                         "convolution features")
@@ -472,11 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative: centre the embeddings on the anchors' mean (default), standardise "
                         "them with the anchors' per-dimension mean and std ('per-dimension', the "
                         "authors' code and the first zoo runs), or neither ('none')")
-    t.add_argument("--head-dim", type=int, default=512)
-    t.add_argument("--eval-every", type=int, default=100_000)
-    t.add_argument("--eval-tracks", type=int, default=5, help="held-out tracks per evaluation")
-    t.add_argument("--eval-max-steps", type=int, default=1000)
-    t.add_argument("--checkpoint-every", type=int, default=100_000)
+    t.add_argument("--head-dim", type=_at_least(1), default=512)
+    t.add_argument("--eval-every", type=_at_least(0), default=100_000)
+    t.add_argument("--eval-tracks", type=_track_count, default=5, help="held-out tracks per evaluation")
+    t.add_argument("--eval-max-steps", type=_at_least(1), default=1000)
+    t.add_argument("--checkpoint-every", type=_at_least(0), default=100_000)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset hyper-parameter, e.g. --set n_steps=64")
     t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
@@ -493,9 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
     ev.add_argument("agent", help="shipped agent name or card path")
     ev.add_argument("--color", help="track colour (default: the agent's)")
-    ev.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
-    ev.add_argument("--processes", type=int, help="worker processes (default: one per core)")
-    ev.add_argument("--max-steps", type=int, default=1000)
+    ev.add_argument("--tracks", type=_track_count, default=10, help="how many of the held-out tracks")
+    ev.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
+    ev.add_argument("--max-steps", type=_at_least(1), default=1000)
     ev.add_argument("--out", help="also write the results as JSON (e.g. results/eval-NAME.json)")
     ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_evaluate)
@@ -505,9 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS), choices=REPRESENTATIONS)
     tb.add_argument("--colors", nargs="+", help="default: green red blue yellow")
     tb.add_argument("--agents-dir", help="folder of agents named ALGO-rel|abs-COLOUR (default: the zoo, $RELREPS_ZOO or the shipped one)")
-    tb.add_argument("--tracks", type=int, default=10, help="how many of the held-out tracks")
-    tb.add_argument("--processes", type=int)
-    tb.add_argument("--max-steps", type=int, default=1000)
+    tb.add_argument("--tracks", type=_track_count, default=10, help="how many of the held-out tracks")
+    tb.add_argument("--processes", type=_at_least(1))
+    tb.add_argument("--max-steps", type=_at_least(1), default=1000)
     tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
                     help="not in the paper (relreps.stitching): anchor-mean (relative only) moves each stitch's "
                          "representation by the two agents' anchor means; affine maps the encoder's output with "
@@ -536,10 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "two stitches, on one drive replayed in their colours")
     la.add_argument("agent_a", help="shipped agent name or card path (sees the drive in its colour)")
     la.add_argument("agent_b", help="shipped agent name or card path")
-    la.add_argument("--steps", type=int, default=1000, help="steps to record (default 1000)")
-    la.add_argument("--stride", type=int, default=4, help="keep every STRIDE-th frame (default 4)")
+    la.add_argument("--steps", type=_at_least(1), default=1000, help="steps to record (default 1000)")
+    la.add_argument("--stride", type=_at_least(1), default=4, help="keep every STRIDE-th frame (default 4)")
     la.add_argument("--colors", nargs=2, metavar=("CA", "CB"), help="frame colours (default: each agent's own)")
-    la.add_argument("--tolerance", type=int, default=2,
+    la.add_argument("--tolerance", type=_at_least(0), default=2,
                     help="kept frames either side that still count as a hit (default 2)")
     la.add_argument("--seed", type=int, default=0, help="seed of the random bursts")
     la.add_argument("--track-seed", type=int, help="first track of the drive (default: relreps.latent's "
@@ -554,8 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)
     e = bsub.add_parser("env", help="fast vs stock renderer, side by side, one core")
-    e.add_argument("--tracks", type=int, default=4)
-    e.add_argument("--steps", type=int, default=500, help="steps per track")
+    e.add_argument("--tracks", type=_at_least(1), default=4)
+    e.add_argument("--steps", type=_at_least(1), default=500, help="steps per track")
     e.add_argument("--seed", type=int, default=0, help="draws the tracks, actions and a random colour")
     e.add_argument("--rasterizer", choices=["numba", "gfxdraw"],
                    help="how the fast renderer draws polygons (default: numba if installed)")
@@ -563,10 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="then time the parts of a fast step (numba), same tracks and actions")
     e.set_defaults(func=_bench_env)
     u = bsub.add_parser("update", help="PPO update cost: relative vs absolute encoder, side by side")
-    u.add_argument("--latent-dim", type=int, help="encoder output (default: 3136 convolution features)")
-    u.add_argument("--n-anchors", type=int, help="anchors (default: all 3136 of the shipped set)")
-    u.add_argument("--steps", type=int, default=256, help="rollout steps per environment (2 envs)")
-    u.add_argument("--repeats", type=int, default=3)
+    u.add_argument("--latent-dim", type=_at_least(1), help="encoder output (default: 3136 convolution features)")
+    u.add_argument("--n-anchors", type=_at_least(1), help="anchors (default: all 3136 of the shipped set)")
+    u.add_argument("--steps", type=_at_least(1), default=256, help="rollout steps per environment (2 envs)")
+    u.add_argument("--repeats", type=_at_least(1), default=3)
     u.set_defaults(func=_bench_update)
     return p
 
@@ -575,9 +620,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # bad input (or a file system refusal): one line, no traceback
+        message = " ".join(line.strip() for line in str(e).splitlines()) or type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

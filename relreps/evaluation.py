@@ -34,6 +34,19 @@ EVAL_TRACK_SEED = 10_000_000
 EVAL_TRACKS: tuple[int, ...] = tuple(range(EVAL_TRACK_SEED, EVAL_TRACK_SEED + 10))
 
 
+def held_out_tracks(count: int) -> tuple[int, ...]:
+    """The first ``count`` held-out tracks (:data:`EVAL_TRACKS`): ``count`` from 1 to their number.
+
+    Raises:
+        ValueError: ``count`` is not an integer in that range (a negative count would otherwise
+            slice from the end, and a larger one would silently give fewer tracks).
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= len(EVAL_TRACKS):
+        raise ValueError(f"the number of held-out tracks must be an integer from 1 to {len(EVAL_TRACKS)}, "
+                         f"got {count!r}")
+    return EVAL_TRACKS[: int(count)]
+
+
 @dataclass
 class Episode:
     track_seed: int
@@ -252,6 +265,11 @@ def evaluate(
     seeds = [int(s) for s in track_seeds]
     if not seeds:
         raise ValueError("track_seeds is empty")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, (int, np.integer))
+                                  or processes < 1):
+        raise ValueError(f"processes must be an integer >= 1 (or None: one per core), got {processes!r}")
     policy = getattr(agent, "policy", agent)
     n = min(len(seeds), processes or os.cpu_count() or 1)
     jobs = [(color, s, max_steps) for s in seeds]

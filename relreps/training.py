@@ -599,6 +599,10 @@ def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
 
 
+class RunInUseError(BlockingIOError):
+    """Another process is training in the run folder (its lock is held)."""
+
+
 def _lock(run: Path):
     import fcntl
 
@@ -607,7 +611,7 @@ def _lock(run: Path):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
-        raise RuntimeError(f"run folder {run} is in use by another training process") from None
+        raise RunInUseError(f"run folder {run} is in use by another training process") from None
     return f
 
 
