@@ -9,6 +9,8 @@
   target network's maximum, which over-estimates.)
 - QR-DQN from sb3-contrib, with the same head (:class:`HeadQRDQNPolicy`).
 - :class:`AnchorUpdateCallback`: moves every relative encoder's anchor embeddings as training goes.
+- :class:`PrecisionPPO`: SB3's PPO whose update (and rollout) may run under autocast
+  (:mod:`relreps.precision`); in float32 it is SB3's PPO unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import torch as th
 import torch.nn.functional as F
 from sb3_contrib import QRDQN
 from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
+from gymnasium import spaces
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import explained_variance
 from torch import nn
+
+from . import precision as _precision
 
 from .extractors import Head, HeadActorCriticPolicy, HeadDimMixin, HeadDQNPolicy, RelativeEncoder
 
@@ -100,6 +106,105 @@ class DoubleDQN(DQN):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))
+
+
+class PrecisionPPO(PPO):
+    """SB3's PPO with its update under autocast when ``precision`` is ``"bf16"`` or ``"fp16"``.
+
+    ``precision``: the resolved autocast of the update's forward pass (:func:`relreps.precision.resolve`);
+    ``"fp16"`` scales the loss with a gradient scaler (unscaled before the gradient-norm clip; a
+    step whose gradients overflow is skipped). With ``"fp32"``, :meth:`train` is SB3's own, so the
+    float32 path is SB3's PPO exactly. The rollout's autocast is the policy's
+    ``rollout_precision`` (:class:`relreps.extractors.HeadActorCriticPolicy`).
+    """
+
+    precision: str = "fp32"
+    _scaler = None
+
+    def train(self) -> None:
+        if self.precision == "fp32":
+            return super().train()
+        return self._train_autocast()
+
+    def _train_autocast(self) -> None:
+        # SB3's PPO.train (stable_baselines3/ppo/ppo.py, 2.x), with the forward pass under autocast
+        # and, for float16, a gradient scaler around backward, clip and step.
+        device_type = self.device.type
+        if self.precision == "fp16" and self._scaler is None:
+            self._scaler = th.amp.GradScaler(device_type)
+        scaler = self._scaler if self.precision == "fp16" else None
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+        entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            for rollout_data in self.rollout_buffer.get(self.batch_size):
+                actions = rollout_data.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = rollout_data.actions.long().flatten()
+                with _precision.autocast(device_type, self.precision):
+                    values, log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
+                values, log_prob = values.float().flatten(), log_prob.float()
+                entropy = None if entropy is None else entropy.float()
+                advantages = rollout_data.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                ratio = th.exp(log_prob - rollout_data.old_log_prob)
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+                pg_losses.append(policy_loss.item())
+                clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
+                if self.clip_range_vf is None:
+                    values_pred = values
+                else:
+                    values_pred = rollout_data.old_values + th.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                value_loss = F.mse_loss(rollout_data.returns, values_pred)
+                value_losses.append(value_loss.item())
+                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+                entropy_losses.append(entropy_loss.item())
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                with th.no_grad():
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
+                    approx_kl_divs.append(approx_kl_div)
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
+                    continue_training = False
+                    break
+                self.policy.optimizer.zero_grad()
+                if scaler is None:
+                    loss.backward()
+                    th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                    self.policy.optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(self.policy.optimizer)
+                    th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                    scaler.step(self.policy.optimizer)
+                    scaler.update()
+            self._n_updates += 1
+            if not continue_training:
+                break
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        self.logger.record("train/entropy_loss", np.mean(entropy_losses))
+        self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        self.logger.record("train/value_loss", np.mean(value_losses))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", np.mean(clip_fractions))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if self.clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+        if scaler is not None:
+            self.logger.record("train/grad_scale", scaler.get_scale())
 
 
 class _HeadQuantileNetwork(QuantileNetwork):
@@ -195,14 +300,25 @@ def make_model(
     seed: int | None = None,
     device: str = "auto",
     tensorboard_log: str | None = None,
+    precision: str = "fp32",
+    rollout_precision: str | None = None,
     **overrides,
 ):
     """An untrained SB3 model of ``algo`` with our encoder and head, and the preset defaults.
 
     ``overrides`` replace preset hyper-parameters (e.g. ``n_steps=8`` for a smoke test).
+    ``precision``: the PPO update's autocast, resolved (``"fp32"``, ``"bf16"`` or ``"fp16"``,
+    :func:`relreps.precision.resolve`); ``rollout_precision`` that of the rollout's forward pass
+    (default: the same). The DQN family trains in float32 only.
     """
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}: expected one of {ALGORITHMS}")
+    rollout_precision = precision if rollout_precision is None else rollout_precision
+    for p in (precision, rollout_precision):
+        if p not in _precision.RESOLVED:
+            raise ValueError(f"unknown resolved precision {p!r}: expected one of {_precision.RESOLVED}")
+    if algo != "ppo" and (precision, rollout_precision) != ("fp32", "fp32"):
+        raise ValueError(f"mixed precision is implemented for ppo only; {algo} trains in 'fp32'")
     policy_kwargs = dict(
         features_extractor_class=encoder_class,
         features_extractor_kwargs=dict(encoder_kwargs),
@@ -219,7 +335,7 @@ def make_model(
             raise ValueError(f"n_envs * n_steps ({batch}) must divide into {hp['n_minibatches']} minibatches")
         lr = linear_schedule(hp["learning_rate"]) if hp["anneal_lr"] else hp["learning_rate"]
         policy_kwargs["optimizer_kwargs"] = dict(eps=hp["adam_eps"])
-        return PPO(
+        model = PrecisionPPO(
             HeadActorCriticPolicy,
             env,
             learning_rate=lr,
@@ -237,6 +353,9 @@ def make_model(
             policy_kwargs=policy_kwargs,
             **common,
         )
+        model.precision = precision
+        model.policy.rollout_precision = rollout_precision
+        return model
     hp = {**DQN_DEFAULTS, **overrides}
     unknown = set(hp) - set(DQN_DEFAULTS)
     if unknown:

@@ -33,6 +33,7 @@ from torch import nn
 
 from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
+from .precision import float32
 from .projection import check_options, prepare_anchors, project
 
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
@@ -133,7 +134,8 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
         """The latent of ``(B, 3, 84, 84)`` frames in [0, 1]."""
         z = self.net(obs)
         if self.latent_norm == "layer":
-            z = F.layer_norm(z, z.shape[-1:])
+            with float32(z.device.type):  # in float32 under autocast too
+                z = F.layer_norm(z.float(), z.shape[-1:])
         return z
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -215,9 +217,10 @@ class RelativeEncoder(AbsoluteEncoder):
     def embed_anchors(self, batch_size: int = 512) -> torch.Tensor:
         """Embed the anchor frames with the current weights (no gradient), in batches."""
         out = []
-        for i in range(0, len(self.anchor_frames), batch_size):
-            chunk = self.anchor_frames[i : i + batch_size]
-            out.append(self.embed(chunk.permute(0, 3, 1, 2).float() / 255.0))
+        with float32(self.anchor_frames.device.type):  # the anchor embeddings stay float32 under autocast
+            for i in range(0, len(self.anchor_frames), batch_size):
+                chunk = self.anchor_frames[i : i + batch_size]
+                out.append(self.embed(chunk.permute(0, 3, 1, 2).float() / 255.0))
         return torch.cat(out)
 
     @torch.no_grad()
@@ -258,12 +261,31 @@ class RelativeEncoder(AbsoluteEncoder):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if not bool(self.anchors_ready):
             self.update_anchors()
-        return project(self.embed(obs), self._prepared())
+        z = self.embed(obs)
+        with float32(z.device.type):  # the projection (centring, norms, cosines) in float32 under autocast
+            return project(z.float(), self._prepared())
 
 
 # ----------------------------------------------------------------------------------------------
 # The head
 # ----------------------------------------------------------------------------------------------
+
+
+class Float32LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` computed in float32 under autocast too (same parameters and state)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with float32(x.device.type):
+            return super().forward(x.float())
+
+
+class Float32Linear(nn.Linear):
+    """``nn.Linear`` computed in float32 under autocast too (same parameters and state): the actor's
+    logits and the critic's values, so log-probabilities and PPO's ratio are float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with float32(x.device.type):
+            return super().forward(x.float())
 
 
 class Head(nn.Module):
@@ -274,7 +296,7 @@ class Head(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 512):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.ReLU(), nn.Linear(in_dim, hidden), nn.ReLU())
+        self.net = nn.Sequential(Float32LayerNorm(in_dim), nn.ReLU(), nn.Linear(in_dim, hidden), nn.ReLU())
         self.in_dim = in_dim
         self.latent_dim_pi = self.latent_dim_vf = hidden
 
@@ -305,11 +327,30 @@ class HeadDimMixin:
 class HeadActorCriticPolicy(HeadDimMixin, ActorCriticPolicy):
     """SB3's actor-critic policy with :class:`Head` instead of the MLP extractor.
 
-    ``head_dim`` sets the head's width; ``net_arch`` is not used.
+    ``head_dim`` sets the head's width; ``net_arch`` is not used. The actor's and the critic's last
+    layers compute in float32 under autocast too (:class:`Float32Linear`). ``rollout_precision``
+    (``"fp32"``, ``"bf16"`` or ``"fp16"``; set by :func:`relreps.algos.make_model`, not saved) is
+    the autocast of :meth:`forward`, the pass a PPO rollout makes over all environments at once.
     """
+
+    rollout_precision: str = "fp32"
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        for net in (self.action_net, self.value_net):
+            if type(net) is nn.Linear:
+                net.__class__ = Float32Linear  # same parameters; float32 under autocast
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False):
+        if self.rollout_precision == "fp32":
+            return super().forward(obs, deterministic)
+        from .precision import autocast
+
+        with autocast(self.device.type, self.rollout_precision):
+            return super().forward(obs, deterministic)
 
 
 class _HeadQNetwork(QNetwork):
