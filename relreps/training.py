@@ -42,6 +42,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from . import algos, envs, evaluation, zoo
 from .anchors import DEFAULT_SET
 from .extractors import AbsoluteEncoder, RelativeEncoder, check_latent_norm
+from .precision import check_precision
 from .projection import check_options
 
 REPRESENTATIONS = ("absolute", "relative")
@@ -50,7 +51,8 @@ ANCHOR_UPDATES = ("gradient-step", "rollout")
 
 
 #: What a saved config that lacks a field trained with (``TrainConfig.from_json``).
-LEGACY_DEFAULTS = {"anchor_update": "rollout", "latent_norm": None, "std_floor": None, "standardize": True}
+LEGACY_DEFAULTS = {"anchor_update": "rollout", "latent_norm": None, "std_floor": None, "standardize": True,
+                   "precision": "fp32"}
 
 
 @dataclass
@@ -120,6 +122,12 @@ class TrainConfig:
     """Save a resumable checkpoint every this many steps."""
     hyperparameters: dict = field(default_factory=dict)
     """Overrides of the algorithm preset (see relreps.algos.PPO_DEFAULTS, DQN_DEFAULTS)."""
+    precision: str = "fp32"
+    """``fp32`` (default, every shipped agent), ``bf16`` (bfloat16 autocast of the PPO update and
+    rollout, on a CPU or GPU with native bfloat16) or ``auto`` (bf16 where native, fp16 with a
+    gradient scaler on a GPU without it, else fp32). Anchor embeddings, the relative projection and
+    the LayerNorms stay float32 (:mod:`relreps.precision`). PPO only. The precision a run used on
+    each machine is in ``hardware.json`` and the agent card (``training.precision``)."""
 
     def __post_init__(self) -> None:
         if self.algo not in algos.ALGORITHMS:
@@ -137,6 +145,9 @@ class TrainConfig:
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
         _check_settings(self)
+        check_precision(self.precision)
+        if self.algo != "ppo" and self.precision != "fp32":
+            raise ValueError(f"precision {self.precision!r} is implemented for ppo only; {self.algo} trains in 'fp32'")
 
     @classmethod
     def from_json(cls, d: dict) -> TrainConfig:
@@ -289,8 +300,17 @@ def build_model(config: TrainConfig, env, tensorboard_log: str | None = None):
     return algos.make_model(
         config.algo, env, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
         head_dim=config.head_dim, seed=config.seed, device=config.device,
-        tensorboard_log=tensorboard_log, **config.hyperparameters,
+        tensorboard_log=tensorboard_log, precision=resolved_precision(config), **config.hyperparameters,
     )
+
+
+def resolved_precision(config: TrainConfig) -> str:
+    """What ``config.precision`` means on the device ``config.device`` picks: ``fp32``, ``bf16`` or ``fp16``."""
+    from stable_baselines3.common.utils import get_device
+
+    from .precision import resolve
+
+    return resolve(config.precision, get_device(config.device))
 
 
 def _optimizers(model) -> dict:
@@ -358,7 +378,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
         hp = dict(config.hyperparameters)
         if config.algo != "ppo":
             hp["buffer_size"] = 1  # no replay buffer is needed to act
-        model = build_model(replace(config, device="cpu", hyperparameters=hp), env)
+        model = build_model(replace(config, device="cpu", hyperparameters=hp, precision="fp32"), env)
         elapsed = load_checkpoint(model, ckpt)
         facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
                  "run": str(run)}
@@ -494,7 +514,8 @@ def _record_hardware(run: Path, model, venv) -> list[dict]:
     segments = [s for s in segments if s["from_step"] < model.num_timesteps]  # steps past the checkpoint were redone
     segments.append({"from_step": int(model.num_timesteps), **_hardware(model.device),
                      "env_processes": getattr(venv, "n_workers", 0),  # 0: stepped in the main process
-                     "torch_threads": torch.get_num_threads()})
+                     "torch_threads": torch.get_num_threads(),
+                     "precision": getattr(model, "precision", "fp32")})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(segments, indent=1) + "\n")
     os.replace(tmp, path)
@@ -705,3 +726,4 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         return model
     finally:
         venv.close()
+            "precision": getattr(model, "precision", "fp32"),  # as resolved on the last machine
