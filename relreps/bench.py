@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import envs
 
@@ -256,3 +258,306 @@ def bench_update(*, latent_dim: int | None = None, n_anchors: int | None = None,
     n = models["relative"].policy.features_extractor.features_dim
     return UpdateBench(latent_dim, n, n_envs * n_steps, float(np.median(times["absolute"])),
                        float(np.median(times["relative"])))
+
+
+# ----------------------------------------------------------------------------------------------
+# End-to-end training throughput
+# ----------------------------------------------------------------------------------------------
+
+#: Base variants of :func:`bench_train`: stock SB3 PPO ``CnnPolicy`` on stock gymnasium
+#: ``CarRacing-v3`` (discrete actions), and relreps' PPO in float32, in bfloat16, and in what
+#: ``precision="auto"`` picks on the device (:func:`relreps.precision.resolve`).
+TRAIN_BASES = ("sb3", "fp32", "bf16", "auto")
+#: The variants ``relreps bench train`` runs by default.
+TRAIN_DEFAULT = ("sb3", "fp32", "bf16")
+#: Options a variant may add after its base, ``:``-separated (e.g. ``fp32:threads=1/2``).
+TRAIN_OPTIONS = ("threads=R/U (torch threads in rollouts / updates)", "channels-last",
+                 "rollout=fp32|bf16 (the rollout's autocast; relreps variants)")
+#: How the stock baseline steps its environments: SB3's ``SubprocVecEnv`` (one process per
+#: environment) or ``DummyVecEnv`` (all in the training process).
+SB3_VEC = ("subproc", "dummy")
+
+
+@dataclass
+class TrainVariant:
+    """One contender of :func:`bench_train`, parsed from a spec such as ``bf16:threads=1/2``."""
+
+    spec: str
+    base: str
+    threads: tuple[int, int] | None = None
+    channels_last: bool = False
+    rollout: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> TrainVariant:
+        base, *opts = spec.split(":")
+        if base not in TRAIN_BASES:
+            raise ValueError(f"unknown variant {spec!r}: the base must be one of {TRAIN_BASES}, then options "
+                             f"{TRAIN_OPTIONS} separated by ':'")
+        v = cls(spec, base)
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            if key == "channels-last" and not value:
+                v.channels_last = True
+            elif key == "threads":
+                parts = value.split("/")
+                if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+                    raise ValueError(f"variant {spec!r}: threads takes R/U, two counts >= 1 (e.g. threads=1/2)")
+                v.threads = (int(parts[0]), int(parts[1]))
+            elif key == "rollout" and value in ("fp32", "bf16") and base != "sb3":
+                v.rollout = value
+            else:
+                raise ValueError(f"variant {spec!r}: unknown option {opt!r}; options: {TRAIN_OPTIONS} "
+                                 "(rollout= for relreps variants only)")
+        return v
+
+
+@dataclass
+class TrainTiming:
+    variant: str
+    steps: int  # timed environment steps
+    rollout_s: float
+    update_s: float
+    eval_s: float  # one evaluation as timed (eval_tracks episodes)
+    eval_steps: int  # agent steps that evaluation played
+    eval_share_steps: float  # evaluated steps per training step at the training cadence
+
+    @property
+    def eval_per_step_s(self) -> float:
+        """Evaluation time per training step at the training cadence."""
+        return self.eval_s / max(self.eval_steps, 1) * self.eval_share_steps
+
+    @property
+    def total_s(self) -> float:
+        return self.rollout_s + self.update_s + self.eval_per_step_s * self.steps
+
+    @property
+    def sps(self) -> float:
+        """End to end: environment steps per second, evaluations included at the training cadence."""
+        return self.steps / self.total_s
+
+
+@dataclass
+class TrainBench:
+    timings: list[TrainTiming]
+    setup: str
+
+    def report(self) -> str:
+        by = {t.variant: t for t in self.timings}
+        refs = [r for r in ("sb3", "fp32") if r in by]
+        head = (f"{'variant':24s} {'steps/s':>8s} {'rollout':>8s} {'update':>8s} {'eval':>6s}  "
+                + "  ".join(f"{'vs ' + r:>8s}" for r in refs))
+        lines = [self.setup, head]
+        for t in self.timings:
+            total = t.total_s
+            eval_s = t.eval_per_step_s * t.steps
+            row = (f"{t.variant:24s} {t.sps:8.1f} {t.rollout_s / total:8.0%} {t.update_s / total:8.0%} "
+                   f"{eval_s / total:6.0%}  " + "  ".join(f"{t.sps / by[r].sps:7.2f}x" for r in refs))
+            lines.append(row)
+        lines.append("per timed update (ms per 1000 env steps): "
+                     + "; ".join(f"{t.variant}: rollout {t.rollout_s / t.steps * 1e6:.0f}, update "
+                                 f"{t.update_s / t.steps * 1e6:.0f}, eval {t.eval_per_step_s * 1e6:.0f}"
+                                 for t in self.timings))
+        return "\n".join(lines)
+
+
+def check_train_counts(**counts: int) -> None:
+    """Refuse counts below 1 (one error naming each bad one)."""
+    bad = [f"{k}={v!r}" for k, v in counts.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+    if bad:
+        raise ValueError(f"bench train needs counts >= 1; got {', '.join(bad)}")
+
+
+class _PhaseTimer(BaseCallback):
+    """Rollout wall time, and torch threads per phase (``threads=(rollout, update)``)."""
+
+    def __init__(self, threads: tuple[int, int] | None = None):
+        super().__init__()
+        self.threads = threads
+        self.rollout_s = 0.0
+        self._t0 = 0.0
+
+    def _on_rollout_start(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads[0])
+        self._t0 = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_s += time.perf_counter() - self._t0
+        if self.threads:
+            torch.set_num_threads(self.threads[1])
+
+
+def _sb3_model(n_envs: int, seed: int, vec: str, n_steps: int, device: str = "cpu"):
+    """Stock SB3 PPO ``CnnPolicy`` on stock gymnasium ``CarRacing-v3`` (discrete actions), with
+    relreps' PPO preset (:data:`relreps.algos.PPO_DEFAULTS`)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from . import algos
+
+    hp = {**algos.PPO_DEFAULTS, "n_steps": n_steps}
+    venv = make_vec_env("CarRacing-v3", n_envs=n_envs, seed=seed, env_kwargs={"continuous": False},
+                        vec_env_cls=SubprocVecEnv if vec == "subproc" else DummyVecEnv)
+    lr = algos.linear_schedule(hp["learning_rate"]) if hp["anneal_lr"] else hp["learning_rate"]
+    model = PPO("CnnPolicy", venv, learning_rate=lr, n_steps=hp["n_steps"],
+                batch_size=n_envs * hp["n_steps"] // hp["n_minibatches"], n_epochs=hp["n_epochs"],
+                gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], clip_range=hp["clip_range"],
+                clip_range_vf=hp["clip_range_vf"], normalize_advantage=hp["normalize_advantage"],
+                ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
+                policy_kwargs=dict(optimizer_kwargs=dict(eps=hp["adam_eps"])), seed=seed, device=device, verbose=0)
+    return model, venv
+
+
+def _sb3_evaluate(model, track_seeds, max_steps: int) -> int:
+    """Greedy episodes on stock ``CarRacing-v3`` in this process (as SB3's ``evaluate_policy``);
+    returns the steps played."""
+    import gymnasium as gym
+
+    env = gym.make("CarRacing-v3", continuous=False)
+    steps = 0
+    try:
+        for s in track_seeds:
+            obs, _ = env.reset(seed=int(s))
+            for _ in range(max_steps):
+                action, _ = model.predict(obs, deterministic=True)
+                obs, _, term, trunc, _ = env.step(int(action))
+                steps += 1
+                if term or trunc:
+                    break
+    finally:
+        env.close()
+    return steps
+
+
+def bench_train(
+    variants=TRAIN_DEFAULT, *, updates: int = 2, n_envs: int = 16, n_steps: int = 128,
+    workers: int | None = None, representation: str = "relative", eval_tracks: int = 1,
+    eval_max_steps: int = 200, sb3_vec: str = "subproc", seed: int = 0, device: str = "cpu",
+) -> TrainBench:
+    """End-to-end PPO training throughput of several variants, interleaved update by update.
+
+    Every variant builds its model and environments, then runs one untimed rollout and update
+    (warm-up). Then, ``updates`` times, each variant in turn collects one rollout of
+    ``n_envs x n_steps`` steps and runs one PPO update (SB3's own learning loop, step by step), so
+    all variants see the same machine load. Rollout time is measured from the rollout's start
+    (after the anchor update, which counts as update) to its end (returns computed); update time
+    is the rest. Then each variant plays one evaluation (``eval_tracks`` greedy episodes of at most
+    ``eval_max_steps`` steps: relreps' protocol, or stock episodes in one process for ``sb3``); its
+    cost per played step is charged at the training cadence (``TrainConfig``'s defaults: episodes
+    on ``len(eval_tracks)`` tracks of ``eval_max_steps`` steps every ``eval_every`` steps).
+
+    Variants: :data:`TRAIN_BASES` with options (:class:`TrainVariant`). All counts must be >= 1,
+    and every variant must be runnable on ``device`` (bf16 needs native bfloat16), before any work
+    starts.
+    """
+    from . import algos, evaluation
+    from .precision import resolve
+    from .training import REPRESENTATIONS, TrainConfig
+
+    check_train_counts(updates=updates, n_envs=n_envs, n_steps=n_steps, eval_tracks=eval_tracks,
+                       eval_max_steps=eval_max_steps)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be >= 0 (0: environments in the training process), got {workers!r}")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}: expected one of {REPRESENTATIONS}")
+    if sb3_vec not in SB3_VEC:
+        raise ValueError(f"unknown sb3_vec {sb3_vec!r}: expected one of {SB3_VEC}")
+    if isinstance(variants, str):
+        variants = [variants]
+    if not variants:
+        raise ValueError(f"no variants given: expected some of {TRAIN_BASES} (with options {TRAIN_OPTIONS})")
+    parsed = [TrainVariant.parse(v) for v in variants]
+    if len({v.spec for v in parsed}) != len(parsed):
+        raise ValueError(f"variants repeat: {[v.spec for v in parsed]}")
+    if (n_envs * n_steps) % algos.PPO_DEFAULTS["n_minibatches"]:
+        raise ValueError(f"n_envs * n_steps ({n_envs * n_steps}) must divide into "
+                         f"{algos.PPO_DEFAULTS['n_minibatches']} minibatches")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no GPU here")
+    resolved = {}
+    for v in parsed:
+        if v.base != "sb3":  # refuses bf16 on a device without native bfloat16
+            resolved[v.spec] = (resolve(v.base, device), None if v.rollout is None else resolve(v.rollout, device))
+
+    defaults = TrainConfig(representation=representation)
+    tracks = evaluation.EVAL_TRACKS[:eval_tracks]
+    share = len(defaults.eval_tracks) * defaults.eval_max_steps / defaults.eval_every
+    base_threads = torch.get_num_threads()
+    steps = n_envs * n_steps
+    runs = []  # (variant, model, venv, callback, timer, total)
+    timings = []
+    try:
+        for v in parsed:
+            torch.set_num_threads(base_threads)
+            if v.base == "sb3":
+                model, venv = _sb3_model(n_envs, seed, sb3_vec, n_steps, device)
+                extra = []
+            else:
+                from .envs import make_vec_env
+
+                venv = make_vec_env(defaults.color, n_envs, seed=seed, workers=workers)
+                encoder_class, encoder_kwargs = defaults.encoder()
+                model = algos.make_model("ppo", venv, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
+                                         head_dim=defaults.head_dim, seed=seed, device=device,
+                                         precision=resolved[v.spec][0], rollout_precision=resolved[v.spec][1],
+                                         n_steps=n_steps)
+                extra = []
+                if representation == "relative":
+                    extra.append(algos.AnchorUpdateCallback(per_gradient_step=defaults.anchor_update == "gradient-step"))
+            if v.channels_last:
+                model.policy.to(memory_format=torch.channels_last)
+            timer = _PhaseTimer(v.threads)
+            total, callback = model._setup_learn(steps * (updates + 1), CallbackList([*extra, timer]),
+                                                 True, "bench", False)
+            callback.on_training_start(locals(), globals())
+            runs.append((v, model, venv, callback, timer, total))
+
+        def one_update(v, model, callback, total):
+            torch.set_num_threads(v.threads[1] if v.threads else base_threads)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+            model._update_current_progress_remaining(model.num_timesteps, total)
+            model.train()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+        for v, model, _, callback, timer, total in runs:  # warm-up, not timed
+            one_update(v, model, callback, total)
+            timer.rollout_s = 0.0
+        spent = {v.spec: 0.0 for v in parsed}
+        for _ in range(updates):
+            for v, model, _, callback, timer, total in runs:
+                spent[v.spec] += one_update(v, model, callback, total)
+        for v, model, _, callback, timer, total in runs:
+            torch.set_num_threads(base_threads)
+            t0 = time.perf_counter()
+            if v.base == "sb3":
+                played = _sb3_evaluate(model, tracks, eval_max_steps)
+            else:
+                result = evaluation.evaluate(model, color=defaults.color, track_seeds=tracks, max_steps=eval_max_steps)
+                played = sum(e.length for e in result.episodes)
+            eval_s = time.perf_counter() - t0
+            timings.append(TrainTiming(v.spec, steps * updates, timer.rollout_s, spent[v.spec] - timer.rollout_s,
+                                       eval_s, played, share))
+    finally:
+        torch.set_num_threads(base_threads)
+        for _, _, venv, *_ in runs:
+            venv.close()
+    procs = "one per core" if workers is None else workers
+    precisions = ", ".join(f"{k}: update {u}, rollout {r or u}" for k, (u, r) in resolved.items())
+    setup = (f"PPO on {device} ({representation} encoder for relreps variants; {precisions}), {n_envs} envs x {n_steps} steps per update "
+             f"({steps} env steps), {updates} timed updates per variant after one warm-up, interleaved; relreps "
+             f"env processes: {procs}; sb3 envs: {sb3_vec}; "
+             f"torch threads: {base_threads}; evaluation charged at {share:.3f} evaluated steps per training "
+             f"step, measured on {eval_tracks} track(s) x <= {eval_max_steps} steps")
+    return TrainBench(timings, setup)

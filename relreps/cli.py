@@ -14,6 +14,7 @@
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
     relreps latent AGENT_A AGENT_B [--steps 1000] [--stride 4] [--colors CA CB] [--reembed-anchors] [--out FILE] [--overwrite]
+    relreps bench train [--variants sb3 fp32 bf16] [--updates 2] [--envs 16] [--eval-tracks 1]
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def _train(args) -> int:
         standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
         eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
     )
+        precision=args.precision,
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
     return 0
@@ -397,6 +399,16 @@ _STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
 
 
+def _bench_train(args) -> int:
+    from .bench import bench_train
+
+    print(bench_train(args.variants, updates=args.updates, n_envs=args.envs, n_steps=args.n_steps,
+                      workers=args.workers, representation=args.representation, eval_tracks=args.eval_tracks,
+                      eval_max_steps=args.eval_max_steps, sb3_vec=args.sb3_vec, seed=args.seed,
+                      device=args.device).report())
+    return 0
+
+
 def _choice_of(choices: dict, value) -> str:
     """The command-line choice that maps to ``value`` (a TrainConfig default): one source of truth."""
     return next(k for k, v in choices.items() if v is value or (isinstance(v, str) and v == value))
@@ -560,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "Written to table-ALGO-REPRESENTATION-ALIGN.json")
     tb.add_argument("--agent", action="append", metavar="COLOUR=AGENT",
                     help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "
+    from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
+    from .precision import PRECISIONS
                          "ALGO-rel|abs-COLOUR, e.g. green=ppo-rel-green-s2; repeatable; the table is written "
                          "to table-ALGO-REPRESENTATION[-ALIGN]+AGENT.json")
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
@@ -593,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="relative agents: re-embed each one's anchors with its final weights first "
                          "(a diagnostic of the anchors' moving average; prints how far it lagged)")
     la.add_argument("--out", help="JSON file (default: results/latent-A-B.json)")
+    t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
+                   help="fp32 (default), bf16 (autocast where the device has native bfloat16) or auto "
+                        "(bf16 where native, fp16 with a gradient scaler on other GPUs, else fp32); PPO only")
     la.add_argument("--overwrite", action="store_true")
     la.set_defaults(func=_latent_analysis)
 
@@ -631,3 +648,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    bt = bsub.add_parser("train", help="end-to-end PPO training speed: stock SB3 + gymnasium, relreps fp32 "
+                                      "and bf16, interleaved update by update")
+    bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
+                    help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
+                         f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")
+    bt.add_argument("--updates", type=int, default=2, help="timed PPO updates per variant (after one warm-up)")
+    bt.add_argument("--envs", type=int, default=16, help="parallel environments (default 16)")
+    bt.add_argument("--n-steps", type=int, default=128, help="steps per environment per rollout (default 128)")
+    bt.add_argument("--workers", type=int, help="relreps environment processes (default: one per core)")
+    bt.add_argument("--representation", choices=REPRESENTATIONS, default="relative")
+    bt.add_argument("--eval-tracks", type=int, default=1, help="tracks of the timed evaluation (default 1)")
+    bt.add_argument("--eval-max-steps", type=int, default=200, help="steps per timed evaluation episode")
+    bt.add_argument("--sb3-vec", choices=SB3_VEC, default="subproc",
+                    help="how stock SB3 steps its environments (default: SubprocVecEnv)")
+    bt.add_argument("--seed", type=int, default=0)
+    bt.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (default cpu)")
+    bt.set_defaults(func=_bench_train)
