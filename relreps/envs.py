@@ -80,7 +80,7 @@ def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:
     """
     if isinstance(color, str) and "," in color:  # "R,G,B", as color_name writes it
         parts = color.split(",")
-        if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+        if len(parts) == 3 and all(p.strip().isascii() and p.strip().isdigit() for p in parts):
             return resolve_color(tuple(int(p) for p in parts))
         raise ValueError(f"invalid colour {color!r}: expected {_valid_color_message()}")
     if isinstance(color, str):

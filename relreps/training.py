@@ -372,7 +372,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
     for path in (cfg_path, ckpt):
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: {run} is not a run folder with a checkpoint")
-    config = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+    config = run_anchors(TrainConfig.from_json(json.loads(cfg_path.read_text())), run)
     env = envs.make_vec_env(config.color, n_envs=1, seed=config.seed, workers=0)
     try:
         hp = dict(config.hyperparameters)
@@ -532,8 +532,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_start(config, out, resume=resume)
     run = Path(out)
-    check_start(config, run, resume=resume)
     fresh = not run.exists()
     emptied = not fresh and not any(run.iterdir())  # an empty folder the user made: kept, left empty
     run.mkdir(parents=True, exist_ok=True)
@@ -597,7 +597,7 @@ def check_start(config: TrainConfig, out: str | os.PathLike, *, resume: bool = F
         from . import anchors
         from .extractors import CONV_DIM
 
-        aset = anchors.load(config.anchors)
+        aset = anchors.load(run_anchors(config, run).anchors)
         wanted = config.n_anchors or (CONV_DIM if config.latent_dim is None else config.latent_dim)
         if wanted > aset.n_anchors:
             raise ValueError(f"{wanted} anchors asked for (n_anchors, or one per encoder dimension), but the set "
@@ -618,6 +618,38 @@ def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
     absolute = saved.representation == given.representation == "absolute"
     skip = _EXECUTION_ONLY + (_RELATIVE_ONLY if absolute else ())
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
+
+
+#: The folder in a run that holds its copy of a custom (not shipped) anchor set: the recipe, the
+#: anchor indices and the frames in the run's colour, so that resuming and exporting the run do
+#: not depend on where the set was when training started.
+RUN_ANCHORS = "anchor-set"
+
+
+def run_anchors(config: TrainConfig, run: str | os.PathLike, *, create: bool = False) -> TrainConfig:
+    """``config`` reading its anchors from the run's own copy (:data:`RUN_ANCHORS`) when the run has
+    one. With ``create``, a relative run whose set is not a shipped one gets that copy first (the
+    set's identity and the frames in the run's colour are unchanged). Absolute runs and runs on a
+    shipped set are returned as they are."""
+    from . import anchors
+
+    if config.representation != "relative":
+        return config
+    copy = Path(run) / RUN_ANCHORS
+    if (copy / "anchors.json").is_file():
+        return replace(config, anchors=str(copy))
+    if not create:
+        return config
+    aset = anchors.load(config.anchors)
+    if zoo._is_shipped_set({"set": aset.name, "set_id": aset.identity}):
+        return config
+    frames = aset.frames(config.color)
+    own = anchors.AnchorSet(name=aset.name, recipe=aset.recipe, indices=aset.indices,
+                            checksums={config.color: anchors.frames_checksum(frames)},
+                            meta={k: v for k, v in aset.meta.items() if k != "files"})
+    own._frames[config.color] = frames
+    own.save(copy)
+    return replace(config, anchors=str(copy))
 
 
 class RunInUseError(BlockingIOError):
@@ -669,13 +701,14 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         if (run / "done.json").exists():
             raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
                                   f"{run / 'agent.json'}. To train further, start a new run folder")
-    card_base = zoo.card_for(config)  # reads the anchor set now, not after hours of training
+    built = run_anchors(config, run, create=True)  # a custom anchor set: the run's own copy
+    card_base = zoo.card_for(built)  # reads the anchor set now, not after hours of training
     files.write_text(cfg_path, json.dumps(asdict(config), indent=1) + "\n")
 
     t0 = time.time()
     venv = envs.make_vec_env(config.color, config.n_envs, seed=config.seed, workers=config.workers)
     try:
-        model = build_model(config, venv)
+        model = build_model(built, venv)
         formats = ["csv"]
         try:  # what SB3's TensorBoard writer needs
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401

@@ -579,14 +579,14 @@ def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
             others.append(("its anchors", {"color": info["color"]}))
         if "color" in card["encoder_kwargs"]:
             others.append(("its encoder_kwargs", {"color": card["encoder_kwargs"]["color"]}))
-    elif "anchors" in card["encoder_kwargs"] or "anchors" in card:
-        raise ZooError(f"agent {name!r}: the card says absolute, but it names anchors (a relative agent's card?)")
     for source, values in others:
         wrong = [k for k, v in values.items() if k in says and v != says[k]]
         if wrong:
             raise ZooError(f"agent {name!r}: the card says {', '.join(f'{k} {says[k]!r}' for k in wrong)}, but "
                            f"{source} says {', '.join(f'{k} {values[k]!r}' for k in wrong)}; the card was edited "
                            "or belongs to another agent")
+    if card["representation"] == "absolute" and ("anchors" in card["encoder_kwargs"] or "anchors" in card):
+        raise ZooError(f"agent {name!r}: the card says absolute, but it names anchors (a relative agent's card?)")
 
 
 def _anchor_frames(card: dict, card_path: Path) -> np.ndarray | None:

@@ -88,7 +88,7 @@ def test_one_process_per_run_folder(tmp_path):
     run.mkdir()
     held = training._lock(run)
     try:
-        with pytest.raises(RuntimeError, match="in use by another training process"):
+        with pytest.raises(training.RunInUseError, match="in use by another training process"):
             training.train(tiny(total_steps=32), run)
     finally:
         held.close()
