@@ -143,8 +143,8 @@ def _train(args) -> int:
         anchor_update=args.anchor_update, std_floor=args.std_floor,
         standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
         eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
-    )
         precision=args.precision,
+    )
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
     return 0

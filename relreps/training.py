@@ -742,6 +742,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             "steps": model.num_timesteps,
             "wall_s": round(time.time() - t0, 1),  # all segments, evaluations included
             "steps_per_s": round(model.num_timesteps / max(time.time() - t0, 1e-9), 1),
+            "precision": getattr(model, "precision", "fp32"),  # as resolved on the last machine
             "hardware": segments_hw[-1],  # where it finished; every segment's below when it moved
             **({"hardware_segments": segments_hw} if len(segments_hw) > 1 else {}),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
@@ -759,4 +760,3 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         return model
     finally:
         venv.close()
-            "precision": getattr(model, "precision", "fp32"),  # as resolved on the last machine
