@@ -497,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_anchors_grid)
 
     from .algos import ALGORITHMS
+    from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
+    from .precision import PRECISIONS
     from .stitching import ALIGNMENTS
     from .training import ANCHOR_UPDATES, REPRESENTATIONS, TrainConfig
 
@@ -572,8 +574,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "Written to table-ALGO-REPRESENTATION-ALIGN.json")
     tb.add_argument("--agent", action="append", metavar="COLOUR=AGENT",
                     help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "
-    from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
-    from .precision import PRECISIONS
                          "ALGO-rel|abs-COLOUR, e.g. green=ppo-rel-green-s2; repeatable; the table is written "
                          "to table-ALGO-REPRESENTATION[-ALIGN]+AGENT.json")
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
