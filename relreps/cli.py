@@ -10,11 +10,12 @@
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
+    relreps table --representations absolute --colors green red --seeds 1 2 --cross-seed  # across seeds
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
-    relreps latent AGENT_A AGENT_B [--steps 1000] [--stride 4] [--colors CA CB] [--reembed-anchors] [--out FILE] [--overwrite]
     relreps bench train [--variants sb3 fp32 bf16] [--updates 2] [--envs 16] [--eval-tracks 1]
+    relreps latent AGENT_A AGENT_B [--steps 1000] [--stride 4] [--colors CA CB] [--reembed-anchors] [--out FILE] [--overwrite]
 """
 
 from __future__ import annotations
@@ -191,6 +192,25 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`relreps.files.write_text`)."""
+    import json
+
+    from .files import write_text
+
+    write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def _print_table(t: dict, title: str) -> None:
+    print(title)
+    rows, cols = list(t["encoders"]), list(t["policies"])
+    print("encoder \\ policy " + "".join(f"{c:>14s}" for c in cols))
+    for ec in rows:
+        cells = t["cells"][ec]
+        print(f"{ec:17s}" + "".join(
+            f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
+
+
 def _table(args) -> int:
     import json
 
@@ -198,79 +218,133 @@ def _table(args) -> int:
     from .envs import COLORS
     from .evaluation import EVAL_TRACKS
 
+    def fail(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
     out_dir = Path(args.out)
     align_suffix = f"-{args.align}" if args.align else ""
     if args.align == "anchor-mean" and "absolute" in args.representations:
-        print(f"error: --align {args.align} needs relative agents (an absolute encoder has no anchors); "
-              "pass --representations relative", file=sys.stderr)
-        return 2
+        return fail(f"--align {args.align} needs relative agents (an absolute encoder has no anchors); "
+                    "pass --representations relative")
+    seeds = args.seeds
+    if any(s < 1 for s in seeds) or len(set(seeds)) != len(seeds):
+        return fail(f"--seeds {' '.join(map(str, seeds))}: expected distinct training seeds >= 1, e.g. --seeds 1 2")
+    if args.cross_seed and len(seeds) < 2:
+        return fail("--cross-seed needs two seeds or more, e.g. --seeds 1 2 --cross-seed")
+    if args.agent and seeds != [1]:
+        return fail("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
+                    "(ALGO-rel|abs-COLOUR-sSEED) are used")
     colors = args.colors or list(COLORS)
     replaced = {}  # colour -> loaded agent, from --agent COLOUR=AGENT
     for spec in args.agent or []:
         color, sep, source = spec.partition("=")
         if not sep or not source:
-            print(f"error: --agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2", file=sys.stderr)
-            return 2
+            return fail(f"--agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2")
         if color not in colors:
-            print(f"error: --agent {spec!r}: {color!r} is not one of the table's colours "
-                  f"({', '.join(colors)})", file=sys.stderr)
-            return 2
+            return fail(f"--agent {spec!r}: {color!r} is not one of the table's colours ({', '.join(colors)})")
         if color in replaced:
-            print(f"error: --agent: two agents for {color}", file=sys.stderr)
-            return 2
+            return fail(f"--agent: two agents for {color}")
         if len(args.representations) != 1:
-            print("error: --agent needs a single --representations (the agent has one)", file=sys.stderr)
-            return 2
+            return fail("--agent needs a single --representations (the agent has one)")
         try:
             agent = zoo.load(source)
         except zoo.ZooError as e:
-            print(f"error: --agent {spec!r}: {e}", file=sys.stderr)
-            return 2
+            return fail(f"--agent {spec!r}: {e}")
         want = {"algo": args.algo, "representation": args.representations[0], "color": color}
         have = {"algo": agent.algo, "representation": agent.representation, "color": agent.color}
         if have != want:
             wrong = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
-            print(f"error: --agent {spec!r}: {agent.name} has {wrong}", file=sys.stderr)
-            return 2
+            return fail(f"--agent {spec!r}: {agent.name} has {wrong}")
         replaced[color] = agent
-    # a table with replaced agents goes to its own file: the zoo's table is never overwritten
-    suffix = align_suffix + "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
-    for rep in args.representations:  # refuse before hours of evaluation, not after
-        path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
-        if path.exists() and not args.overwrite:
-            print(f"error: {path} exists; pass --overwrite to replace it", file=sys.stderr)
-            return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def seed_suffix(seed: int) -> str:
+        return "" if seed == 1 else f"-s{seed}"
+
+    # every file this command writes, refused before hours of evaluation, not after; a table with
+    # replaced agents goes to its own file: the zoo's table is never overwritten
+    replaced_suffix = "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
+    if args.cross_seed:
+        names = {rep: f"table-{args.algo}-{rep}{align_suffix}-seeds-{'-'.join(map(str, seeds))}.json"
+                 for rep in args.representations}
+    else:
+        names = {(rep, s): f"table-{args.algo}-{rep}{align_suffix}{seed_suffix(s)}{replaced_suffix}.json"
+                 for rep in args.representations for s in seeds}
+    for name in names.values():
+        if (out_dir / name).exists() and not args.overwrite:
+            return fail(f"{out_dir / name} exists; pass --overwrite to replace it")
+
+    def source(rep: str, color: str, seed: int):
+        name = zoo.seed_agent_name(args.algo, rep, color, seed)
+        return Path(args.agents_dir) / name if args.agents_dir else name
+
+    agents: dict = {}  # (representation, seed) -> {colour: agent}, all loaded before any episode
     for rep in args.representations:
-        agents = {}
-        for color in colors:
-            if color in replaced:
-                agents[color] = replaced[color]
-                continue
-            name = zoo.agent_name(args.algo, rep, color)
-            source = Path(args.agents_dir) / name if args.agents_dir else name
-            agents[color] = zoo.load(source)
-        # with an agent replaced, the zoo's own table (same tracks, steps and alignment, agents
-        # identified by sha256) supplies the cells the replaced agent does not enter
-        base = out_dir / f"table-{args.algo}-{rep}{align_suffix}.json"
-        known = json.loads(base.read_text()) if replaced and base.is_file() else None
-        t = stitching.table(agents, agents, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
-                            max_steps=args.max_steps, align=args.align, known=known)
-        if known is not None:
-            copied = sum(t["cells"][e][p] is known["cells"].get(e, {}).get(p) for e in agents for p in agents)
-            print(f"{copied} of {len(agents) ** 2} cells copied from {base} (same agents, tracks and steps)")
-        t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
-        path = out_dir / f"table-{args.algo}-{rep}{suffix}.json"
-        path.write_text(json.dumps(t, indent=1) + "\n")
-        how = f", stitches aligned by {args.align}" if args.align else ""
-        print(f"{rep} stitching ({args.algo}{how}), encoder (rows) x policy (columns), {len(t['tracks'])} tracks:")
-        cols = list(agents)
-        print("encoder \\ policy " + "".join(f"{c:>14s}" for c in cols))
-        for ec in cols:
-            cells = t["cells"][ec]
-            print(f"{ec:17s}" + "".join(
-                f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
-        print(f"written to {path}")
+        for s in seeds:
+            agents[rep, s] = {}
+            for color in colors:
+                if color in replaced:
+                    agents[rep, s][color] = replaced[color]
+                    continue
+                try:
+                    agents[rep, s][color] = zoo.load(source(rep, color, s))
+                except zoo.ZooError as e:
+                    others = ", ".join(zoo.variants(args.algo, rep, color)) or "none"
+                    return fail(f"seed {s}, {rep} {color}: {e} (other seeds of this agent in the zoo: {others})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracks = EVAL_TRACKS[: args.tracks]
+    how = f", stitches aligned by {args.align}" if args.align else ""
+
+    def earlier(rep: str) -> list:
+        """The single-seed tables already in the output folder: their cells with the same weights are
+        copied, e.g. the zoo's own table when one agent is replaced, or each seed's table in --cross-seed."""
+        found = []
+        for s in seeds:
+            path = out_dir / f"table-{args.algo}-{rep}{align_suffix}{seed_suffix(s)}.json"
+            if path.is_file():
+                found.append(json.loads(path.read_text()))
+        return found
+
+    for rep in args.representations:
+        known = earlier(rep) if (replaced or args.cross_seed) else None
+        if args.cross_seed:
+            result = stitching.seed_tables({s: agents[rep, s] for s in seeds}, track_seeds=tracks,
+                                           processes=args.processes, max_steps=args.max_steps,
+                                           align=args.align, known=known)
+            result.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return",
+                          **({"align": args.align} if args.align else {}))
+            for key, t in result["tables"].items():
+                enc_seed, _, pol_seed = key.partition("-")
+                _print_table(t, f"{rep} stitching ({args.algo}{how}), seed-{enc_seed} encoders (rows) x seed-{pol_seed} "
+                                f"policies (columns), {len(t['tracks'])} tracks:")
+            print("cells as mean +- std over the (encoder seed, policy seed) pairs:")
+            print("encoder \\ policy " + "".join(f"{c:>14s}" for c in colors))
+            for ec in colors:
+                cells = result["summary"]["cells"][ec]
+                print(f"{ec:17s}" + "".join(f"{cells[pc]['mean']:8.0f} +-{cells[pc]['std']:4.0f}" for pc in colors))
+            for group, g in result["summary"]["groups"].items():
+                ratio = f", {g['ratio']:.2f} of the agents alone" if "ratio" in g else ""
+                print(f"  {group:12s} {g['mean']:6.0f} over {g['cells']} cells{ratio}; worst {g['worst']:.0f} "
+                      f"({g['worst_cell']})")
+            path = out_dir / names[rep]
+            _write_json(path, result)
+            print(f"written to {path}")
+            continue
+        for s in seeds:
+            t = stitching.table(agents[rep, s], agents[rep, s], track_seeds=tracks, processes=args.processes,
+                                max_steps=args.max_steps, align=args.align, known=known)
+            if known:
+                copied = sum(any(t["cells"][e][p] is k["cells"].get(e, {}).get(p) for k in known)
+                             for e in colors for p in colors)
+                print(f"{copied} of {len(colors) ** 2} cells copied from earlier tables in {out_dir} "
+                      "(same agents, tracks and steps)")
+            t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
+            path = out_dir / names[rep, s]
+            _write_json(path, t)
+            seed_note = f", seed {s}" if seeds != [1] else ""
+            _print_table(t, f"{rep} stitching ({args.algo}{how}{seed_note}), encoder (rows) x policy (columns), "
+                            f"{len(t['tracks'])} tracks:")
+            print(f"written to {path}")
     return 0
 
 
@@ -321,6 +395,16 @@ def _bench_update(args) -> int:
 
     print(bench_update(latent_dim=args.latent_dim, n_anchors=args.n_anchors, n_steps=args.steps,
                        repeats=args.repeats).report())
+    return 0
+
+
+def _bench_train(args) -> int:
+    from .bench import bench_train
+
+    print(bench_train(args.variants, updates=args.updates, n_envs=args.envs, n_steps=args.n_steps,
+                      workers=args.workers, representation=args.representation, eval_tracks=args.eval_tracks,
+                      eval_max_steps=args.eval_max_steps, sb3_vec=args.sb3_vec, seed=args.seed,
+                      device=args.device).report())
     return 0
 
 
@@ -397,16 +481,6 @@ def _latent_analysis(args) -> int:
 _STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
 #: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
-
-
-def _bench_train(args) -> int:
-    from .bench import bench_train
-
-    print(bench_train(args.variants, updates=args.updates, n_envs=args.envs, n_steps=args.n_steps,
-                      workers=args.workers, representation=args.representation, eval_tracks=args.eval_tracks,
-                      eval_max_steps=args.eval_max_steps, sb3_vec=args.sb3_vec, seed=args.seed,
-                      device=args.device).report())
-    return 0
 
 
 def _choice_of(choices: dict, value) -> str:
@@ -532,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "them with the anchors' per-dimension mean and std ('per-dimension', the "
                         "authors' code and the first zoo runs), or neither ('none')")
     t.add_argument("--head-dim", type=_at_least(1), default=512)
+    t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
+                   help="fp32 (default), bf16 (autocast where the device has native bfloat16) or auto "
+                        "(bf16 where native, fp16 with a gradient scaler on other GPUs, else fp32); PPO only")
     t.add_argument("--eval-every", type=_at_least(0), default=100_000)
     t.add_argument("--eval-tracks", type=_track_count, default=5, help="held-out tracks per evaluation")
     t.add_argument("--eval-max-steps", type=_at_least(1), default=1000)
@@ -576,6 +653,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use AGENT (a zoo name or card path, of that colour) for COLOUR instead of "
                          "ALGO-rel|abs-COLOUR, e.g. green=ppo-rel-green-s2; repeatable; the table is written "
                          "to table-ALGO-REPRESENTATION[-ALIGN]+AGENT.json")
+    tb.add_argument("--seeds", nargs="+", type=int, default=[1], metavar="SEED",
+                    help="training seeds: each seed's agents (ALGO-rel|abs-COLOUR for seed 1, "
+                         "ALGO-rel|abs-COLOUR-sSEED for another) make their own table, written to "
+                         "table-ALGO-REPRESENTATION[-ALIGN][-sSEED].json (default: 1, the paper's Table 1)")
+    tb.add_argument("--cross-seed", action="store_true",
+                    help="with two seeds or more: every pair (encoder seed, policy seed), the same colour's "
+                         "cell included, and each colour pair's mean +- std over the pairs, written to "
+                         "table-ALGO-REPRESENTATION[-ALIGN]-seeds-S1-S2....json")
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)
@@ -607,9 +692,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="relative agents: re-embed each one's anchors with its final weights first "
                          "(a diagnostic of the anchors' moving average; prints how far it lagged)")
     la.add_argument("--out", help="JSON file (default: results/latent-A-B.json)")
-    t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
-                   help="fp32 (default), bf16 (autocast where the device has native bfloat16) or auto "
-                        "(bf16 where native, fp16 with a gradient scaler on other GPUs, else fp32); PPO only")
     la.add_argument("--overwrite", action="store_true")
     la.set_defaults(func=_latent_analysis)
 
@@ -630,6 +712,23 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--steps", type=_at_least(1), default=256, help="rollout steps per environment (2 envs)")
     u.add_argument("--repeats", type=_at_least(1), default=3)
     u.set_defaults(func=_bench_update)
+    bt = bsub.add_parser("train", help="end-to-end PPO training speed: stock SB3 + gymnasium, relreps fp32 "
+                                      "and bf16, interleaved update by update")
+    bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
+                    help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
+                         f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")
+    bt.add_argument("--updates", type=int, default=2, help="timed PPO updates per variant (after one warm-up)")
+    bt.add_argument("--envs", type=int, default=16, help="parallel environments (default 16)")
+    bt.add_argument("--n-steps", type=int, default=128, help="steps per environment per rollout (default 128)")
+    bt.add_argument("--workers", type=int, help="relreps environment processes (default: one per core)")
+    bt.add_argument("--representation", choices=REPRESENTATIONS, default="relative")
+    bt.add_argument("--eval-tracks", type=int, default=1, help="tracks of the timed evaluation (default 1)")
+    bt.add_argument("--eval-max-steps", type=int, default=200, help="steps per timed evaluation episode")
+    bt.add_argument("--sb3-vec", choices=SB3_VEC, default="subproc",
+                    help="how stock SB3 steps its environments (default: SubprocVecEnv)")
+    bt.add_argument("--seed", type=int, default=0)
+    bt.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (default cpu)")
+    bt.set_defaults(func=_bench_train)
     return p
 
 
@@ -648,20 +747,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    bt = bsub.add_parser("train", help="end-to-end PPO training speed: stock SB3 + gymnasium, relreps fp32 "
-                                      "and bf16, interleaved update by update")
-    bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
-                    help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
-                         f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")
-    bt.add_argument("--updates", type=int, default=2, help="timed PPO updates per variant (after one warm-up)")
-    bt.add_argument("--envs", type=int, default=16, help="parallel environments (default 16)")
-    bt.add_argument("--n-steps", type=int, default=128, help="steps per environment per rollout (default 128)")
-    bt.add_argument("--workers", type=int, help="relreps environment processes (default: one per core)")
-    bt.add_argument("--representation", choices=REPRESENTATIONS, default="relative")
-    bt.add_argument("--eval-tracks", type=int, default=1, help="tracks of the timed evaluation (default 1)")
-    bt.add_argument("--eval-max-steps", type=int, default=200, help="steps per timed evaluation episode")
-    bt.add_argument("--sb3-vec", choices=SB3_VEC, default="subproc",
-                    help="how stock SB3 steps its environments (default: SubprocVecEnv)")
-    bt.add_argument("--seed", type=int, default=0)
-    bt.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (default cpu)")
-    bt.set_defaults(func=_bench_train)

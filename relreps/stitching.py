@@ -288,7 +288,7 @@ def _reusable(known: dict | None, *, track_seeds, max_steps, align) -> bool:
 
 
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
-          max_steps: int | None = None, align: str | None = None, known: dict | None = None) -> dict:
+          max_steps: int | None = None, align: str | None = None, known: dict | list | None = None) -> dict:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
     ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
     (an agent with itself is not stitched: its anchor-mean shift would be zero, its affine map close
@@ -297,8 +297,8 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     ``known``: an earlier table measured the same way (same tracks, ``max_steps`` and ``align``);
     a cell whose encoder and policy have the same weights there (by their cards' sha256, which the
     table records) is copied instead of driven again, e.g. to swap one colour's agent for another
-    seed and drive only the cells it enters. Evaluation is deterministic, so a copied cell is the
-    cell that driving it again would give on the same machine.
+    seed and drive only the cells it enters; a list of such tables is searched in order. Evaluation
+    is deterministic, so a copied cell is the cell that driving it again would give on the same machine.
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
@@ -307,7 +307,18 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
     steps = max_steps or envs.MAX_EPISODE_STEPS
-    reuse = _reusable(known, track_seeds=track_seeds, max_steps=steps, align=align)
+    knowns = [known] if isinstance(known, dict) else list(known or [])
+    knowns = [k for k in knowns if _reusable(k, track_seeds=track_seeds, max_steps=steps, align=align)]
+
+    def copied(ec, pc, ids):
+        """The cell of an earlier table with the same encoder and policy weights, or None."""
+        if None in ids:
+            return None
+        for k in knowns:
+            if (ec in k["cells"] and pc in k["cells"][ec]
+                    and (k["sha256"]["encoders"].get(ec), k["sha256"]["policies"].get(pc)) == ids):
+                return k["cells"][ec][pc]
+        return None
     outputs: dict = {}  # align="affine": (agent, anchor set) -> its outputs on the set, embedded once
 
     def fitted(enc, pol):
@@ -323,10 +334,9 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     for ec, enc in encoders.items():
         cells[ec] = {}
         for pc, pol in policies.items():
-            ids = (_weights_id(enc), _weights_id(pol))
-            if (reuse and None not in ids and ec in known["cells"] and pc in known["cells"][ec]
-                    and (known["sha256"]["encoders"].get(ec), known["sha256"]["policies"].get(pc)) == ids):
-                cells[ec][pc] = known["cells"][ec][pc]
+            cell = copied(ec, pc, (_weights_id(enc), _weights_id(pol)))
+            if cell is not None:
+                cells[ec][pc] = cell
                 continue
             agent = enc if enc is pol else stitch(enc, pol, align=align, affine_map=fitted(enc, pol))
             result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes, **kwargs)
@@ -354,3 +364,93 @@ def summary(t: dict) -> dict:
 
     out = means_summary({e: {p: c["mean_max_return"] for p, c in row.items()} for e, row in t["cells"].items()})
     return {**out, "ratio": out["off_diagonal_mean"] / out["diagonal_mean"]}
+
+
+def _pair_key(encoder_seed: int, policy_seed: int) -> str:
+    """The key of an (encoder seed, policy seed) table in :func:`seed_tables`: ``"1-2"`` is the
+    seed-1 encoders with the seed-2 policies."""
+    return f"{encoder_seed}-{policy_seed}"
+
+
+def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
+                align: str | None = None, known: dict | list | None = None) -> dict:
+    """Stitching across training seeds: one :func:`table` per ordered pair of seeds ``(s, t)``, the
+    encoders of seed ``s`` with the policies of seed ``t``, for every pair (``s == t``: that seed's own
+    Table 1; ``s != t``: every cell is a stitch, the same colour's cell included, which is the seed
+    factor alone), and their :func:`seed_summary`.
+
+    Args:
+        agents: ``{seed: {colour: agent}}``, the same colours for every seed; each agent's card must
+            name that seed and colour (when it names one).
+        known: earlier tables (one, or a list) whose cells with the same weights are copied
+            (:func:`table`), e.g. each seed's own table.
+
+    Returns ``{"seeds": [...], "colors": [...], "tables": {"s-t": table}, "summary": ...}``.
+
+    Raises:
+        ValueError: no seed, different colours for different seeds, or an agent whose card names
+            another seed or colour than the one it stands for (checked before any episode is driven).
+    """
+    if not agents:
+        raise ValueError("no seeds: expected {seed: {colour: agent}} with at least one seed")
+    seeds = list(agents)
+    colors = list(agents[seeds[0]])
+    for s in seeds:
+        if list(agents[s]) != colors:
+            raise ValueError(f"seed {s} has colours {list(agents[s])}, seed {seeds[0]} has {colors}: "
+                             "every seed needs the same colours")
+        for c, agent in agents[s].items():
+            card_seed, card_color = agent.card.get("seed"), agent.card.get("color")
+            if card_seed is not None and int(card_seed) != int(s):
+                raise ValueError(f"{agent.name} was trained with seed {card_seed}, not {s}")
+            if card_color is not None and card_color != c:
+                raise ValueError(f"{agent.name} is a {card_color} agent, not {c}")
+    tables = {}
+    for s in seeds:
+        for t in seeds:
+            tables[_pair_key(s, t)] = table(agents[s], agents[t], track_seeds=track_seeds, processes=processes,
+                                            max_steps=max_steps, align=align, known=known)
+    return {"seeds": [int(s) for s in seeds], "colors": colors, "tables": tables,
+            "summary": seed_summary(tables)}
+
+
+#: The groups of cells :func:`seed_summary` averages: (same colour?, same seed?) -> name.
+SEED_GROUPS = {(True, True): "alone", (True, False): "seed", (False, True): "colour", (False, False): "colour+seed"}
+
+
+def seed_summary(tables: dict) -> dict:
+    """The summary of :func:`seed_tables`' tables (``{"s-t": table}``), in the style of the authors'
+    follow-up: each (encoder colour, policy colour) cell as the mean and standard deviation, over
+    the seed pairs, of the cell's mean score (``values`` lists them in the tables' order), and the
+    mean of four groups of cells, with its worst cell and its ratio to the agents alone:
+
+    - ``alone``: same colour, same seed (an agent with itself, not stitched);
+    - ``seed``: same colour, another seed (the seed factor alone);
+    - ``colour``: another colour, same seed (Table 1's off-diagonal);
+    - ``colour+seed``: both differ.
+
+    A group without cells (e.g. ``seed`` from one seed) is left out.
+    """
+    import numpy as np
+
+    per_cell: dict = {}
+    groups: dict = {name: [] for name in SEED_GROUPS.values()}
+    for key, t in tables.items():
+        s, _, p = key.partition("-")
+        for ec, row in t["cells"].items():
+            for pc, cell in row.items():
+                score = float(cell["mean_max_return"])
+                per_cell.setdefault(ec, {}).setdefault(pc, []).append(score)
+                groups[SEED_GROUPS[(ec == pc, s == p)]].append((score, f"{ec} encoder (seed {s}) + {pc} policy (seed {p})"))
+    cells = {ec: {pc: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v), "values": v}
+                  for pc, v in row.items()} for ec, row in per_cell.items()}
+    alone = float(np.mean([v for v, _ in groups["alone"]])) if groups["alone"] else None
+    out = {}
+    for name, found in groups.items():
+        if not found:
+            continue
+        mean = float(np.mean([v for v, _ in found]))
+        worst = min(found)
+        out[name] = {"mean": mean, "cells": len(found), "worst": worst[0], "worst_cell": worst[1],
+                     **({"ratio": mean / alone} if alone else {})}
+    return {"cells": cells, "groups": out}

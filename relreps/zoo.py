@@ -284,6 +284,15 @@ def agent_name(algo: str, representation: str, color: str) -> str:
     return f"{algo}-{representation[:3]}-{color}"
 
 
+def seed_agent_name(algo: str, representation: str, color: str, seed: int) -> str:
+    """The zoo's name for the agent of one kind trained with ``seed``: :func:`agent_name` for seed 1
+    (the paper's Table 1 setting), with ``-sSEED`` appended for another seed, e.g. ``ppo-abs-red-s2``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 1:
+        raise ValueError(f"a training seed is an integer >= 1, got {seed!r}")
+    base = agent_name(algo, representation, color)
+    return base if seed == 1 else f"{base}-s{seed}"
+
+
 def variants(algo: str, representation: str, color: str) -> list[str]:
     """The zoo's other agents of one kind: same algorithm, representation and colour as
     :func:`agent_name` ``(algo, representation, color)`` but another agent (another training seed,

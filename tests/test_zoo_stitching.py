@@ -444,3 +444,114 @@ def test_training_facts_of_a_run_that_moved_machines():
     assert zoo._per_segment(segments, "device", 2_000_000) == "cuda 0-200K, cpu 200-2000K"
     assert zoo._per_segment(segments, "gpu", 2_000_000) == "NVIDIA H100 0-200K, - 200-2000K"
     assert zoo._per_segment(segments[1:], "cpu_count", 2_000_000) == 2
+
+
+def _seed_variant(agent, seed, *, shift=0.0):
+    """``agent`` as if trained with ``seed``: its card names the seed; ``shift`` moves its action
+    head's weights (other weights, so another sha256)."""
+    policy = copy.deepcopy(agent.policy)
+    if shift:
+        with torch.no_grad():
+            next(policy.action_net.parameters()).add_(shift)
+    sha = agent.card["sha256"] if not shift else f"{seed:064d}"
+    return zoo.Agent(name=f"{agent.name}-seed{seed}", policy=policy, card={**agent.card, "seed": seed, "sha256": sha})
+
+
+def test_seed_agent_name():
+    assert zoo.seed_agent_name("ppo", "absolute", "red", 1) == "ppo-abs-red"
+    assert zoo.seed_agent_name("ppo", "relative", "green", 2) == "ppo-rel-green-s2"
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="seed"):
+            zoo.seed_agent_name("ppo", "relative", "green", bad)
+
+
+def test_seed_summary_groups_by_colour_and_seed():
+    def t(cells):
+        return {"cells": {e: {p: {"mean_max_return": v} for p, v in row.items()} for e, row in cells.items()}}
+
+    tables = {"1-1": t({"g": {"g": 800, "r": 100}, "r": {"g": 300, "r": 900}}),
+              "1-2": t({"g": {"g": 600, "r": 50}, "r": {"g": 10, "r": 700}}),
+              "2-1": t({"g": {"g": 400, "r": 0}, "r": {"g": 30, "r": 500}}),
+              "2-2": t({"g": {"g": 700, "r": 200}, "r": {"g": 100, "r": 1000}})}
+    s = stitching.seed_summary(tables)
+    assert s["cells"]["g"]["g"]["values"] == [800, 600, 400, 700] and s["cells"]["g"]["g"]["n"] == 4
+    assert s["cells"]["g"]["g"]["mean"] == pytest.approx(625.0)
+    assert s["cells"]["g"]["g"]["std"] == pytest.approx(np.std([800, 600, 400, 700]))
+    g = s["groups"]
+    assert g["alone"]["mean"] == pytest.approx((800 + 900 + 700 + 1000) / 4) and g["alone"]["cells"] == 4
+    assert g["seed"]["mean"] == pytest.approx((600 + 700 + 400 + 500) / 4)
+    assert g["colour"]["mean"] == pytest.approx((100 + 300 + 200 + 100) / 4)
+    assert g["colour+seed"]["mean"] == pytest.approx((50 + 10 + 0 + 30) / 4)
+    assert g["colour+seed"]["worst"] == 0 and g["colour+seed"]["worst_cell"] == "g encoder (seed 2) + r policy (seed 1)"
+    assert g["seed"]["ratio"] == pytest.approx(550 / 850)
+    # one seed: no cell of another seed, so no seed groups
+    assert set(stitching.seed_summary({"1-1": tables["1-1"]})["groups"]) == {"alone", "colour"}
+
+
+def test_seed_tables(agents):
+    red, green = agents["rel-red"], agents["rel-green"]
+    by_seed = {1: {"red": _seed_variant(red, 1), "green": _seed_variant(green, 1)},
+               2: {"red": _seed_variant(red, 2, shift=0.5), "green": _seed_variant(green, 2, shift=-0.5)}}
+    kw = dict(track_seeds=[10_000_002], processes=1, max_steps=8)
+    own = stitching.table(by_seed[1], by_seed[1], **kw)
+    out = stitching.seed_tables(by_seed, known=[own], **kw)
+    assert out["seeds"] == [1, 2] and out["colors"] == ["red", "green"]
+    assert list(out["tables"]) == ["1-1", "1-2", "2-1", "2-2"]
+    assert out["tables"]["1-1"]["cells"]["red"]["green"] is own["cells"]["red"]["green"]  # copied, not driven
+    cross = out["tables"]["1-2"]
+    # the same colour across seeds is a stitch: seed-1 encoder, seed-2 policy
+    assert cross["encoders"]["red"] == by_seed[1]["red"].name and cross["policies"]["red"] == by_seed[2]["red"].name
+    assert cross["cells"]["red"]["red"]["color"] == "red"
+    means = [out["tables"][k]["cells"]["green"]["red"]["mean_max_return"] for k in out["tables"]]
+    assert out["summary"]["cells"]["green"]["red"]["mean"] == pytest.approx(np.mean(means))
+    assert out["summary"]["groups"]["seed"]["cells"] == 4
+    # refused before any episode: colours that differ between seeds, a card of another seed or colour
+    with pytest.raises(ValueError, match="same colours"):
+        stitching.seed_tables({1: by_seed[1], 2: {"red": by_seed[2]["red"]}}, **kw)
+    with pytest.raises(ValueError, match="trained with seed 2, not 3"):
+        stitching.seed_tables({1: by_seed[1], 3: by_seed[2]}, **kw)
+    with pytest.raises(ValueError, match="is a red agent, not green"):
+        stitching.seed_tables({1: {"red": by_seed[1]["red"], "green": by_seed[1]["red"]}}, **kw)
+    with pytest.raises(ValueError, match="no seeds"):
+        stitching.seed_tables({}, **kw)
+
+
+def test_cli_table_seeds(agents, tmp_path, capsys):
+    from relreps.cli import main
+
+    zoo_dir = tmp_path / "zoo"
+    for color in ("red", "green"):
+        a = agents[f"rel-{color}"]
+        zoo.save(a.policy, zoo_dir / f"ppo-rel-{color}", {**a.card, "seed": 1})
+        moved = copy.deepcopy(a.policy)
+        with torch.no_grad():
+            next(moved.action_net.parameters()).add_(0.5)
+        zoo.save(moved, zoo_dir / f"ppo-rel-{color}-s2", {**a.card, "seed": 2})
+    out = tmp_path / "results"
+    args = ["table", "--representations", "relative", "--colors", "red", "green", "--agents-dir", str(zoo_dir),
+            "--tracks", "1", "--max-steps", "5", "--processes", "1", "--out", str(out)]
+    assert main([*args, "--seeds", "1", "2"]) == 0
+    one, two = json.loads((out / "table-ppo-relative.json").read_text()), \
+        json.loads((out / "table-ppo-relative-s2.json").read_text())
+    assert one["encoders"]["red"] == "ppo-rel-red" and two["encoders"]["red"] == "ppo-rel-red-s2"
+    capsys.readouterr()
+    assert main([*args, "--seeds", "1", "2", "--cross-seed"]) == 0
+    printed = capsys.readouterr().out
+    assert "8 of 16" not in printed and "seed-1 encoders (rows) x seed-2 policies" in printed
+    both = json.loads((out / "table-ppo-relative-seeds-1-2.json").read_text())
+    assert list(both["tables"]) == ["1-1", "1-2", "2-1", "2-2"] and both["representation"] == "relative"
+    assert both["tables"]["1-1"]["cells"] == one["cells"] and both["tables"]["2-2"]["cells"] == two["cells"]
+    assert both["tables"]["2-1"]["policies"]["green"] == "ppo-rel-green"
+    assert set(both["summary"]["groups"]) == {"alone", "seed", "colour", "colour+seed"}
+    # bad selections: one clear error, nothing written
+    before = sorted(p.name for p in out.iterdir())
+    bad = {("--seeds", "1", "1"): "distinct training seeds",
+           ("--seeds", "0", "2"): "distinct training seeds",
+           ("--seeds", "2", "--cross-seed"): "needs two seeds or more",
+           ("--seeds", "1", "3", "--cross-seed"): "seed 3, relative red",
+           ("--seeds", "1", "2", "--cross-seed"): "exists; pass --overwrite",
+           ("--seeds", "2", "--agent", "green=ppo-rel-green"): "--agent replaces one agent of the seed-1 table"}
+    for extra, message in bad.items():
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
