@@ -463,6 +463,7 @@ def _latent_analysis(args) -> int:
     print(f"  mean cosine, unmatched pairs  {m.unmatched:.3f}  (gap {m.gap:+.3f})")
     print(f"  retrieval top-1               {m.top1:.1%}  (within +-{m.tolerance} frames: {m.top1_within:.1%})")
     print(f"  mean rank of matched frame    {m.mean_rank:.1f}  (chance {(m.n + 1) / 2:.1f})")
+    print(f"  linear CKA                    {c.cka:.3f}  (alike up to a rotation: 1; unrelated: near 0)")
     if "not_stitchable" in actions:
         print(f"  greedy actions: not compared ({actions['not_stitchable']})")
     else:

@@ -222,6 +222,29 @@ def metrics(sim: np.ndarray, *, tolerance: int = 2) -> Metrics:
     )
 
 
+def linear_cka(x, y) -> float:
+    """Linear centred kernel alignment (Kornblith et al., 2019) of two representations of the same
+    ``n`` states, ``x`` ``(n, d_x)`` and ``y`` ``(n, d_y)``: ``<K, L> / (|K| |L|)`` with ``K``, ``L``
+    the centred Gram matrices of the rows. 1 when one is a rotation and scaling of the other (plus a
+    shift); near 0 for unrelated ones only when there are many more states than dimensions (with
+    about as many, it is biased upwards: compare values measured on the same states). Unlike the matched-frame cosine, it does not need the two
+    spaces to share coordinates, so it measures how alike two spaces are *up to* a rotation: what a
+    fitted map could recover, not what a plain stitch gets.
+
+    Raises:
+        ValueError: different numbers of rows, fewer than 2 rows, or a constant representation.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"expected (n, d) representations of the same n >= 2 states; got {x.shape} and {y.shape}")
+    x, y = x - x.mean(0), y - y.mean(0)
+    k, l = x @ x.T, y @ y.T
+    nk, nl = np.linalg.norm(k), np.linalg.norm(l)
+    if not (nk > 0 and nl > 0):
+        raise ValueError("a representation is the same for every state: its CKA is undefined")
+    return float((k * l).sum() / (nk * nl))
+
+
 # --------------------------------------------------------------------------------------------
 # Which agents to compare
 # --------------------------------------------------------------------------------------------
@@ -272,15 +295,20 @@ class Comparison:
     representation: str
     sim: np.ndarray  #: ``(N, N)`` cosine similarities; row i: frame i as encoder a sees it
     metrics: Metrics
+    cka: float | None = None  #: :func:`linear_cka` of the two encoders' outputs on the drive
 
     @property
     def label(self) -> str:
         return f"{self.names[0]} ({self.colors[0]}) vs {self.names[1]} ({self.colors[1]})"
 
+    def numbers(self) -> dict:
+        """The :class:`Metrics` of the matrix and the :attr:`cka`, one flat dict (a table row)."""
+        return {**self.metrics.to_dict(), "cka": self.cka}
+
     def to_dict(self) -> dict:
         """Everything but the matrix (JSON-ready)."""
         return {"names": list(self.names), "colors": list(self.colors), "representation": self.representation,
-                "metrics": self.metrics.to_dict()}
+                "metrics": self.metrics.to_dict(), "cka": self.cka}
 
 
 def _card(model) -> dict:
@@ -365,9 +393,10 @@ def compare(
                              "without a card") from None
     colors = (envs.color_name(colors[0]), envs.color_name(colors[1]))
     names = names or (getattr(a, "name", "a"), getattr(b, "name", "b"))
-    sim = similarity(embed(a, drive.frames(colors[0])), embed(b, drive.frames(colors[1])))
+    xa, xb = embed(a, drive.frames(colors[0])), embed(b, drive.frames(colors[1]))
+    sim = similarity(xa, xb)
     return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
-                      metrics=metrics(sim, tolerance=tolerance))
+                      metrics=metrics(sim, tolerance=tolerance), cka=linear_cka(xa, xb))
 
 
 # --------------------------------------------------------------------------------------------

@@ -406,3 +406,21 @@ def test_catalogue_and_pairs(agents, tmp_path, monkeypatch):
     assert latent.pairs(rows, same=("algo",), differ=("color", "seed")) == []  # one seed only
     with pytest.raises(ValueError, match="unknown fields"):
         latent.pairs(rows, same=("colour",), differ=())
+
+
+def test_linear_cka():
+    rng = _rng(7)
+    x = rng.standard_normal((60, 12))
+    q = _orthogonal(12, 3)
+    # alike up to a rotation, a scale and a shift: 1; the plain cosine of matched rows is not
+    assert latent.linear_cka(x, 3.0 * x @ q + 5.0) == pytest.approx(1.0, abs=1e-12)
+    assert latent.metrics(latent.similarity(x, x @ q)).matched < 0.5
+    # another size works (a map may bridge sizes); unrelated representations score low
+    assert latent.linear_cka(x, np.hstack([x, x])) == pytest.approx(1.0, abs=1e-12)
+    assert latent.linear_cka(x, rng.standard_normal((60, 12))) < 0.4
+    # by hand, for one-dimensional representations: the squared correlation
+    a, b = rng.standard_normal((30, 1)), rng.standard_normal((30, 1))
+    assert latent.linear_cka(a, b) == pytest.approx(np.corrcoef(a[:, 0], b[:, 0])[0, 1] ** 2, abs=1e-12)
+    for bad in ((x, x[:10]), (x[:1], x[:1]), (np.ones((5, 3)), x[:5])):
+        with pytest.raises(ValueError):
+            latent.linear_cka(*bad)
