@@ -708,15 +708,26 @@ def _check_used_anchors(policy, card: dict) -> None:
                        f"with (checksum {got[:12]}... != {expected[:12]}...)")
 
 
-def export_sb3(agent: Agent, path: str | os.PathLike) -> Path:
-    """Write an SB3 zip (``PPO.load`` / ``DQN.load``; needs relreps importable). PPO and DQN only."""
+def export_sb3(agent: Agent, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write an SB3 zip (``PPO.load`` / ``DQN.load``; needs relreps importable) atomically; returns
+    its path (``.zip`` added when ``path`` has no such suffix). PPO and DQN only.
+
+    Raises:
+        ValueError: an algorithm SB3 cannot load this way (before anything is written).
+        FileExistsError: the zip exists and ``overwrite`` is not set.
+    """
     from stable_baselines3 import DQN, PPO
 
     from .algos import DoubleDQN
+    from .files import atomic_path
 
     cls = {"ppo": PPO, "ddqn": DoubleDQN, "dqn": DQN}.get(agent.algo)
     if cls is None:
         raise ValueError(f"export to an SB3 zip supports ppo, ddqn and dqn, not {agent.algo!r}")
+    out = Path(path)
+    out = out if out.suffix == ".zip" else out.with_name(out.name + ".zip")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
     venv = envs.make_vec_env(agent.color, n_envs=1, workers=0)
     try:
         model = cls(type(agent.policy), venv, policy_kwargs=dict(
@@ -724,8 +735,8 @@ def export_sb3(agent: Agent, path: str | os.PathLike) -> Path:
             features_extractor_kwargs=dict(agent.card["encoder_kwargs"]), head_dim=agent.card["head_dim"]),
             device="cpu")
         model.policy.load_state_dict(agent.policy.state_dict())
-        out = Path(path)
-        model.save(out)
-        return out if out.suffix == ".zip" else out.with_suffix(".zip")
+        with atomic_path(out) as tmp:  # the temporary name ends in .zip, so SB3 keeps it
+            model.save(tmp)
+        return out
     finally:
         venv.close()

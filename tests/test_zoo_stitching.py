@@ -297,6 +297,12 @@ def test_export_sb3(agents, tmp_path):
 
     a = agents["rel-red"]
     path = zoo.export_sb3(a, tmp_path / "rel-red")
+    assert path == tmp_path / "rel-red.zip" and sorted(p.name for p in tmp_path.iterdir()) == ["rel-red.zip"]
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        zoo.export_sb3(a, path)
+    assert path.read_bytes() == before
+    assert zoo.export_sb3(a, tmp_path / "rel-red", overwrite=True) == path
     model = PPO.load(path, device="cpu")
     assert np.array_equal(model.predict(OBS, deterministic=True)[0], a.predict(OBS)[0])
 
