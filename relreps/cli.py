@@ -10,7 +10,7 @@
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
-    relreps table --representations absolute --colors green red --seeds 1 2 --cross-seed  # across seeds
+    relreps table --representations relative --colors green --seeds 1 2 --cross-seed  # across seeds
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
@@ -236,6 +236,10 @@ def _table(args) -> int:
         return fail("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
                     "(ALGO-rel|abs-COLOUR-sSEED) are used")
     colors = args.colors or list(COLORS)
+    wrong = [c for c in colors if c not in COLORS]
+    if wrong or len(set(colors)) != len(colors):
+        return fail(f"--colors {' '.join(colors)}: expected distinct colours among {', '.join(COLORS)}"
+                    + (f" ({', '.join(wrong)} is not one)" if wrong else ""))
     replaced = {}  # colour -> loaded agent, from --agent COLOUR=AGENT
     for spec in args.agent or []:
         color, sep, source = spec.partition("=")
@@ -291,6 +295,13 @@ def _table(args) -> int:
                 except zoo.ZooError as e:
                     others = ", ".join(zoo.variants(args.algo, rep, color)) or "none"
                     return fail(f"seed {s}, {rep} {color}: {e} (other seeds of this agent in the zoo: {others})")
+    for rep in args.representations:  # every stitch the tables need, refused before any file or episode
+        for s in seeds:
+            for t in (seeds if args.cross_seed else [s]):
+                for enc in agents[rep, s].values():
+                    for pol in agents[rep, t].values():
+                        if enc is not pol:
+                            stitching.check_stitchable(enc, pol, align=args.align)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracks = EVAL_TRACKS[: args.tracks]
     how = f", stitches aligned by {args.align}" if args.align else ""
@@ -463,7 +474,8 @@ def _latent_analysis(args) -> int:
     print(f"  mean cosine, unmatched pairs  {m.unmatched:.3f}  (gap {m.gap:+.3f})")
     print(f"  retrieval top-1               {m.top1:.1%}  (within +-{m.tolerance} frames: {m.top1_within:.1%})")
     print(f"  mean rank of matched frame    {m.mean_rank:.1f}  (chance {(m.n + 1) / 2:.1f})")
-    print(f"  linear CKA                    {c.cka:.3f}  (alike up to a rotation: 1; unrelated: near 0)")
+    if c.cka is not None:
+        print(f"  linear CKA                    {c.cka:.3f}  (alike up to a rotation: 1)")
     if "not_stitchable" in actions:
         print(f"  greedy actions: not compared ({actions['not_stitchable']})")
     else:

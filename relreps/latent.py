@@ -295,7 +295,7 @@ class Comparison:
     representation: str
     sim: np.ndarray  #: ``(N, N)`` cosine similarities; row i: frame i as encoder a sees it
     metrics: Metrics
-    cka: float | None = None  #: :func:`linear_cka` of the two encoders' outputs on the drive
+    cka: float | None = None  #: :func:`linear_cka` of the two outputs on the drive (None: one is constant)
 
     @property
     def label(self) -> str:
@@ -329,15 +329,13 @@ def _check_comparable(a, b) -> str:
         raise ValueError(f"the encoders output {ea.features_dim} and {eb.features_dim} features: "
                          "a cosine needs one size")
     if rep_a == "relative" and ca and cb:
-        # dimension k must be "similarity to anchor state k" for both: same set, same anchor choice
-        def which(card):
-            kw = card.get("encoder_kwargs", {})
-            return (card.get("anchors", {}).get("set", kw.get("anchors")), kw.get("n_anchors"),
-                    kw.get("anchor_seed", 0))
+        # dimension k must be "similarity to anchor state k" for both: the rule stitching uses
+        from .zoo import anchor_key
 
-        if which(ca) != which(cb):
-            raise ValueError(f"the relative encoders use different anchors ({which(ca)} vs {which(cb)}: set, "
-                             "n_anchors, anchor_seed): their similarity vectors do not line up")
+        ka, kb = anchor_key(ca), anchor_key(cb)
+        if None not in (ka, kb) and ka != kb:
+            raise ValueError(f"the relative encoders use different anchors ({ka} vs {kb}: set, n_anchors, "
+                             "anchor_seed): their similarity vectors do not line up")
     return rep_a
 
 
@@ -395,8 +393,12 @@ def compare(
     names = names or (getattr(a, "name", "a"), getattr(b, "name", "b"))
     xa, xb = embed(a, drive.frames(colors[0])), embed(b, drive.frames(colors[1]))
     sim = similarity(xa, xb)
+    try:
+        cka = linear_cka(xa, xb)
+    except ValueError:  # an encoder whose output is the same for every frame (e.g. collapsed)
+        cka = None
     return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
-                      metrics=metrics(sim, tolerance=tolerance), cka=linear_cka(xa, xb))
+                      metrics=metrics(sim, tolerance=tolerance), cka=cka)
 
 
 # --------------------------------------------------------------------------------------------

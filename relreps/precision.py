@@ -2,7 +2,7 @@
 
 ``TrainConfig.precision`` is one of :data:`PRECISIONS`:
 
-- ``"fp32"``: float32 everywhere (every agent trained so far);
+- ``"fp32"``: float32 everywhere (the default; the shipped agents were trained so);
 - ``"bf16"``: bfloat16 autocast on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX) or
   a GPU with native bfloat16 (compute capability 8.0 and later); refused elsewhere;
 - ``"auto"``: bfloat16 where it is native, float16 with a gradient scaler on a GPU without it

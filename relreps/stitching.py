@@ -186,32 +186,13 @@ def _head_input(policy) -> int:
     raise ValueError("the policy has no relreps head (LayerNorm first)")
 
 
-def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
-           align: str | None = None, affine_map: tuple[torch.Tensor, torch.Tensor] | None = None) -> Agent:
-    """Join ``encoder_agent``'s encoder to ``policy_agent``'s head.
-
-    Args:
-        mode: ``"relative"`` or ``"absolute"``: the representation both agents must use (default:
-            whatever they share).
-        align: ``None`` (the paper's stitch); ``"anchor-mean"``: move the encoder's relative
-            representation by ``anchor_mean(policy_agent) - anchor_mean(encoder_agent)`` (relative
-            agents only); ``"affine"``: map the encoder's output with :func:`translation`, fitted
-            on parallel anchor frames (relative or absolute agents). Module docstring; the card's
-            ``stitched`` entry records it (and, for ``"affine"``, the set that fitted the map).
-        affine_map: with ``align="affine"``, the ``(W, b)`` that :func:`translation` would fit on
-            the set the card names (``fit_frames``), already computed (:func:`table` fits each pair
-            from one embedding per agent).
-
-    Raises:
-        ValueError: the agents use different representations (a relative encoder cannot feed an
-            absolute head, nor the reverse), ``mode`` names another one, the encoder's output
-            size differs from what the head takes, ``align`` is unknown, or ``"anchor-mean"`` is
-            asked of absolute agents.
-    """
+def check_stitchable(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
+                     align: str | None = None) -> None:
+    """Refuse, with a ValueError saying why (see :func:`stitch`), a stitch that :func:`stitch` would
+    refuse, without building it: :func:`table` and :func:`seed_tables` check every pair before
+    driving any episode."""
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
-    if affine_map is not None and align != "affine":
-        raise ValueError(f"an affine_map is given but align is {align!r}: pass align='affine'")
     enc_rep, pol_rep = encoder_agent.representation, policy_agent.representation
     if mode is not None and mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {MODES}")
@@ -237,15 +218,44 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
                              f"{said(policy_agent)}): their relative coordinates are similarities to different "
                              f"states, so nothing lines up{' (anchor-mean moves them, it does not match them)' if align else ''}; "
                              "align='affine' (--align affine) fits a map between the two on parallel frames")
+    features, head = encoder_of(encoder_agent.policy).features_dim, _head_input(policy_agent.policy)
+    if align != "affine" and features != head:  # an affine map bridges sizes
+        raise ValueError(f"{encoder_agent.name}'s encoder outputs {features} features but "
+                         f"{policy_agent.name}'s head takes {head}")
+    if align == "anchor-mean" and enc_rep != "relative":
+        raise ValueError(f"align='anchor-mean' needs relative agents ({encoder_agent.name} and "
+                         f"{policy_agent.name} are absolute): an absolute encoder has no anchors")
+
+
+def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
+           align: str | None = None, affine_map: tuple[torch.Tensor, torch.Tensor] | None = None) -> Agent:
+    """Join ``encoder_agent``'s encoder to ``policy_agent``'s head.
+
+    Args:
+        mode: ``"relative"`` or ``"absolute"``: the representation both agents must use (default:
+            whatever they share).
+        align: ``None`` (the paper's stitch); ``"anchor-mean"``: move the encoder's relative
+            representation by ``anchor_mean(policy_agent) - anchor_mean(encoder_agent)`` (relative
+            agents only); ``"affine"``: map the encoder's output with :func:`translation`, fitted
+            on parallel anchor frames (relative or absolute agents). Module docstring; the card's
+            ``stitched`` entry records it (and, for ``"affine"``, the set that fitted the map).
+        affine_map: with ``align="affine"``, the ``(W, b)`` that :func:`translation` would fit on
+            the set the card names (``fit_frames``), already computed (:func:`table` fits each pair
+            from one embedding per agent).
+
+    Raises:
+        ValueError: the agents use different representations (a relative encoder cannot feed an
+            absolute head, nor the reverse), ``mode`` names another one, the encoder's output
+            size differs from what the head takes, ``align`` is unknown, or ``"anchor-mean"`` is
+            asked of absolute agents.
+    """
+    if affine_map is not None and align != "affine":
+        raise ValueError(f"an affine_map is given but align is {align!r}: pass align='affine'")
+    check_stitchable(encoder_agent, policy_agent, mode, align=align)
+    enc_rep = encoder_agent.representation
     encoder = copy.deepcopy(encoder_of(encoder_agent.policy))
     policy = copy.deepcopy(policy_agent.policy)
-    if align != "affine" and encoder.features_dim != _head_input(policy):  # an affine map bridges sizes
-        raise ValueError(f"{encoder_agent.name}'s encoder outputs {encoder.features_dim} features but "
-                         f"{policy_agent.name}'s head takes {_head_input(policy)}")
     if align == "anchor-mean":
-        if enc_rep != "relative":
-            raise ValueError(f"align='anchor-mean' needs relative agents ({encoder_agent.name} and "
-                             f"{policy_agent.name} are absolute): an absolute encoder has no anchors")
         shift = anchor_mean(policy_agent).cpu() - anchor_mean(encoder_agent).cpu()
         encoder = AlignedEncoder(encoder, shift).to(next(encoder.buffers()).device)
     elif align == "affine":
@@ -299,6 +309,10 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     table records) is copied instead of driven again, e.g. to swap one colour's agent for another
     seed and drive only the cells it enters; a list of such tables is searched in order. Evaluation
     is deterministic, so a copied cell is the cell that driving it again would give on the same machine.
+
+    Raises:
+        ValueError: ``align`` is unknown, or a pair cannot be stitched (:func:`check_stitchable`),
+            checked for every pair before any episode is driven.
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
@@ -330,6 +344,10 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
                 outputs[id(agent), name] = set_outputs(agent, name)
         return fit_affine(outputs[id(enc), name], outputs[id(pol), name])
 
+    for enc in encoders.values():  # every stitch refused before any episode is driven
+        for pol in policies.values():
+            if enc is not pol:
+                check_stitchable(enc, pol, align=align)
     cells: dict = {}
     for ec, enc in encoders.items():
         cells[ec] = {}
@@ -388,8 +406,9 @@ def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_
     Returns ``{"seeds": [...], "colors": [...], "tables": {"s-t": table}, "summary": ...}``.
 
     Raises:
-        ValueError: no seed, different colours for different seeds, or an agent whose card names
-            another seed or colour than the one it stands for (checked before any episode is driven).
+        ValueError: no seed, different colours for different seeds, an agent whose card names
+            another seed or colour than the one it stands for, or a pair that cannot be stitched
+            (:func:`check_stitchable`); all checked before any episode is driven.
     """
     if not agents:
         raise ValueError("no seeds: expected {seed: {colour: agent}} with at least one seed")
@@ -405,6 +424,12 @@ def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_
                 raise ValueError(f"{agent.name} was trained with seed {card_seed}, not {s}")
             if card_color is not None and card_color != c:
                 raise ValueError(f"{agent.name} is a {card_color} agent, not {c}")
+    for s in seeds:  # every stitch of every table refused before any episode is driven
+        for t in seeds:
+            for enc in agents[s].values():
+                for pol in agents[t].values():
+                    if enc is not pol:
+                        check_stitchable(enc, pol, align=align)
     tables = {}
     for s in seeds:
         for t in seeds:

@@ -18,7 +18,8 @@
 # does not stitch, and without the latent norm the encoder drifts away from its anchors. Retrain it
 # in a new RUNS folder, then `relreps zoo ship RUNS/NAME NAME --overwrite` after the 10-track evaluation.
 # ORDER lists the agents after ppo-abs-green as REP-COLOUR (seed 1) or REP-COLOUR:SEED; a run with
-# another seed trains in RUNS/NAME-sSEED and ships as NAME (its card records the seed).
+# another seed trains in RUNS/NAME-sSEED and ships as NAME-sSEED (zoo.seed_agent_name: the names
+# `relreps table --seeds` reads), e.g. ORDER="abs-green:2 abs-red:2".
 # Usage: [STEPS=2000000] [REL_STEPS=$STEPS] [RUNS=runs] [RELREPS_ZOO=dir] [ANCHORS=name] [MIN_SCORE=750]
 #        [ORDER="abs-red ... rel-yellow"] scripts/train_zoo.sh
 set -euo pipefail
@@ -42,11 +43,11 @@ ANCHOR_DIR=$(python -c "import relreps.anchors as a; print(a.SHIPPED_DIR)")/$ANC
 
 train() {  # train NAME REPRESENTATION COLOUR SEED [extra relreps train args]
   local name=$1 rep=$2 color=$3 seed=$4; shift 4
-  local run=$name  # the run folder: NAME, or NAME-sSEED for a seed other than 1
+  local run=$name  # the run folder and the zoo name: NAME, or NAME-sSEED for a seed other than 1
   if [ "$seed" != 1 ]; then run=$name-s$seed; fi
-  if [ -f "$ZOO/$name.json" ]; then
-    echo "== $name: already in the zoo"
-    python - "$ZOO/$name.json" <<'PY'
+  if [ -f "$ZOO/$run.json" ]; then
+    echo "== $run: already in the zoo"
+    python - "$ZOO/$run.json" <<'PY'
 import json, sys
 from relreps import zoo
 card = json.load(open(sys.argv[1]))
@@ -65,7 +66,7 @@ PY
   local resume=""
   if [ -f "$RUNS/$run/config.json" ]; then resume=--resume; fi
   if [ ! -f "$RUNS/$run/done.json" ]; then
-    echo "== $name: training, seed $seed, in $RUNS/$run ($(date -u +%H:%M:%S)) $resume"
+    echo "== $run: training, seed $seed, in $RUNS/$run ($(date -u +%H:%M:%S)) $resume"
     relreps train --out "$RUNS/$run" --representation "$rep" --color "$color" --seed "$seed" \
       --steps "$STEPS" "$@" $resume
   fi
@@ -74,10 +75,10 @@ PY
   local result="$RUNS/$run/$EVAL_FILE"
   [ -f "$result" ] || relreps evaluate "$RUNS/$run/agent" --tracks 10 --out "$result"
   if ! python -c "import json, sys; sys.exit(json.load(open('$result'))['mean_max_return'] < $MIN_SCORE)"; then
-    echo "== $name: below the bar ($MIN_SCORE) on 10 held-out tracks ($result): not shipped; stopping" >&2
+    echo "== $run: below the bar ($MIN_SCORE) on 10 held-out tracks ($result): not shipped; stopping" >&2
     exit 3
   fi
-  relreps zoo ship "$RUNS/$run" "$name"
+  relreps zoo ship "$RUNS/$run" "$run"
 }
 
 train ppo-abs-green absolute green 1

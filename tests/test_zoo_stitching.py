@@ -556,8 +556,28 @@ def test_cli_table_seeds(agents, tmp_path, capsys):
            ("--seeds", "2", "--cross-seed"): "needs two seeds or more",
            ("--seeds", "1", "3", "--cross-seed"): "seed 3, relative red",
            ("--seeds", "1", "2", "--cross-seed"): "exists; pass --overwrite",
-           ("--seeds", "2", "--agent", "green=ppo-rel-green"): "--agent replaces one agent of the seed-1 table"}
+           ("--seeds", "2", "--agent", "green=ppo-rel-green"): "--agent replaces one agent of the seed-1 table",
+           ("--colors", "green", "green"): "expected distinct colours among green, red, blue, yellow",
+           ("--colors", "purple"): "(purple is not one)"}
     for extra, message in bad.items():
         assert main([*args, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_tables_refuse_a_bad_stitch_before_driving_any_episode(agents, monkeypatch):
+    import relreps.evaluation
+
+    def driven(*args, **kwargs):
+        raise AssertionError("an episode was driven before the bad stitch was refused")
+
+    monkeypatch.setattr(relreps.evaluation, "evaluate", driven)
+    red, blue8 = agents["rel-red"], agents["rel-blue-8"]  # 16 relative features vs a head of 8
+    encs = {"red": red, "blue": blue8}
+    with pytest.raises(ValueError, match="features"):
+        stitching.table(encs, encs, track_seeds=[10_000_002], processes=1, max_steps=8)
+    with pytest.raises(ValueError, match="features"):
+        stitching.seed_tables({2: encs}, track_seeds=[10_000_002], processes=1, max_steps=8)
+    with pytest.raises(ValueError, match="anchor-mean"):
+        stitching.check_stitchable(agents["abs-red"], agents["abs-red"], align="anchor-mean")
+    stitching.check_stitchable(red, blue8, align="affine")  # a map bridges the sizes: accepted
