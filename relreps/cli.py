@@ -730,13 +730,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
                     help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
                          f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")
-    bt.add_argument("--updates", type=int, default=2, help="timed PPO updates per variant (after one warm-up)")
-    bt.add_argument("--envs", type=int, default=16, help="parallel environments (default 16)")
-    bt.add_argument("--n-steps", type=int, default=128, help="steps per environment per rollout (default 128)")
-    bt.add_argument("--workers", type=int, help="relreps environment processes (default: one per core)")
+    bt.add_argument("--updates", type=_at_least(1), default=2, help="timed PPO updates per variant (after one warm-up)")
+    bt.add_argument("--envs", type=_at_least(1), default=16, help="parallel environments (default 16)")
+    bt.add_argument("--n-steps", type=_at_least(1), default=128, help="steps per environment per rollout (default 128)")
+    bt.add_argument("--workers", type=_at_least(0), help="relreps environment processes (default: one per core)")
     bt.add_argument("--representation", choices=REPRESENTATIONS, default="relative")
-    bt.add_argument("--eval-tracks", type=int, default=1, help="tracks of the timed evaluation (default 1)")
-    bt.add_argument("--eval-max-steps", type=int, default=200, help="steps per timed evaluation episode")
+    bt.add_argument("--eval-tracks", type=_track_count, default=1, help="tracks of the timed evaluation (default 1)")
+    bt.add_argument("--eval-max-steps", type=_at_least(1), default=200, help="steps per timed evaluation episode")
     bt.add_argument("--sb3-vec", choices=SB3_VEC, default="subproc",
                     help="how stock SB3 steps its environments (default: SubprocVecEnv)")
     bt.add_argument("--seed", type=int, default=0)

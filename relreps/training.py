@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from . import algos, envs, evaluation, zoo
+from . import algos, envs, evaluation, files, zoo
 from .anchors import DEFAULT_SET
 from .extractors import AbsoluteEncoder, RelativeEncoder, check_latent_norm
 from .precision import check_precision
@@ -326,9 +326,8 @@ def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
         "num_timesteps": model.num_timesteps,
         "n_updates": model._n_updates,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(model, path: Path) -> float:
@@ -394,12 +393,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with files.atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _keep_logs_for_resume(run: Path, steps: int, elapsed_s: float) -> None:
@@ -516,9 +513,7 @@ def _record_hardware(run: Path, model, venv) -> list[dict]:
                      "env_processes": getattr(venv, "n_workers", 0),  # 0: stepped in the main process
                      "torch_threads": torch.get_num_threads(),
                      "precision": getattr(model, "precision", "fp32")})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(segments, indent=1) + "\n")
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(segments, indent=1) + "\n")
     return segments
 
 

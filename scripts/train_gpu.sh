@@ -3,7 +3,7 @@
 # (bf16 autocast on a GPU with native bfloat16, fp16 with a gradient scaler on older ones such
 # as a T4), 16 environments in 16 environment processes (one per core on a 16-core machine).
 # Before training it checks the GPU, then times a short side-by-side `relreps bench train --device
-# cuda` (stock SB3, fp32, auto; about a minute) into $RUNS/<name>.bench.txt; the training log is
+# cuda` (stock SB3, fp32, auto; about a minute) into $RUNS/<name>.bench.txt (a new file if one exists); the training log is
 # $RUNS/<name>.log and its steps/s end up in the run's done.json. Resumable: an existing run
 # folder continues from its checkpoint.
 # Usage: [STEPS=2000000] [RUNS=runs] [ENVS=16] [WORKERS=16] [SEED=1] [PRECISION=auto] [BENCH=1] \
@@ -39,8 +39,11 @@ mkdir -p "$RUNS"
 if [ "$BENCH" = 1 ]; then
   echo "== bench: relreps bench train --device cuda --variants sb3 fp32 auto --workers $WORKERS" \
     "--envs $ENVS --eval-tracks 1 --eval-max-steps 200"
+  bench="$RUNS/$name.bench.txt"  # a new file each time: an earlier measurement is kept, not replaced
+  [ ! -e "$bench" ] || bench="$RUNS/$name.bench.$(date -u +%Y%m%dT%H%M%S).txt"
   relreps bench train --device cuda --variants sb3 fp32 auto --workers "$WORKERS" --envs "$ENVS" \
-    --eval-tracks 1 --eval-max-steps 200 | tee "$RUNS/$name.bench.txt"
+    --eval-tracks 1 --eval-max-steps 200 | tee "$bench.part"
+  mv "$bench.part" "$bench"
 fi
 if [ -f "$RUNS/$name/done.json" ]; then echo "== $name: finished"; exit 0; fi
 resume=(); [ -f "$RUNS/$name/config.json" ] && resume=(--resume)

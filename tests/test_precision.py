@@ -104,16 +104,23 @@ def test_anchor_embeddings_and_projection_stay_float32_under_autocast():
 
 # -- training steps --------------------------------------------------------------------------------
 
-def test_fp32_path_is_sb3_ppo_unchanged():
+def test_fp32_path_is_sb3_ppo_and_the_autocast_loop_is_sb3s():
     a = model()  # each model seeds the global generators when made: make one, train it, then the other
     assert a.precision == "fp32" and a.policy.rollout_precision == "fp32"
-    a.learn(64)
+    assert type(a).train is not PPO.train and a.train.__func__ is type(a).train
+    a.learn(64)  # fp32: PrecisionPPO.train hands over to SB3's PPO.train
+    # the copy of SB3's update that the mixed-precision path runs, with a null autocast, gives the
+    # same weights as SB3's own update: nothing but the autocast (and the fp16 scaler) differs
     b = model()
-    b.train = types.MethodType(PPO.train, b)  # SB3's own update
+    b.train = types.MethodType(type(b)._train_autocast, b)
     b.learn(64)
     pa, pb = params(a), params(b)
     assert pa.keys() == pb.keys()
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    # and the update does change the weights (so the equality above is not of untouched weights)
+    c = model()
+    before = params(c)
+    assert any(not torch.equal(before[k], pa[k]) for k in pa if pa[k].dtype.is_floating_point)
 
 
 @pytest.mark.parametrize("resolved", ["bf16", "fp16"])
