@@ -62,12 +62,22 @@ def anchor_mean(agent: Agent) -> torch.Tensor:
 
 def _fit_set(encoder_agent: Agent, policy_agent: Agent) -> str:
     """The anchor set whose frames fit an affine alignment: the encoder's own set (a relative agent's
-    card names it), else the policy's, else :data:`relreps.anchors.DEFAULT_SET`."""
-    from .anchors import DEFAULT_SET
+    card names it), else the policy's, else :data:`relreps.anchors.DEFAULT_SET`. A set that is not
+    shipped is used from the folder its card records, when that folder still holds it (a run's own
+    copy holds one colour, not the parallel frames of both); otherwise the next choice is taken."""
+    from pathlib import Path
+
+    from .anchors import DEFAULT_SET, available
 
     for agent in (encoder_agent, policy_agent):
-        if "anchors" in agent.card:
-            return agent.card["anchors"]["set"]
+        info = agent.card.get("anchors")
+        if not isinstance(info, dict):
+            continue
+        if info.get("set") in available():
+            return info["set"]
+        path = info.get("path")
+        if isinstance(path, str) and (Path(path) / "anchors.json").is_file():
+            return path
     return DEFAULT_SET
 
 

@@ -581,3 +581,21 @@ def test_tables_refuse_a_bad_stitch_before_driving_any_episode(agents, monkeypat
     with pytest.raises(ValueError, match="anchor-mean"):
         stitching.check_stitchable(agents["abs-red"], agents["abs-red"], align="anchor-mean")
     stitching.check_stitchable(red, blue8, align="affine")  # a map bridges the sizes: accepted
+
+
+def test_affine_fit_set_is_one_that_can_be_found(tmp_path):
+    from relreps.anchors import DEFAULT_SET
+
+    def agent(anchors=None):
+        return zoo.Agent(name="a", policy=None, card={} if anchors is None else {"anchors": anchors})
+
+    custom = tmp_path / "my-set"
+    assert stitching._fit_set(agent({"set": "agent-3136"}), agent()) == "agent-3136"  # shipped: by name
+    assert stitching._fit_set(agent(), agent({"set": "agent-3136"})) == "agent-3136"  # else the policy's
+    assert stitching._fit_set(agent(), agent()) == DEFAULT_SET  # absolute agents: the default set
+    # a custom set: from the folder its card records while that folder holds it, else the default set
+    lost = {"set": "my-set", "path": str(custom)}
+    assert stitching._fit_set(agent(lost), agent()) == DEFAULT_SET
+    custom.mkdir()
+    (custom / "anchors.json").write_text("{}")
+    assert stitching._fit_set(agent(lost), agent()) == str(custom)
