@@ -203,9 +203,16 @@ def test_bench_train_refuses_bad_variants_before_any_work(monkeypatch, capsys):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     with pytest.raises(ValueError, match="native bfloat16"):
         bench.bench_train(["fp32", "bf16"])
-    assert main(["bench", "train", "--updates", "0", "--envs", "-1"]) == 2
+    with pytest.raises(ValueError, match=r"updates=0.*n_envs=-1"):  # the API names every bad count
+        bench.bench_train(["fp32"], updates=0, n_envs=-1)
+    with pytest.raises(SystemExit) as stopped:  # the command line refuses when it parses
+        main(["bench", "train", "--updates", "0", "--envs", "-1"])
     err = capsys.readouterr().err
-    assert err.count("error:") == 1 and "updates=0" in err and "n_envs=-1" in err
+    assert stopped.value.code == 2 and err.count("error:") == 1 and "--updates" in err
+    for argv, option in ((["--eval-tracks", "11"], "--eval-tracks"), (["--n-steps", "0"], "--n-steps")):
+        with pytest.raises(SystemExit):
+            main(["bench", "train", *argv])
+        assert option in capsys.readouterr().err
 
 
 def test_bench_train_variant_options():
