@@ -558,6 +558,28 @@ def _remove_failed_start(run: Path, *, keep_folder: bool) -> None:
             child.unlink(missing_ok=True)
 
 
+def _check_resumable(config: TrainConfig, run: Path, resume: bool) -> None:
+    """A run folder with a config is continued only with ``resume``, the same config and no
+    ``done.json``; a folder without one is a new run."""
+    cfg_path = run / "config.json"
+    if not cfg_path.exists():
+        return
+    if not resume:
+        raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
+                              "or choose another folder")
+    try:
+        saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise ValueError(f"{cfg_path} is not a readable run config ({e})") from None
+    diff = _config_diff(saved, config)
+    if diff:
+        raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
+                         "same settings")
+    if (run / "done.json").exists():
+        raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
+                              f"{run / 'agent.json'}. To train further, start a new run folder")
+
+
 def check_start(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False) -> None:
     """What :func:`train` checks before it writes anything: the run folder (a new or empty folder,
     or, with ``resume``, a run folder of the same config that has not finished; never a folder of
@@ -572,21 +594,7 @@ def check_start(config: TrainConfig, out: str | os.PathLike, *, resume: bool = F
     if run.is_dir() and not cfg_path.exists() and any(p.name != ".lock" for p in run.iterdir()):
         raise FileExistsError(f"{run} exists and is not a run folder (it holds other files and no config.json); "
                               "choose a new run folder")
-    if cfg_path.exists():
-        if not resume:
-            raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
-                                  "or choose another folder")
-        try:
-            saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as e:
-            raise ValueError(f"{cfg_path} is not a readable run config ({e})") from None
-        diff = _config_diff(saved, config)
-        if diff:
-            raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
-                             "same settings")
-        if (run / "done.json").exists():
-            raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
-                                  f"{run / 'agent.json'}. To train further, start a new run folder")
+    _check_resumable(config, run, resume)
     check_device(config.device)
     if config.representation == "relative":
         from . import anchors
@@ -684,18 +692,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
     from . import files
 
     cfg_path = run / "config.json"
-    if cfg_path.exists():
-        if not resume:
-            raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
-                                  "or choose another folder")
-        saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-        diff = _config_diff(saved, config)
-        if diff:
-            raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
-                             "same settings")
-        if (run / "done.json").exists():
-            raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
-                                  f"{run / 'agent.json'}. To train further, start a new run folder")
+    _check_resumable(config, run, resume)  # again, now that this process holds the run's lock
     built = run_anchors(config, run, create=True)  # a custom anchor set: the run's own copy
     card_base = zoo.card_for(built)  # reads the anchor set now, not after hours of training
     files.write_text(cfg_path, json.dumps(asdict(config), indent=1) + "\n")

@@ -26,6 +26,13 @@ from relreps.training import TrainConfig
 OBS = np.random.default_rng(0).integers(0, 256, size=(4, 3, 84, 84), dtype=np.uint8)
 
 
+#: A tiny relative run on the custom anchor set ``anchors/my-set``, in ``runs/x``, from the command line.
+CUSTOM_RUN = ["train", "--out", "runs/x", "--anchors", "anchors/my-set", "--color", "red", "--seed", "3",
+              "--steps", "32", "--envs", "2", "--workers", "0", "--n-anchors", "16", "--latent-dim", "16",
+              "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1", "--eval-max-steps", "10",
+              "--checkpoint-every", "32", "--set", "n_steps=16"]
+
+
 def tiny(**kw) -> TrainConfig:
     base = dict(algo="ppo", representation="relative", color="red", seed=3, total_steps=32, n_envs=2,
                 workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0, eval_tracks=(10_000_000,),
@@ -62,10 +69,7 @@ def custom_run(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(work)
     try:
-        code = main(["train", "--out", "runs/x", "--anchors", "anchors/my-set", "--color", "red", "--seed", "3",
-                     "--steps", "32", "--envs", "2", "--workers", "0", "--n-anchors", "16", "--latent-dim", "16",
-                     "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1", "--eval-max-steps", "10",
-                     "--checkpoint-every", "32", "--set", "n_steps=16"])
+        code = main(CUSTOM_RUN)
     finally:
         os.chdir(cwd)
     assert code == 0
@@ -280,10 +284,7 @@ def test_a_finished_run_is_not_resumed_and_keeps_its_files(custom_run, capsys):
     cwd = os.getcwd()
     os.chdir(custom_run)
     try:
-        code = main(["train", "--out", "runs/x", "--anchors", "anchors/my-set", "--color", "red", "--seed", "3",
-                     "--steps", "32", "--envs", "2", "--workers", "0", "--n-anchors", "16", "--latent-dim", "16",
-                     "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1", "--eval-max-steps", "10",
-                     "--checkpoint-every", "32", "--set", "n_steps=16"])
+        code = main(CUSTOM_RUN)
     finally:
         os.chdir(cwd)
     assert code == 2 and "exists; pass resume=True (--resume)" in one_line_error(capsys)
