@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from relreps import anchors, envs, evaluation, stitching, training, zoo
 from relreps.cli import main
 from relreps.training import TrainConfig
+from tiny import tiny
 
 OBS = np.random.default_rng(0).integers(0, 256, size=(4, 3, 84, 84), dtype=np.uint8)
 
@@ -33,12 +34,6 @@ CUSTOM_RUN = ["train", "--out", "runs/x", "--anchors", "anchors/my-set", "--colo
               "--checkpoint-every", "32", "--set", "n_steps=16"]
 
 
-def tiny(**kw) -> TrainConfig:
-    base = dict(algo="ppo", representation="relative", color="red", seed=3, total_steps=32, n_envs=2,
-                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0, eval_tracks=(10_000_000,),
-                eval_max_steps=10, checkpoint_every=32, hyperparameters={"n_steps": 16})
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -14,14 +14,9 @@ from relreps import algos, bench, envs, precision, training
 from relreps.cli import main
 from relreps.extractors import Float32LayerNorm, Float32Linear, RelativeEncoder
 from relreps.training import TrainConfig
+from tiny import tiny
 
 
-def tiny(**kw) -> TrainConfig:
-    base = dict(algo="ppo", representation="relative", color="red", seed=3, total_steps=32, n_envs=2,
-                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0, eval_tracks=(10_000_000,),
-                eval_max_steps=10, checkpoint_every=32, hyperparameters={"n_steps": 16})
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def model(resolved: str = "fp32", seed: int = 3, **kw):

@@ -14,14 +14,12 @@ import torch
 from relreps import training
 from relreps.cli import main
 from relreps.training import TrainConfig
+from tiny import tiny as shared_tiny
 
 
 def tiny(**kw) -> TrainConfig:
-    base = dict(algo="ppo", representation="relative", color="red", seed=3, total_steps=64, n_envs=2,
-                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=32, eval_tracks=(10_000_000,),
-                eval_max_steps=20, checkpoint_every=32, hyperparameters={"n_steps": 16})
-    base.update(kw)
-    return TrainConfig(**base)
+    """The shared tiny run (tests/tiny.py), longer and evaluated during training."""
+    return shared_tiny(**{"total_steps": 64, "eval_every": 32, "eval_max_steps": 20, **kw})
 
 
 def _rows(run):
