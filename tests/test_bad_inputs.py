@@ -53,6 +53,16 @@ def one_line_error(capsys) -> str:
 # ------------------------------------------------------------------------------------------
 
 
+def _main_in(folder, argv) -> int:
+    """``relreps argv`` run from ``folder`` (relative paths resolve there); the working folder is restored."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return main(argv)
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.fixture(scope="module")
 def custom_run(tmp_path_factory):
     """``relreps anchors``-style custom set in ``work/anchors/my-set`` and a tiny ``relreps train
@@ -61,12 +71,7 @@ def custom_run(tmp_path_factory):
     aset = anchors.create("my-set", colors=["red"], n_anchors=24, n_steps=120, seed=5, processes=1,
                           burst_every=60, burst_length=20)
     aset.save(work / "anchors" / "my-set")
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        code = main(CUSTOM_RUN)
-    finally:
-        os.chdir(cwd)
+    code = _main_in(work, CUSTOM_RUN)
     assert code == 0
     return work
 
@@ -276,12 +281,7 @@ def test_a_truncated_checkpoint_is_a_clear_error(custom_run, tmp_path, monkeypat
 def test_a_finished_run_is_not_resumed_and_keeps_its_files(custom_run, capsys):
     run = custom_run / "runs" / "x"
     before = tree(run)
-    cwd = os.getcwd()
-    os.chdir(custom_run)
-    try:
-        code = main(CUSTOM_RUN)
-    finally:
-        os.chdir(cwd)
+    code = _main_in(custom_run, CUSTOM_RUN)
     assert code == 2 and "exists; pass resume=True (--resume)" in one_line_error(capsys)
     assert tree(run) == before
 
