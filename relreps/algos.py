@@ -18,17 +18,30 @@ from __future__ import annotations
 import numpy as np
 import torch as th
 import torch.nn.functional as F
+from gymnasium import spaces
 from sb3_contrib import QRDQN
 from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
-from gymnasium import spaces
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import explained_variance
 from torch import nn
 
 from . import precision as _precision
-
 from .extractors import Head, HeadActorCriticPolicy, HeadDimMixin, HeadDQNPolicy, RelativeEncoder
+
+__all__ = [
+    "ALGORITHMS",
+    "DQN_DEFAULTS",
+    "PPO_DEFAULTS",
+    "AnchorUpdateCallback",
+    "DoubleDQN",
+    "HeadQRDQNPolicy",
+    "PrecisionPPO",
+    "linear_schedule",
+    "make_model",
+    "relative_encoders",
+]
+
 
 ALGORITHMS = ("ppo", "ddqn", "dqn", "qrdqn")
 
@@ -140,7 +153,7 @@ class PrecisionPPO(PPO):
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
         entropy_losses, pg_losses, value_losses, clip_fractions = [], [], [], []
         continue_training = True
-        for epoch in range(self.n_epochs):
+        for _epoch in range(self.n_epochs):
             approx_kl_divs = []
             for rollout_data in self.rollout_buffer.get(self.batch_size):
                 actions = rollout_data.actions

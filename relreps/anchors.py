@@ -41,6 +41,37 @@ import numpy as np
 from . import envs, files
 from .evaluation import act
 
+__all__ = [
+    "ANCHOR_TRACK_SEED",
+    "DEFAULT_N_ANCHORS",
+    "DEFAULT_SET",
+    "FORMAT_VERSION",
+    "SHIPPED_DIR",
+    "SUFFIX",
+    "ZOOM_FRAMES",
+    "AgentDriver",
+    "AnchorError",
+    "AnchorSet",
+    "Recipe",
+    "Replay",
+    "ScriptedDriver",
+    "available",
+    "check_recording",
+    "check_target",
+    "choose_indices",
+    "create",
+    "frames_bytes",
+    "frames_checksum",
+    "load",
+    "read_frames",
+    "record",
+    "replay",
+    "replay_anchors",
+    "resolve",
+    "verify",
+]
+
+
 FORMAT_VERSION = 1
 #: The set relative encoders use unless told otherwise, and the zoo's relative agents use:
 #: ``scripted-3136``, recorded by the scripted driver with random bursts. It did better than

@@ -16,6 +16,24 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import envs
 
+__all__ = [
+    "SB3_VEC",
+    "TRAIN_BASES",
+    "TRAIN_DEFAULT",
+    "TRAIN_OPTIONS",
+    "EnvBench",
+    "FastProfile",
+    "TrainBench",
+    "TrainTiming",
+    "TrainVariant",
+    "UpdateBench",
+    "bench_env",
+    "bench_train",
+    "bench_update",
+    "check_train_counts",
+    "profile_fast",
+]
+
 
 class _PhysicsOnly(envs.ColorCarRacing):
     """The environment without drawing: what a step costs when rendering is free."""
@@ -536,9 +554,9 @@ def bench_train(
             timer.rollout_s = 0.0
         spent = {v.spec: 0.0 for v in parsed}
         for _ in range(updates):
-            for v, model, _, callback, timer, total in runs:
+            for v, model, _, callback, _timer, total in runs:
                 spent[v.spec] += one_update(v, model, callback, total)
-        for v, model, _, callback, timer, total in runs:
+        for v, model, _, _callback, timer, _total in runs:
             torch.set_num_threads(base_threads)
             t0 = time.perf_counter()
             if v.base == "sb3":

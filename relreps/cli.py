@@ -28,7 +28,6 @@ from pathlib import Path
 
 def _anchors_collect(args) -> int:
     from . import anchors
-
     from .envs import color_name
 
     if not args.name.strip() or Path(args.name).name != args.name:
@@ -104,9 +103,7 @@ def _anchors_grid(args) -> int:
     import numpy as np
     import pygame
 
-    from . import anchors
-
-    from . import files
+    from . import anchors, files
     from .envs import color_name
 
     out = Path(args.out)
@@ -129,12 +126,9 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
-    import json
 
     from .evaluation import EVAL_TRACKS
-    from .training import TrainConfig, train
-
-    from .training import parse_overrides
+    from .training import TrainConfig, parse_overrides, train
 
     overrides = parse_overrides(args.set)
     config = TrainConfig(
@@ -422,7 +416,7 @@ def _bench_train(args) -> int:
 def _latent_analysis(args) -> int:
     import json
 
-    from . import latent, zoo
+    from . import latent, stitching, zoo
 
     def refused(out: Path) -> bool:
         if out.exists() and not args.overwrite:
@@ -451,12 +445,12 @@ def _latent_analysis(args) -> int:
     c = latent.compare(a, b, drive, colors=colors, tolerance=args.tolerance)
     m = c.metrics
     try:  # each stitch on its encoder's colour, judged frame by frame against the policy's own agent
-        actions = latent.stitch_agreement(a, b, drive)
+        actions = stitching.stitch_agreement(a, b, drive)
     except ValueError as e:
         actions = {"not_stitchable": str(e)}
     aligned = None
     if c.representation == "relative" and "not_stitchable" not in actions:
-        aligned = latent.stitch_agreement(a, b, drive, align="anchor-mean")
+        aligned = stitching.stitch_agreement(a, b, drive, align="anchor-mean")
     result = {
         **c.to_dict(),
         "drive": {"track_seeds": drive.recipe.track_seeds, "steps": drive.recipe.n_steps, "stride": args.stride,

@@ -34,6 +34,27 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.box2d import car_racing as _cr
 
+__all__ = [
+    "ACTIONS",
+    "COLORS",
+    "ENV_ID",
+    "FRAME_SIZE",
+    "GRASS_BRIGHTEN",
+    "MAX_EPISODE_STEPS",
+    "OBS_SIZE",
+    "RENDERERS",
+    "RGB",
+    "ROAD_COLOR",
+    "AgentView",
+    "ColorCarRacing",
+    "color_name",
+    "make_env",
+    "make_vec_env",
+    "preprocess",
+    "resolve_color",
+]
+
+
 ENV_ID = "relreps/CarRacing-v0"
 MAX_EPISODE_STEPS = 1000
 FRAME_SIZE = 96  # the stock state frame (STATE_W x STATE_H)
@@ -66,7 +87,6 @@ GRASS_BRIGHTEN = 26  # grass = background with its strongest channel(s) brighten
 def _valid_color_message() -> str:
     names = ", ".join(repr(c) for c in COLORS)
     return f'one of {names}, or an (R, G, B) triple of integers in 0..255 (or "R,G,B")'
-
 
 
 def resolve_color(color: str | Sequence[int]) -> tuple[RGB, RGB]:

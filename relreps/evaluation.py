@@ -29,6 +29,20 @@ import numpy as np
 
 from . import envs
 
+__all__ = [
+    "EVAL_TRACKS",
+    "EVAL_TRACK_SEED",
+    "Drive",
+    "Episode",
+    "Evaluation",
+    "act",
+    "evaluate",
+    "held_out_tracks",
+    "record_episode",
+    "run_episode",
+]
+
+
 #: Held-out evaluation tracks: the first 10 are the standard set (the paper used 5).
 EVAL_TRACK_SEED = 10_000_000
 EVAL_TRACKS: tuple[int, ...] = tuple(range(EVAL_TRACK_SEED, EVAL_TRACK_SEED + 10))

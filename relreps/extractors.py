@@ -36,6 +36,27 @@ from .envs import OBS_SIZE
 from .precision import float32
 from .projection import check_options, prepare_anchors, project
 
+__all__ = [
+    "CONV_DIM",
+    "LATENT_NORMS",
+    "REPRESENTATIONS",
+    "AbsoluteEncoder",
+    "Float32LayerNorm",
+    "Float32Linear",
+    "Head",
+    "HeadActorCriticPolicy",
+    "HeadDQNPolicy",
+    "HeadDimMixin",
+    "RelativeEncoder",
+    "check_latent_norm",
+    "embed",
+    "encoder_of",
+    "frames_to_tensor",
+]
+
+
+#: The two kinds of encoder (and of agent): the method first.
+REPRESENTATIONS = ("relative", "absolute")
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
 
@@ -110,6 +131,26 @@ def encoder_of(model) -> BaseFeaturesExtractor:
         if isinstance(found, BaseFeaturesExtractor):
             return found
     raise ValueError(f"{type(model).__name__} has no features extractor that predict() uses")
+
+
+def embed(model, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The encoder output for ``(N, 84, 84, 3)`` uint8 frames: ``(N, features)`` float32.
+
+    The absolute latent for an absolute encoder, the vector of similarities to its anchors for a
+    relative one: exactly what the policy head receives in ``predict`` (same extractor, same
+    preprocessing: channels first, divided by 255). Batched, without gradients; ``model`` as in
+    :func:`encoder_of`.
+    """
+    encoder = encoder_of(model)
+    frames = np.asarray(frames)
+    device = next(encoder.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch_size):
+            out.append(encoder(frames_to_tensor(frames[i : i + batch_size], device)).float().cpu())
+    if not out:
+        return np.zeros((0, encoder.features_dim), dtype=np.float32)
+    return torch.cat(out).numpy()
 
 
 class AbsoluteEncoder(BaseFeaturesExtractor):

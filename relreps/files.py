@@ -16,6 +16,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = [
+    "atomic_path",
+    "copy_file",
+    "new_folder_beside",
+    "replace_folder",
+    "write_bytes",
+    "write_text",
+]
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -37,11 +46,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns ``path``."""
-    with atomic_path(path) as tmp:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     return Path(path)
 
 

@@ -28,26 +28,24 @@ import numpy as np
 import torch
 
 from . import anchors, envs
-from .extractors import encoder_of, frames_to_tensor
+from .extractors import embed, encoder_of
 
 __all__ = [
     "LATENT_TRACK_SEED",
     "Comparison",
-    "anchor_drift",
-    "greedy_actions",
-    "reembedded",
-    "stitch_agreement",
     "Metrics",
     "ParallelDrive",
+    "anchor_drift",
     "catalogue",
+    "comparable",
     "compare",
     "embed",
     "encoder_of",
-    "comparable",
     "incomparable",
     "metrics",
     "pairs",
     "parallel_drive",
+    "reembedded",
     "similarity",
 ]
 
@@ -130,26 +128,6 @@ def parallel_drive(
 # --------------------------------------------------------------------------------------------
 # Embeddings and similarities
 # --------------------------------------------------------------------------------------------
-
-
-def embed(model, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """The encoder output for ``(N, 84, 84, 3)`` uint8 frames: ``(N, features)`` float32.
-
-    The absolute latent for an absolute encoder, the vector of similarities to its anchors for a
-    relative one: exactly what the policy head receives in ``predict`` (same extractor, same
-    preprocessing: channels first, divided by 255). Batched, without gradients; ``model`` as in
-    :func:`encoder_of`.
-    """
-    encoder = encoder_of(model)
-    frames = np.asarray(frames)
-    device = next(encoder.parameters()).device
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(frames), batch_size):
-            out.append(encoder(frames_to_tensor(frames[i : i + batch_size], device)).float().cpu())
-    if not out:
-        return np.zeros((0, encoder.features_dim), dtype=np.float32)
-    return torch.cat(out).numpy()
 
 
 def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, eps: float = 1e-12) -> np.ndarray:
@@ -238,11 +216,11 @@ def linear_cka(x, y) -> float:
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 2:
         raise ValueError(f"expected (n, d) representations of the same n >= 2 states; got {x.shape} and {y.shape}")
     x, y = x - x.mean(0), y - y.mean(0)
-    k, l = x @ x.T, y @ y.T
-    nk, nl = np.linalg.norm(k), np.linalg.norm(l)
+    kx, ky = x @ x.T, y @ y.T
+    nk, nl = np.linalg.norm(kx), np.linalg.norm(ky)
     if not (nk > 0 and nl > 0):
         raise ValueError("a representation is the same for every state: its CKA is undefined")
-    return float((k * l).sum() / (nk * nl))
+    return float((kx * ky).sum() / (nk * nl))
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,81 +377,6 @@ def compare(
         cka = None
     return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
                       metrics=metrics(sim, tolerance=tolerance), cka=cka)
-
-
-# --------------------------------------------------------------------------------------------
-# Actions: does a stitched agent act as the policy's own agent does on the same states?
-# --------------------------------------------------------------------------------------------
-
-
-def greedy_actions(agent, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """The greedy actions (``(N,)`` int64, indices into :data:`relreps.envs.ACTIONS`) of an agent
-    (or SB3 policy) for ``(N, 84, 84, 3)`` uint8 frames: what :func:`relreps.evaluation.act` picks
-    for each frame on its own."""
-    policy = getattr(agent, "policy", agent)
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected (N, 84, 84, 3) uint8 frames, got {frames.dtype} {frames.shape}")
-    out = [policy.predict(frames[i : i + batch_size].transpose(0, 3, 1, 2), deterministic=True)[0]
-           for i in range(0, len(frames), batch_size)]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
-
-
-def head_actions(agent, features) -> np.ndarray:
-    """The greedy actions (``(N,)`` int64) of a PPO agent's (or policy's) **head** for given encoder
-    outputs ``(N, features)``: what it picks when fed them in place of its own encoder's, e.g. a
-    foreign encoder's outputs, moved or mapped (the diagnosis scripts in ``scripts/diagnosis``)."""
-    policy = getattr(agent, "policy", agent)
-    with torch.no_grad():
-        logits = policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(features, dtype=torch.float32)))
-    return logits.argmax(1).numpy().astype(np.int64)
-
-
-def _shares(actions: np.ndarray) -> dict[str, float]:
-    counts = np.bincount(actions, minlength=len(envs.ACTIONS))
-    return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}
-
-
-def stitch_agreement(a, b, drive: ParallelDrive, *, align: str | None = None) -> dict:
-    """Per-state fidelity of the two stitches of agents ``a`` and ``b`` (:class:`relreps.zoo.Agent`),
-    on the parallel frames of ``drive``, each agent in its own colour.
-
-    A stitched agent (encoder of X, policy of Y) sees X's colour; on the same state, Y's own agent
-    sees Y's colour. If X's encoder describes states as Y's does, the stitch picks Y's action. For
-    each direction this returns the fraction of frames where the stitch agrees with the policy's
-    agent (``with_policy_agent``) and with the encoder's agent (``with_encoder_agent``), its
-    action shares, and ``recall``: for each action the policy's agent picks somewhere, the fraction
-    of those frames where the stitch picks it too (a stitch that always accelerates agrees on every
-    frame where the agent does, and ``recall`` shows the turns it misses); ``agents_agree`` is how often ``a`` and ``b`` themselves pick the same action
-    (two policies trained apart need not agree even where their encoders do). ``align`` is passed
-    to :func:`relreps.stitching.stitch` (``"anchor-mean"``: relative agents only; ``"affine"``: both). Unlike a driven
-    episode, where one wrong turn changes every later frame, each frame here is judged alone.
-
-    Raises:
-        ValueError: the agents cannot be stitched (:func:`relreps.stitching.stitch`).
-    """
-    from .stitching import stitch
-
-    own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
-    out = {
-        "frames": len(drive),
-        **({"align": align} if align else {}),
-        "agents_agree": float((own[a.name] == own[b.name]).mean()),
-        "own_actions": {name: _shares(acts) for name, acts in own.items()},
-        "stitched": {},
-    }
-    for enc, pol in ((a, b), (b, a)):
-        s = stitch(enc, pol, align=align)
-        acts = greedy_actions(s, drive.frames(enc.color))
-        out["stitched"][s.name] = {
-            "encoder": enc.name, "policy": pol.name,
-            "with_policy_agent": float((acts == own[pol.name]).mean()),
-            "with_encoder_agent": float((acts == own[enc.name]).mean()),
-            "actions": _shares(acts),
-            "recall": {name: float((acts[own[pol.name] == i] == i).mean())
-                       for i, name in enumerate(envs.ACTIONS) if (own[pol.name] == i).any()},
-        }
-    return out
 
 
 # --------------------------------------------------------------------------------------------

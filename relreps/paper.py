@@ -7,6 +7,16 @@ score = the episode's maximum return, mean and std over 5 track seeds (seed-1 ag
 
 from __future__ import annotations
 
+__all__ = [
+    "AUTHORS_HOURS_PER_5M",
+    "AUTHORS_STEPS_PER_S",
+    "COLORS",
+    "TABLE1",
+    "summary",
+    "table_means",
+]
+
+
 COLORS = ("green", "red", "blue", "yellow")
 
 #: ``TABLE1[representation][encoder colour][policy colour] = (mean, std)``.

@@ -23,6 +23,19 @@ import contextlib
 
 import torch
 
+__all__ = [
+    "DTYPES",
+    "PRECISIONS",
+    "RESOLVED",
+    "autocast",
+    "check_precision",
+    "cpu_has_bf16",
+    "cuda_has_bf16",
+    "float32",
+    "resolve",
+]
+
+
 PRECISIONS = ("fp32", "bf16", "auto")
 #: What a precision setting resolves to on a device: the autocast dtype's short name.
 RESOLVED = ("fp32", "bf16", "fp16")

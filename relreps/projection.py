@@ -12,6 +12,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "STANDARDIZE",
+    "check_options",
+    "prepare_anchors",
+    "project",
+    "relative_projection",
+]
+
 
 #: The projection's ``standardize`` choices: per-dimension mean and std (the authors' code), the
 #: mean only, or neither.

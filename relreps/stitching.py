@@ -30,14 +30,43 @@ reward; what it costs is two embeddings of the set's frames and one linear solve
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from .extractors import encoder_of
+from . import envs
+from .extractors import REPRESENTATIONS, embed, encoder_of
 from .zoo import Agent
 
-MODES = ("relative", "absolute")
+if TYPE_CHECKING:
+    from . import latent
+
+__all__ = [
+    "ALIGNMENTS",
+    "REPRESENTATIONS",
+    "RIDGE",
+    "SEED_GROUPS",
+    "AlignedEncoder",
+    "anchor_mean",
+    "check_stitchable",
+    "fit_affine",
+    "greedy_actions",
+    "head_actions",
+    "scores",
+    "seed_summary",
+    "seed_tables",
+    "set_outputs",
+    "stitch",
+    "stitch_agreement",
+    "summary",
+    "swap_extractors",
+    "table",
+    "translation",
+]
+
+
 #: ``stitch(..., align=...)`` choices: ``None`` (the paper's stitch), ``"anchor-mean"`` or
 #: ``"affine"`` (see above).
 ALIGNMENTS = (None, "anchor-mean", "affine")
@@ -125,7 +154,6 @@ def set_outputs(agent: Agent, anchor_set: str):
     """What ``agent``'s encoder outputs for the frames of ``anchor_set`` in the agent's own colour:
     ``(n_frames, features)`` float32, one side of :func:`translation`'s fit."""
     from . import anchors
-    from .latent import embed
 
     return embed(agent, anchors.load(anchor_set).frames(agent.color))
 
@@ -204,8 +232,8 @@ def check_stitchable(encoder_agent: Agent, policy_agent: Agent, mode: str | None
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
     enc_rep, pol_rep = encoder_agent.representation, policy_agent.representation
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {MODES}")
+    if mode is not None and mode not in REPRESENTATIONS:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {REPRESENTATIONS}")
     if enc_rep != pol_rep:
         def a(rep: str) -> str:
             return f"an {rep}" if rep[0] in "aeiou" else f"a {rep}"
@@ -326,7 +354,6 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
-    from . import envs
     from .evaluation import evaluate
 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
@@ -489,3 +516,76 @@ def seed_summary(tables: dict) -> dict:
         out[name] = {"mean": mean, "cells": len(found), "worst": worst[0], "worst_cell": worst[1],
                      **({"ratio": mean / alone} if alone else {})}
     return {"cells": cells, "groups": out}
+
+
+# --------------------------------------------------------------------------------------------
+# Actions: does a stitched agent act as the policy's own agent does on the same states?
+# --------------------------------------------------------------------------------------------
+
+
+def greedy_actions(agent, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The greedy actions (``(N,)`` int64, indices into :data:`relreps.envs.ACTIONS`) of an agent
+    (or SB3 policy) for ``(N, 84, 84, 3)`` uint8 frames: what :func:`relreps.evaluation.act` picks
+    for each frame on its own."""
+    policy = getattr(agent, "policy", agent)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (N, 84, 84, 3) uint8 frames, got {frames.dtype} {frames.shape}")
+    out = [policy.predict(frames[i : i + batch_size].transpose(0, 3, 1, 2), deterministic=True)[0]
+           for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+def head_actions(agent, features) -> np.ndarray:
+    """The greedy actions (``(N,)`` int64) of a PPO agent's (or policy's) **head** for given encoder
+    outputs ``(N, features)``: what it picks when fed them in place of its own encoder's, e.g. a
+    foreign encoder's outputs, moved or mapped (the diagnosis scripts in ``scripts/diagnosis``)."""
+    policy = getattr(agent, "policy", agent)
+    with torch.no_grad():
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(features, dtype=torch.float32)))
+    return logits.argmax(1).numpy().astype(np.int64)
+
+
+def _shares(actions: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(actions, minlength=len(envs.ACTIONS))
+    return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}
+
+
+def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = None) -> dict:
+    """Per-state fidelity of the two stitches of agents ``a`` and ``b`` (:class:`relreps.zoo.Agent`),
+    on the parallel frames of ``drive``, each agent in its own colour.
+
+    A stitched agent (encoder of X, policy of Y) sees X's colour; on the same state, Y's own agent
+    sees Y's colour. If X's encoder describes states as Y's does, the stitch picks Y's action. For
+    each direction this returns the fraction of frames where the stitch agrees with the policy's
+    agent (``with_policy_agent``) and with the encoder's agent (``with_encoder_agent``), its
+    action shares, and ``recall``: for each action the policy's agent picks somewhere, the fraction
+    of those frames where the stitch picks it too (a stitch that always accelerates agrees on every
+    frame where the agent does, and ``recall`` shows the turns it misses); ``agents_agree`` is how often ``a`` and ``b`` themselves pick the same action
+    (two policies trained apart need not agree even where their encoders do). ``align`` is passed
+    to :func:`stitch` (``"anchor-mean"``: relative agents only; ``"affine"``: both). Unlike a driven
+    episode, where one wrong turn changes every later frame, each frame here is judged alone.
+
+    Raises:
+        ValueError: the agents cannot be stitched (:func:`stitch`).
+    """
+    own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
+    out = {
+        "frames": len(drive),
+        **({"align": align} if align else {}),
+        "agents_agree": float((own[a.name] == own[b.name]).mean()),
+        "own_actions": {name: _shares(acts) for name, acts in own.items()},
+        "stitched": {},
+    }
+    for enc, pol in ((a, b), (b, a)):
+        s = stitch(enc, pol, align=align)
+        acts = greedy_actions(s, drive.frames(enc.color))
+        out["stitched"][s.name] = {
+            "encoder": enc.name, "policy": pol.name,
+            "with_policy_agent": float((acts == own[pol.name]).mean()),
+            "with_encoder_agent": float((acts == own[enc.name]).mean()),
+            "actions": _shares(acts),
+            "recall": {name: float((acts[own[pol.name] == i] == i).mean())
+                       for i, name in enumerate(envs.ACTIONS) if (own[pol.name] == i).any()},
+        }
+    return out

@@ -41,11 +41,34 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import algos, envs, evaluation, files, zoo
 from .anchors import DEFAULT_SET
-from .extractors import AbsoluteEncoder, RelativeEncoder, check_latent_norm
+from .extractors import REPRESENTATIONS, AbsoluteEncoder, RelativeEncoder, check_latent_norm
 from .precision import check_precision
 from .projection import check_options
 
-REPRESENTATIONS = ("absolute", "relative")
+__all__ = [
+    "ANCHOR_UPDATES",
+    "DEVICES",
+    "LEGACY_DEFAULTS",
+    "REPRESENTATIONS",
+    "RUN_ANCHORS",
+    "RunInUseError",
+    "TrainConfig",
+    "build_model",
+    "card_for",
+    "check_device",
+    "check_hyperparameters",
+    "check_start",
+    "export_checkpoint",
+    "load_checkpoint",
+    "parse_overrides",
+    "resolved_precision",
+    "run_anchors",
+    "save_checkpoint",
+    "train",
+    "trained_config",
+]
+
+
 #: How often PPO moves the anchors' moving average (TrainConfig.anchor_update).
 ANCHOR_UPDATES = ("gradient-step", "rollout")
 
@@ -173,6 +196,40 @@ class TrainConfig:
         return RelativeEncoder, kwargs
 
 
+def card_for(config, **extra) -> dict:
+    """A card for a trained model, from its :class:`TrainConfig`."""
+    from . import __version__, anchors
+
+    _, encoder_kwargs = config.encoder()
+    card = {
+        "format": zoo.FORMAT_VERSION,
+        "algo": config.algo,
+        "representation": config.representation,
+        "color": config.color,
+        "seed": config.seed,
+        "head_dim": config.head_dim,
+        "encoder_kwargs": encoder_kwargs,
+        "config": asdict(config),
+        "relreps": __version__,
+    }
+    if config.representation == "relative":
+        aset = anchors.load(config.anchors)
+        card["anchors"] = {"set": aset.name, "color": config.color,
+                           "frames_checksum": anchors.frames_checksum(aset.frames(config.color)),
+                           "set_id": aset.identity}
+        if not zoo._is_shipped_set(card["anchors"]):
+            card["anchors"]["path"] = str(aset.path.resolve())
+    card.update(extra)
+    return card
+
+
+def trained_config(info: dict):
+    """The :class:`TrainConfig` an agent's card records (``None`` for an agent saved
+    without one); read like a run's ``config.json``, so fields added since take the values that old
+    runs trained with (e.g. ``anchor_update="rollout"``)."""
+    return TrainConfig.from_json(info["config"]) if "config" in info else None
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -256,7 +313,7 @@ def check_hyperparameters(algo: str, overrides: dict, *, n_envs: int = 1) -> Non
             low = 0 if key == "learning_starts" else 1
             ok, kind = _is_int(value) and value >= low, f"an integer >= {low}"
         elif default is None or isinstance(default, (int, float)):
-            ok = value is None and (default is None or key in _OPTIONAL) or (
+            ok = (value is None and (default is None or key in _OPTIONAL)) or (
                 isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
             kind = "a finite number" + (" or null" if key in _OPTIONAL else "")
         else:
@@ -381,7 +438,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
         elapsed = load_checkpoint(model, ckpt)
         facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
                  "run": str(run)}
-        return zoo.save(model, out, zoo.card_for(config, training=facts), overwrite=overwrite, half=True)
+        return zoo.save(model, out, card_for(config, training=facts), overwrite=overwrite, half=True)
     finally:
         env.close()
 
@@ -694,7 +751,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
     cfg_path = run / "config.json"
     _check_resumable(config, run, resume)  # again, now that this process holds the run's lock
     built = run_anchors(config, run, create=True)  # a custom anchor set: the run's own copy
-    card_base = zoo.card_for(built)  # reads the anchor set now, not after hours of training
+    card_base = card_for(built)  # reads the anchor set now, not after hours of training
     files.write_text(cfg_path, json.dumps(asdict(config), indent=1) + "\n")
 
     t0 = time.time()

@@ -18,6 +18,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
+__all__ = [
+    "ChunkedSubprocVecEnv",
+]
+
 
 def _worker(remote, parent_remote, fns: CloudpickleWrapper) -> None:
     parent_remote.close()

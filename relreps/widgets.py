@@ -281,9 +281,9 @@ class StitchExplorer(W.VBox):
         self.drive: Drive | None = None
         self.error: str | None = None
         self._curve: _Curve | None = None
-        reps = [m for m in stitching.MODES if any(e["representation"] == m for e in self._entries.values())]
+        reps = [m for m in stitching.REPRESENTATIONS if any(e["representation"] == m for e in self._entries.values())]
         style = {"description_width": "70px"}
-        reps = reps or list(stitching.MODES)
+        reps = reps or list(stitching.REPRESENTATIONS)
         self.mode = W.ToggleButtons(options=reps, description="mode", style=style,
                                     tooltips=["both agents use this representation"] * len(reps))
         self.align = W.Dropdown(options=_align_options("relative"), value=NO_ALIGN, description="align",

@@ -15,10 +15,11 @@ shipped agents (``relreps/data/zoo``). :func:`export_sb3` writes an SB3 zip for 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,42 @@ import torch
 from gymnasium import spaces
 
 from . import envs
+
+__all__ = [
+    "ACTION_SPACE",
+    "ANCHOR_COPY_SUFFIX",
+    "CARD_FIELDS",
+    "EVALUATION_FILE",
+    "FORMAT_VERSION",
+    "FULL_PRECISION",
+    "LOG_FILES",
+    "MAX_BYTES",
+    "OBS_SPACE",
+    "SHIPPED_DIR",
+    "ZOO_ENV",
+    "Agent",
+    "ZooError",
+    "agent_name",
+    "anchor_key",
+    "available",
+    "build_policy",
+    "card",
+    "catalog",
+    "check_card",
+    "color_rank",
+    "export_sb3",
+    "learning_curve",
+    "load",
+    "logs",
+    "save",
+    "score",
+    "seed_agent_name",
+    "ship",
+    "training_facts",
+    "variants",
+    "zoo_dir",
+]
+
 
 FORMAT_VERSION = 1
 SHIPPED_DIR = Path(__file__).parent / "data" / "zoo"
@@ -134,33 +171,6 @@ def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> torc
         raise ZooError(f"the card's encoder_kwargs do not fit a {card['representation']} encoder: {e}") from None
 
 
-def card_for(config, **extra) -> dict:
-    """A card for a trained model, from its :class:`~relreps.training.TrainConfig`."""
-    from . import __version__, anchors
-
-    encoder_class, encoder_kwargs = config.encoder()
-    card = {
-        "format": FORMAT_VERSION,
-        "algo": config.algo,
-        "representation": config.representation,
-        "color": config.color,
-        "seed": config.seed,
-        "head_dim": config.head_dim,
-        "encoder_kwargs": encoder_kwargs,
-        "config": asdict(config),
-        "relreps": __version__,
-    }
-    if config.representation == "relative":
-        aset = anchors.load(config.anchors)
-        card["anchors"] = {"set": aset.name, "color": config.color,
-                           "frames_checksum": anchors.frames_checksum(aset.frames(config.color)),
-                           "set_id": aset.identity}
-        if not _is_shipped_set(card["anchors"]):
-            card["anchors"]["path"] = str(aset.path.resolve())
-    card.update(extra)
-    return card
-
-
 #: The suffix of the copy of a relative agent's anchor frames kept beside its card
 #: (``NAME.anchors.npy.xz``) when its set is not a shipped one.
 ANCHOR_COPY_SUFFIX = ".anchors.npy.xz"
@@ -177,15 +187,6 @@ def _is_shipped_set(info: dict) -> bool:
         return _shipped_identity(info["set"]) == info["set_id"]
     shipped = json.loads((anchors.SHIPPED_DIR / info["set"] / "anchors.json").read_text())
     return shipped.get("checksums", {}).get(info.get("color")) == info.get("frames_checksum")
-
-
-def trained_config(info: dict):
-    """The :class:`~relreps.training.TrainConfig` an agent's card records (``None`` for an agent saved
-    without one); read like a run's ``config.json``, so fields added since take the values that old
-    runs trained with (e.g. ``anchor_update="rollout"``)."""
-    from .training import TrainConfig
-
-    return TrainConfig.from_json(info["config"]) if "config" in info else None
 
 
 #: State kept in float32 by ``save(..., half=True)`` (tensor names ending so).
@@ -573,10 +574,8 @@ def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
     if isinstance(config, dict):
         trained = {k: config.get(k) for k in says if k in config}
         if "color" in trained:
-            try:
+            with contextlib.suppress(ValueError):
                 trained["color"] = envs.color_name(trained["color"])
-            except ValueError:
-                pass
         if "stitched" in card:  # the config is the policy agent's: its colour is another one
             trained.pop("color", None)
         others.append(("its training config", trained))

@@ -49,9 +49,9 @@ train() {  # train NAME REPRESENTATION COLOUR SEED [extra relreps train args]
     echo "== $run: already in the zoo"
     python - "$ZOO/$run.json" <<'PY'
 import json, sys
-from relreps import zoo
+from relreps import training
 card = json.load(open(sys.argv[1]))
-config = zoo.trained_config(card)
+config = training.trained_config(card)
 from relreps.training import TrainConfig
 now = TrainConfig(representation="relative")  # today's recipe: relreps train's defaults
 recipe = {k: getattr(now, k) for k in ("anchor_update", "latent_norm", "standardize")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def test_bursts_repeat_one_action(recipe):
 class _PixelAgent:
     """A stand-in for a trained agent: its action depends on the pixels it sees (channels first)."""
 
-    card = {"sha256": "0" * 64, "training": {"steps": 0}}
+    card: ClassVar[dict] = {"sha256": "0" * 64, "training": {"steps": 0}}
 
     def predict(self, obs, state=None, episode_start=None, deterministic=True):
         assert obs.shape == (3, envs.OBS_SIZE, envs.OBS_SIZE) and deterministic

@@ -18,11 +18,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import tiny
 
 from relreps import anchors, envs, evaluation, stitching, training, zoo
 from relreps.cli import main
 from relreps.training import TrainConfig
-from tiny import tiny
 
 OBS = np.random.default_rng(0).integers(0, 256, size=(4, 3, 84, 84), dtype=np.uint8)
 
@@ -135,7 +135,7 @@ def test_custom_anchor_set_run_loads_anywhere(custom_run, tmp_path, monkeypatch,
 
 def test_agents_trained_on_shipped_sets_carry_no_copy(tmp_path):
     # a relative agent of the shipped set: no frames beside it, the card names the set's identity
-    card = zoo.card_for(tiny())
+    card = training.card_for(tiny())
     assert card["anchors"]["set"] == "scripted-3136" and "path" not in card["anchors"]
     policy = zoo.build_policy(card)
     path = zoo.save(policy, tmp_path / "a", card)
@@ -386,7 +386,7 @@ def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("agents")
     out = {}
     for rep in ("relative", "absolute"):
-        card = zoo.card_for(tiny(representation=rep))
+        card = training.card_for(tiny(representation=rep))
         out[rep] = zoo.save(zoo.build_policy(card), root / rep, card)
     return out
 
@@ -558,7 +558,7 @@ def test_track_count_parser(value):
         value = str(value)
     try:
         count = _track_count(value)
-    except Exception as e:  # noqa: BLE001 - only the parser's own error is allowed
+    except Exception as e:
         import argparse
 
         assert isinstance(e, argparse.ArgumentTypeError), repr(e)

@@ -94,7 +94,7 @@ def test_registered_env_and_spaces():
 def test_episode_truncates_at_max_steps():
     env = envs.make_env("green", max_episode_steps=30)
     env.reset(seed=1)
-    for t in range(30):
+    for _ in range(30):
         _, _, terminated, truncated, _ = env.step(envs.BRAKE)
     assert truncated and not terminated
 

@@ -232,7 +232,7 @@ def test_embed_uses_the_extractor_that_predict_uses(agents, drive):
     actions, _ = policy.predict(frames.transpose(0, 3, 1, 2), deterministic=True)
     assert np.array_equal(logits.argmax(1).numpy(), actions)
     # the head alone, fed those outputs, picks the same actions as the whole agent
-    assert np.array_equal(latent.head_actions(policy, feats.numpy()), latent.greedy_actions(policy, frames))
+    assert np.array_equal(stitching.head_actions(policy, feats.numpy()), stitching.greedy_actions(policy, frames))
     # the Agent, the policy and the extractor give the same embedding
     assert np.array_equal(latent.embed(agent, frames), latent.embed(agent.policy.pi_features_extractor, frames))
     # DQN family: the online network's extractor
@@ -251,7 +251,7 @@ def test_compare_agents_in_their_own_colours(agents, drive):
     assert c.metrics == latent.metrics(expected, tolerance=1)
     d = c.to_dict()
     assert d["metrics"]["tolerance"] == 1 and "sim" not in d and json.dumps(d)
-    assert "rel-green (green) vs rel-red (red)" == c.label
+    assert c.label == "rel-green (green) vs rel-red (red)"
 
 
 def test_compare_refuses_what_cannot_be_compared(agents, drive):
@@ -323,22 +323,22 @@ def test_cli_reembed_anchors_writes_its_own_file(agents, tmp_path, capsys, monke
 def test_stitch_agreement_judges_each_frame_against_the_policys_own_agent(agents, drive):
     green, red = agents["rel-green"], agents["rel-red"]
     frames = drive.frames("green")[:5]
-    acts = latent.greedy_actions(green, frames)
+    acts = stitching.greedy_actions(green, frames)
     assert acts.dtype == np.int64 and [evaluation.act(green.policy, f) for f in frames] == acts.tolist()
     with pytest.raises(ValueError, match="uint8 frames"):
-        latent.greedy_actions(green, frames.astype(np.float32))
+        stitching.greedy_actions(green, frames.astype(np.float32))
 
     # an agent and its copy: every stitch is the agent itself
     twin = zoo.Agent(name="rel-green-twin", policy=copy.deepcopy(green.policy), card=green.card)
-    same = latent.stitch_agreement(green, twin, drive)
+    same = stitching.stitch_agreement(green, twin, drive)
     assert same["frames"] == len(drive) and same["agents_agree"] == 1.0
     assert {s["with_policy_agent"] for s in same["stitched"].values()} == {1.0}
 
-    r = latent.stitch_agreement(green, red, drive)
+    r = stitching.stitch_agreement(green, red, drive)
     assert set(r["stitched"]) == {"rel-green+rel-red", "rel-red+rel-green"}
-    own_red = latent.greedy_actions(red, drive.frames("red"))
-    own_green = latent.greedy_actions(green, drive.frames("green"))
-    stitched = latent.greedy_actions(stitching.stitch(green, red), drive.frames("green"))
+    own_red = stitching.greedy_actions(red, drive.frames("red"))
+    own_green = stitching.greedy_actions(green, drive.frames("green"))
+    stitched = stitching.greedy_actions(stitching.stitch(green, red), drive.frames("green"))
     s = r["stitched"]["rel-green+rel-red"]
     assert (s["encoder"], s["policy"]) == ("rel-green", "rel-red")
     assert s["with_policy_agent"] == pytest.approx((stitched == own_red).mean())
@@ -354,10 +354,10 @@ def test_stitch_agreement_judges_each_frame_against_the_policys_own_agent(agents
     assert {v["recall"]["gas"] for v in same["stitched"].values() if "gas" in v["recall"]} <= {1.0}
     assert json.dumps(r)
     with pytest.raises(ValueError, match="cannot join"):
-        latent.stitch_agreement(green, agents["abs-green"], drive)
-    aligned = latent.stitch_agreement(green, red, drive, align="anchor-mean")
+        stitching.stitch_agreement(green, agents["abs-green"], drive)
+    aligned = stitching.stitch_agreement(green, red, drive, align="anchor-mean")
     s = aligned["stitched"]["rel-green+rel-red[anchor-mean]"]
-    acts = latent.greedy_actions(stitching.stitch(green, red, align="anchor-mean"), drive.frames("green"))
+    acts = stitching.greedy_actions(stitching.stitch(green, red, align="anchor-mean"), drive.frames("green"))
     assert aligned["align"] == "anchor-mean" and s["with_policy_agent"] == pytest.approx((acts == own_red).mean())
 
 

@@ -9,14 +9,12 @@ from dataclasses import asdict
 import pytest
 import torch
 from stable_baselines3 import PPO
+from tiny import tiny
 
 from relreps import algos, bench, envs, precision, training
 from relreps.cli import main
 from relreps.extractors import Float32LayerNorm, Float32Linear, RelativeEncoder
 from relreps.training import TrainConfig
-from tiny import tiny
-
-
 
 
 def model(resolved: str = "fp32", seed: int = 3, **kw):

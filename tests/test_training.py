@@ -10,11 +10,11 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from tiny import tiny as shared_tiny
 
 from relreps import training
 from relreps.cli import main
 from relreps.training import TrainConfig
-from tiny import tiny as shared_tiny
 
 
 def tiny(**kw) -> TrainConfig:
@@ -199,15 +199,14 @@ def test_export_checkpoint(tmp_path, capsys):
 
 
 def test_trained_config_reads_old_cards_as_they_trained():
-    from relreps import zoo
 
     config = asdict(tiny())
-    assert zoo.trained_config({"config": config}).anchor_update == "gradient-step"
+    assert training.trained_config({"config": config}).anchor_update == "gradient-step"
     for key in training.LEGACY_DEFAULTS:  # a card saved before these fields existed
         del config[key]
-    old = zoo.trained_config({"config": config})
+    old = training.trained_config({"config": config})
     assert (old.anchor_update, old.latent_norm, old.std_floor, old.standardize) == ("rollout", None, None, True)
-    assert zoo.trained_config({}) is None
+    assert training.trained_config({}) is None
 
 
 def test_cli_train_relative_defaults_centred_and_layer_normalised(tmp_path, capsys):
@@ -222,7 +221,7 @@ def test_cli_train_relative_defaults_centred_and_layer_normalised(tmp_path, caps
     saved = json.loads((out / "config.json").read_text())
     assert (saved["standardize"], saved["latent_norm"]) == ("center", "layer")  # the choice, not "auto"
     agent = zoo.load(out / "agent.json")
-    assert zoo.trained_config(agent.card).standardize == "center"
+    assert training.trained_config(agent.card).standardize == "center"
     assert (encoder_of(agent.policy).standardize, encoder_of(agent.policy).latent_norm) == ("center", "layer")
     # resuming with the first zoo runs' settings is refused and names both differences
     assert main(args + ["--resume", "--latent-norm", "none", "--standardize", "per-dimension"]) == 2

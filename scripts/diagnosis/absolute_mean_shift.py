@@ -14,7 +14,6 @@ import sys
 
 import numpy as np
 import torch
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from relreps import anchors, evaluation, latent, stitching, zoo
 from relreps.extractors import encoder_of

@@ -55,12 +55,12 @@ def main() -> None:
         agents = {n: zoo.load(n) for n in names}
         on_set = {n: latent.embed(a, aset.frames(a.color)).astype(np.float64) for n, a in agents.items()}
         on_drive = {n: latent.embed(a, drive.frames(a.color)).astype(np.float64) for n, a in agents.items()}
-        own = {n: latent.head_actions(agents[n], on_drive[n]) for n in names}
+        own = {n: stitching.head_actions(agents[n], on_drive[n]) for n in names}
         for label, kind, alpha in maps:
             agree = []
             for e, p in itertools.permutations(names, 2):
                 z = on_drive[e] if kind is None else fit(on_set[e], on_set[p], kind, alpha)(on_drive[e])
-                agree.append(float(np.mean(latent.head_actions(agents[p], z) == own[p])))
+                agree.append(float(np.mean(stitching.head_actions(agents[p], z) == own[p])))
             print(f"{rep:8s} {label:24s}: agreement mean {np.mean(agree):.3f}, worst {np.min(agree):.3f}; "
                   f"per stitch {' '.join(f'{a:.2f}' for a in agree)}")
         print(f"{rep:8s} stitches in order: {', '.join(f'{e}+{p}' for e, p in itertools.permutations(names, 2))}")

@@ -27,7 +27,7 @@ def main(name_a: str, name_b: str) -> None:
     a, b = zoo.load(name_a), zoo.load(name_b)
     drive = latent.parallel_drive([a.color, b.color], n_steps=1000, stride=4, seed=0)
     r = {x.name: latent.embed(x, drive.frames(x.color)) for x in (a, b)}
-    own = {x.name: latent.head_actions(x, r[x.name]) for x in (a, b)}
+    own = {x.name: stitching.head_actions(x, r[x.name]) for x in (a, b)}
     drive_mean = {n: v.mean(0) for n, v in r.items()}
     anchor_mean = {x.name: stitching.anchor_mean(x).cpu().numpy() for x in (a, b)}
     print(f"{len(drive)} parallel frames; {a.name} on {a.color}, {b.name} on {b.color}")
@@ -42,7 +42,7 @@ def main(name_a: str, name_b: str) -> None:
                   "drive-mean shift (oracle)": drive_mean[pol.name] - drive_mean[enc.name],
                   "anchor-mean shift (zero-shot)": anchor_mean[pol.name] - anchor_mean[enc.name]}
         for label, shift in shifts.items():
-            acts = latent.head_actions(pol, (x + shift).astype(np.float32))
+            acts = stitching.head_actions(pol, (x + shift).astype(np.float32))
             shares = ", ".join(f"{n} {np.mean(acts == i):.2f}" for i, n in enumerate(envs.ACTIONS) if n in
                                ("left", "right", "gas"))
             print(f"{enc.name} encoder + {pol.name} head, {label:30s}: picks {pol.name}'s action on "

@@ -24,7 +24,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from relreps import anchors as anchor_sets, latent, zoo
+from relreps import anchors as anchor_sets
+from relreps import latent, zoo
 from relreps.extractors import encoder_of, frames_to_tensor
 
 
