@@ -589,3 +589,210 @@ def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = N
                        for i, name in enumerate(envs.ACTIONS) if (own[pol.name] == i).any()},
         }
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Saved tables: read one that ``relreps table`` wrote, and re-drive a sample of its episodes
+# --------------------------------------------------------------------------------------------
+
+#: How far (absolutely) a re-driven episode's maximum return may be from the stored one in
+#: :func:`recheck`. Evaluation is deterministic on one machine, so the two are equal; the tolerance
+#: only absorbs the last bits of a float written to JSON and read back.
+RECHECK_TOLERANCE = 1e-6
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
+
+
+def load_table(path) -> dict:
+    """A table that :func:`table` computed and ``relreps table`` saved (``results/table-*.json``),
+    read back in :func:`table`'s format, so that :func:`scores`, :func:`summary` and
+    :func:`relreps.plots.stitching_heatmaps` take it as they take a table just computed. Keys the
+    command adds (``algo``, ``representation``, ``score``) are kept.
+
+    Checked: the encoder and policy colours (named agents, the same colours in every row of
+    ``cells``), the tracks and ``max_steps``, the alignment (one of :data:`ALIGNMENTS`; an affine
+    table names its ridge), the weights' checksums when the table records them (one per agent),
+    and every cell: driven on its encoder's colour, one episode per track in the table's order,
+    finite maximum returns whose mean and standard deviation are the cell's.
+
+    Raises:
+        ValueError: the file is not JSON, holds the tables of ``relreps table --cross-seed`` (one
+            per pair of seeds), or fails a check above; the message names the file and what is
+            wrong.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+
+    def bad(message: str) -> ValueError:
+        return ValueError(f"{path}: {message}")
+
+    try:
+        t = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise bad(f"not JSON ({e})") from None
+    if not isinstance(t, dict):
+        raise bad(f"expected a JSON object (a stitching table), got {type(t).__name__}")
+    if "tables" in t and "cells" not in t:
+        raise bad(f"holds {len(t['tables'])} tables, one per (encoder seed, policy seed) pair "
+                  f"({', '.join(t['tables'])}; relreps table --cross-seed), not one table")
+    missing = [k for k in ("encoders", "policies", "tracks", "max_steps", "cells") if k not in t]
+    if missing:
+        raise bad(f"not a stitching table: no {', '.join(missing)}")
+    for side in ("encoders", "policies"):
+        names = t[side]
+        if not isinstance(names, dict) or not names or not all(isinstance(n, str) for n in names.values()):
+            raise bad(f"{side!r} must map each colour to an agent's name, got {names!r}")
+    tracks = t["tracks"]
+    if not isinstance(tracks, list) or not tracks or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                             for s in tracks):
+        raise bad(f"'tracks' must be a non-empty list of track seeds, got {tracks!r}")
+    steps = t["max_steps"]
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise bad(f"'max_steps' must be an integer >= 1, got {steps!r}")
+    align = t.get("align")
+    if align not in ALIGNMENTS:
+        raise bad(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
+    if align == "affine" and not (_number(t.get("ridge")) and t["ridge"] >= 0):
+        raise bad(f"an affine table records its fit's ridge; got {t.get('ridge')!r}")
+    if "sha256" in t:
+        ids = t["sha256"]
+        for side in ("encoders", "policies"):
+            got = ids.get(side) if isinstance(ids, dict) else None
+            if not isinstance(got, dict) or set(got) != set(t[side]):
+                raise bad(f"'sha256' must give one checksum per agent of {side!r} ({', '.join(t[side])}), "
+                          f"got {got!r}")
+    cells = t["cells"]
+    if not isinstance(cells, dict) or list(cells) != list(t["encoders"]):
+        raise bad(f"'cells' must have one row per encoder colour ({', '.join(t['encoders'])}), "
+                  f"got {list(cells) if isinstance(cells, dict) else cells!r}")
+    for ec, row in cells.items():
+        if not isinstance(row, dict) or list(row) != list(t["policies"]):
+            raise bad(f"row {ec!r} must have one cell per policy colour ({', '.join(t['policies'])}), "
+                      f"got {list(row) if isinstance(row, dict) else row!r}")
+        for pc, cell in row.items():
+            where = f"cell ({ec} encoder, {pc} policy)"
+            if not isinstance(cell, dict):
+                raise bad(f"{where} is {cell!r}, not an evaluation summary")
+            if cell.get("color") != ec:
+                raise bad(f"{where} was driven on {cell.get('color')!r}, not on its encoder's colour {ec!r}")
+            episodes = cell.get("episodes")
+            if not isinstance(episodes, list) or [e.get("track_seed") if isinstance(e, dict) else e
+                                                  for e in episodes] != tracks:
+                raise bad(f"{where} must hold one episode per track of the table ({tracks}), in that order")
+            returns = [e.get("max_return") for e in episodes]
+            if not all(_number(r) for r in returns):
+                raise bad(f"{where}: every episode needs a finite max_return, got {returns}")
+            for key, value in (("mean_max_return", float(np.mean(returns))), ("std_max_return", float(np.std(returns)))):
+                if not _number(cell.get(key)) or abs(cell[key] - value) > RECHECK_TOLERANCE:
+                    raise bad(f"{where}: {key} is {cell.get(key)!r}, but its episodes give {value!r}")
+    return t
+
+
+def sample_episodes(saved: dict, episodes: int, *, seed: int = 0) -> list[tuple[str, str, int]]:
+    """``episodes`` distinct ``(encoder colour, policy colour, track seed)`` episodes of a table,
+    drawn uniformly without replacement by a generator seeded with ``seed`` (the same table,
+    number and seed give the same sample), listed in the table's order (row by row, then by
+    track).
+
+    Raises:
+        ValueError: ``episodes`` is not an integer from 1 to the table's number of episodes.
+    """
+    every = [(ec, pc, int(e["track_seed"])) for ec, row in saved["cells"].items()
+             for pc, cell in row.items() for e in cell["episodes"]]
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or not 1 <= episodes <= len(every):
+        raise ValueError(f"episodes must be an integer from 1 to the table's {len(every)}, got {episodes!r}")
+    picked = np.random.default_rng(seed).choice(len(every), size=int(episodes), replace=False)
+    return [every[i] for i in sorted(picked)]
+
+
+_ROLE = {"encoders": "encoder", "policies": "policy"}
+
+
+def check_agents(saved: dict, encoders: dict, policies: dict, *, by_name: bool = False) -> str:
+    """Refuse, with a ValueError saying which agent differs, agents that are not the ones a saved
+    table was made with; returns what they were matched by: ``"sha256"`` or ``"name"``.
+
+    The colours must be the table's. A table that records its agents' weights (``sha256``, by
+    their cards' checksums) is matched by them: an agent whose card has no checksum is refused.
+    One that does not (written before tables recorded them) is refused, unless ``by_name``: then
+    the agents' names are compared, which says nothing about their weights (a re-driven episode
+    equal to the stored one does).
+    """
+    for side, given in (("encoders", encoders), ("policies", policies)):
+        if list(given) != list(saved[side]):
+            raise ValueError(f"the table's {side} are {', '.join(saved[side])}; got {', '.join(given) or 'none'}")
+    wrong = []
+    if "sha256" in saved:
+        for side, given in (("encoders", encoders), ("policies", policies)):
+            for c, agent in given.items():
+                want, have = saved["sha256"][side][c], _weights_id(agent)
+                if have != want:
+                    wrong.append(f"{c} {_ROLE[side]} {agent.name} has weights {have or 'without a checksum'}, "
+                                 f"the table's ({saved[side][c]}) {want}")
+        if wrong:
+            raise ValueError("the table was made with other weights: " + "; ".join(wrong))
+        return "sha256"
+    if not by_name:
+        raise ValueError("the table records no weights' checksums (it was written before tables recorded them): "
+                         "pass by_name=True to match its agents by name")
+    for side, given in (("encoders", encoders), ("policies", policies)):
+        for c, agent in given.items():
+            if agent.name != saved[side][c]:
+                wrong.append(f"{c} {_ROLE[side]} is {agent.name}, the table's is {saved[side][c]}")
+    if wrong:
+        raise ValueError("the table was made with other agents: " + "; ".join(wrong))
+    return "name"
+
+
+def recheck(saved: dict, encoders: dict, policies: dict, *, episodes: int, seed: int = 0,
+            processes: int | None = None, by_name: bool = False, tolerance: float = RECHECK_TOLERANCE) -> dict:
+    """Drive again a seeded sample of a saved table's episodes (:func:`sample_episodes`) and compare
+    each maximum return with the stored one.
+
+    Each sampled cell is made as :func:`table` made it: ``stitch(encoders[e], policies[p])`` with
+    the table's alignment (an agent that is both a cell's encoder and its policy drives alone, so
+    pass the dicts the table was made with), evaluated on the encoder's colour with the table's
+    ``max_steps``. The agents are checked first (:func:`check_agents`; ``by_name`` is passed on).
+
+    Returns ``{"episodes": [...], "match": bool, "checked_by": "sha256" | "name", "tolerance":
+    ..., "sampled": n, "of": all episodes}``, one entry per sampled episode with its ``encoder``,
+    ``policy``, ``track_seed``, ``stored`` and ``driven`` maximum return, ``difference`` and
+    ``match`` (``difference <= tolerance``); ``match`` is true when every episode matches.
+
+    Raises:
+        ValueError: the agents are not the table's (:func:`check_agents`), an affine table was fitted
+            with another ridge than :data:`RIDGE`, ``episodes`` is out of range, or a sampled pair
+            cannot be stitched.
+    """
+    from .evaluation import evaluate
+
+    align = saved.get("align")
+    if align == "affine" and saved.get("ridge") != RIDGE:
+        raise ValueError(f"the table's affine maps were fitted with ridge {saved.get('ridge')!r}; "
+                         f"stitch fits them with {RIDGE}")
+    checked_by = check_agents(saved, encoders, policies, by_name=by_name)
+    sample = sample_episodes(saved, episodes, seed=seed)
+    per_cell: dict[tuple[str, str], list[int]] = {}
+    for ec, pc, track in sample:
+        per_cell.setdefault((ec, pc), []).append(track)
+    out = []
+    for (ec, pc), tracks in per_cell.items():
+        enc, pol = encoders[ec], policies[pc]
+        agent = enc if enc is pol else stitch(enc, pol, align=align)
+        driven = evaluate(agent, color=enc.color, track_seeds=tracks, processes=processes,
+                          max_steps=saved["max_steps"]).episodes
+        stored = {int(e["track_seed"]): float(e["max_return"]) for e in saved["cells"][ec][pc]["episodes"]}
+        for ep in driven:
+            diff = abs(ep.max_return - stored[ep.track_seed])
+            out.append({"encoder": ec, "policy": pc, "track_seed": ep.track_seed, "stored": stored[ep.track_seed],
+                        "driven": float(ep.max_return), "difference": diff, "match": bool(diff <= tolerance)})
+    return {"episodes": out, "match": all(e["match"] for e in out), "checked_by": checked_by,
+            "tolerance": tolerance, "sampled": len(out),
+            "of": sum(len(cell["episodes"]) for row in saved["cells"].values() for cell in row.values())}
+
+
+__all__ += ["RECHECK_TOLERANCE", "check_agents", "load_table", "recheck", "sample_episodes"]
