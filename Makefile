@@ -6,7 +6,7 @@ TORCH_INDEX ?=
 JUPYTER_BOOK ?= jupyter-book
 PYTEST_ARGS ?=
 
-.PHONY: setup test book bench clean
+.PHONY: setup lint test book bench clean
 
 setup:
 	@if ! $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
@@ -15,8 +15,13 @@ setup:
 	fi
 	$(PYTHON) -m pip install -r requirements.txt
 
+# The linter (relreps/, tests/, scripts/) and the type checker (relreps/, tests/); settings in pyproject.toml.
+lint: setup
+	$(PYTHON) -m ruff check relreps tests scripts
+	$(PYTHON) -m mypy
+
 # pytest's exit code 5 means "no tests collected": never expected here, so it is a failure.
-test: setup
+test: lint
 	@rc=0; $(PYTHON) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (exit code 5); treating this as a failure." >&2; fi; \
 	exit $$rc

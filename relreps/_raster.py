@@ -52,7 +52,7 @@ try:  # pragma: no cover - exercised implicitly
     AVAILABLE = True
 except ImportError:  # pragma: no cover
     AVAILABLE = False
-    njit = None
+    njit = None  # type: ignore[assignment]
 
 __all__ = [
     "AVAILABLE",

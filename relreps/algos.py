@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch as th
 import torch.nn.functional as F
@@ -268,7 +270,7 @@ class AnchorUpdateCallback(BaseCallback):
         self.per_gradient_step = per_gradient_step
         self._last = 0
         self._gradient_steps = 0  # since the last anchor update
-        self._hook = None
+        self._hook: Any = None  # the optimizer hook's handle while training
 
     def _update(self, steps: int = 1) -> None:
         for enc in relative_encoders(self.model):
@@ -337,7 +339,7 @@ def make_model(
         features_extractor_kwargs=dict(encoder_kwargs),
         head_dim=head_dim,
     )
-    common = dict(seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=0)
+    common: dict[str, Any] = dict(seed=seed, device=device, tensorboard_log=tensorboard_log, verbose=0)
     if algo == "ppo":
         hp = {**PPO_DEFAULTS, **overrides}
         unknown = set(hp) - set(PPO_DEFAULTS)
@@ -367,12 +369,14 @@ def make_model(
             **common,
         )
         model.precision = precision
-        model.policy.rollout_precision = rollout_precision
+        model.policy.rollout_precision = rollout_precision  # type: ignore[assignment]  # HeadActorCriticPolicy's
         return model
     hp = {**DQN_DEFAULTS, **overrides}
     unknown = set(hp) - set(DQN_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown DQN settings {sorted(unknown)}; known: {sorted(DQN_DEFAULTS)}")
+    cls: Any
+    policy: Any
     cls, policy = {"ddqn": (DoubleDQN, HeadDQNPolicy), "dqn": (DQN, HeadDQNPolicy),
                    "qrdqn": (QRDQN, HeadQRDQNPolicy)}[algo]
     return cls(policy, env, policy_kwargs=policy_kwargs, optimize_memory_usage=False, **hp, **common)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class Recipe:
 
 
 def record(
-    driver: Callable[[envs.ColorCarRacing], int] | None = None,
+    driver: Callable[..., int] | None = None,
     *,
     n_steps: int = 4000,
     first_track_seed: int = ANCHOR_TRACK_SEED,
@@ -218,6 +219,7 @@ def record(
     if burst_length >= burst_every and burst_length > 0:
         raise ValueError("burst_length must be shorter than burst_every")
     driver = driver if driver is not None else ScriptedDriver()
+    drive: Callable[..., int] = driver
     rng = np.random.default_rng(seed)
     wants_obs = bool(getattr(driver, "wants_obs", False))
     env = envs.ColorCarRacing(color)
@@ -231,11 +233,10 @@ def record(
             for t in range(min(max_episode_steps, n_steps - total)):
                 if burst_length and t > 0 and t % burst_every == 0:
                     burst_action = int(rng.integers(len(envs.ACTIONS)))
-                in_burst = burst_action is not None and t % burst_every < burst_length and t >= burst_every
-                if in_burst:
+                if burst_action is not None and t % burst_every < burst_length and t >= burst_every:
                     action = burst_action
                 else:
-                    action = int(driver(env, obs) if wants_obs else driver(env))
+                    action = int(drive(env, obs) if wants_obs else drive(env))
                 episode.append(action)
                 obs, _, terminated, _, _ = env.step(action)
                 if terminated:
@@ -257,7 +258,7 @@ def record(
 
 
 def _describe(driver) -> dict:
-    d = {"type": type(driver).__name__}
+    d: dict[str, Any] = {"type": type(driver).__name__}
     if isinstance(driver, ScriptedDriver):
         d.update(asdict(driver))
     elif isinstance(driver, AgentDriver):
@@ -478,7 +479,7 @@ def create(
     n_anchors: int = DEFAULT_N_ANCHORS,
     n_steps: int = 4000,
     seed: int = 0,
-    driver: Callable[[envs.ColorCarRacing], int] | None = None,
+    driver: Callable[..., int] | None = None,
     processes: int | None = None,
     **record_kwargs,
 ) -> AnchorSet:

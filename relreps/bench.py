@@ -128,6 +128,7 @@ def bench_env(
     for f in frames:
         envs.preprocess(f)
     pre_ms = (time.perf_counter() - t0) / len(frames) * 1e3
+    assert rasterizer is not None  # set by the first track (tracks >= 1)
     return EnvBench(n, n / t_stock, n / t_fast, n / t_phys, pre_ms, mismatches, rasterizer)
 
 
@@ -207,7 +208,7 @@ def profile_fast(*, tracks: int = 4, steps_per_track: int = 500, seed: int = 0) 
             instrument(env)
             env.reset(seed=track_seeds[k])
             env.car.draw = timed(env.car.draw, "draw")
-            env._render_state_fast = timed(env._render_state_fast, "render")
+            env._render_state_fast = timed(env._render_state_fast, "render")  # type: ignore[method-assign]
             for a in _actions(rng, steps_per_track):
                 t0 = time.perf_counter()
                 env.step(a)
@@ -263,7 +264,7 @@ def bench_update(*, latent_dim: int | None = None, n_anchors: int | None = None,
         model.learn(n_envs * n_steps)  # fills the rollout buffer (and runs one update)
         venv.close()
         models[rep] = model
-    times = {"absolute": [], "relative": []}
+    times: dict[str, list[float]] = {"absolute": [], "relative": []}
     for model in models.values():  # warm-up (allocator, kernels), not timed
         model.train()
     for _ in range(repeats):
@@ -516,7 +517,7 @@ def bench_train(
             torch.set_num_threads(base_threads)
             if v.base == "sb3":
                 model, venv = _sb3_model(n_envs, seed, sb3_vec, n_steps, device)
-                extra = []
+                extra: list = []
             else:
                 from .envs import make_vec_env
 

@@ -24,6 +24,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _anchors_collect(args) -> int:
@@ -40,7 +41,8 @@ def _anchors_collect(args) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"--colors names a colour twice: {' '.join(names)}")
     t0 = time.time()
-    driver, extra = None, {}
+    driver: anchors.AgentDriver | None = None
+    extra: dict[str, Any] = {}
     if args.driver != "scripted":  # a trained agent drives, in its own colour (the paper's way)
         from . import zoo
 
@@ -229,15 +231,15 @@ def _table(args) -> int:
     if args.agent and seeds != [1]:
         return fail("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
                     "(ALGO-rel|abs-COLOUR-sSEED) are used")
-    colors = args.colors or list(COLORS)
+    colors: list[str] = args.colors or list(COLORS)
     wrong = [c for c in colors if c not in COLORS]
     if wrong or len(set(colors)) != len(colors):
         return fail(f"--colors {' '.join(colors)}: expected distinct colours among {', '.join(COLORS)}"
                     + (f" ({', '.join(wrong)} is not one)" if wrong else ""))
     replaced = {}  # colour -> loaded agent, from --agent COLOUR=AGENT
     for spec in args.agent or []:
-        color, sep, source = spec.partition("=")
-        if not sep or not source:
+        color, sep, given = spec.partition("=")
+        if not sep or not given:
             return fail(f"--agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2")
         if color not in colors:
             return fail(f"--agent {spec!r}: {color!r} is not one of the table's colours ({', '.join(colors)})")
@@ -246,14 +248,14 @@ def _table(args) -> int:
         if len(args.representations) != 1:
             return fail("--agent needs a single --representations (the agent has one)")
         try:
-            agent = zoo.load(source)
+            agent = zoo.load(given)
         except zoo.ZooError as e:
             return fail(f"--agent {spec!r}: {e}")
         want = {"algo": args.algo, "representation": args.representations[0], "color": color}
         have = {"algo": agent.algo, "representation": agent.representation, "color": agent.color}
         if have != want:
-            wrong = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
-            return fail(f"--agent {spec!r}: {agent.name} has {wrong}")
+            differ = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
+            return fail(f"--agent {spec!r}: {agent.name} has {differ}")
         replaced[color] = agent
 
     def seed_suffix(seed: int) -> str:
@@ -262,6 +264,7 @@ def _table(args) -> int:
     # every file this command writes, refused before hours of evaluation, not after; a table with
     # replaced agents goes to its own file: the zoo's table is never overwritten
     replaced_suffix = "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
+    names: dict[Any, str]
     if args.cross_seed:
         names = {rep: f"table-{args.algo}-{rep}{align_suffix}-seeds-{'-'.join(map(str, seeds))}.json"
                  for rep in args.representations}
@@ -485,7 +488,7 @@ def _latent_analysis(args) -> int:
 
 
 #: ``relreps train --standardize`` choices -> TrainConfig.standardize.
-_STANDARDIZE = {"per-dimension": True, "center": "center", "none": False}
+_STANDARDIZE: dict[str, bool | str] = {"per-dimension": True, "center": "center", "none": False}
 #: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
 

@@ -220,6 +220,10 @@ class ColorCarRacing(_cr.CarRacing):
     Observations are the raw 96x96x3 uint8 frames; see :func:`preprocess` for the agent's view.
     """
 
+    # Set by gymnasium's reset() and render(); typed loosely there (Optional, pygame surfaces).
+    car: Any
+    surf: Any
+
     def __init__(
         self,
         color: str | Sequence[int] = "green",
@@ -243,9 +247,11 @@ class ColorCarRacing(_cr.CarRacing):
         #: when numba is installed, else "gfxdraw" (pygame's own calls)
         self.rasterizer = "numba" if renderer == "fast" and _numba_available() else "gfxdraw"
         self.set_color(color)
-        self._fast_surf = None
-        self._small = None
-        self._font = None
+        self._fast_surf: Any = None  # pygame surfaces and font, made at the first fast frame
+        self._small: Any = None
+        self._font: Any = None
+        self._road_xy = np.zeros((0, 4, 2))  # the cached polygons of the current track
+        self._road_rgb: list = []
         self._text_cache: dict[str, Any] = {}
         self._poly_src: list | None = None  # the road_poly list the cached arrays came from
         self._car_radii: tuple | None = None  # (car, each drawn body's largest vertex radius)
@@ -377,8 +383,8 @@ class ColorCarRacing(_cr.CarRacing):
         zoom = 0.1 * _cr.SCALE * max(1 - self.t, 0) + _cr.ZOOM * _cr.SCALE * min(self.t, 1)
         scroll_x = -(self.car.hull.position[0]) * zoom
         scroll_y = -(self.car.hull.position[1]) * zoom
-        trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
-        trans = (W / 2 + trans[0], H / 4 + trans[1])
+        shift = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        trans = (W / 2 + shift[0], H / 4 + shift[1])
         c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
         return angle, zoom, trans, c, s
 
@@ -626,7 +632,7 @@ def make_vec_env(
     import os
 
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
     from .vec import ChunkedSubprocVecEnv
 
@@ -640,6 +646,7 @@ def make_vec_env(
     fns: list[Callable[[], gym.Env]] = [
         lambda: Monitor(make_env(color, renderer=renderer)) for _ in range(n_envs)
     ]
+    venv: VecEnv
     if workers <= 1:
         venv = DummyVecEnv(fns)
     else:

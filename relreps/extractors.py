@@ -206,6 +206,11 @@ class RelativeEncoder(AbsoluteEncoder):
     Output size: the number of anchors.
     """
 
+    # buffers (register_buffer), typed for the checker
+    anchor_frames: torch.Tensor
+    anchor_embeddings: torch.Tensor
+    anchors_ready: torch.Tensor
+
     def __init__(
         self,
         observation_space: spaces.Box,
@@ -360,7 +365,7 @@ class HeadDimMixin:
         super().__init__(*args, **kwargs)
 
     def _get_constructor_parameters(self) -> dict:
-        data = super()._get_constructor_parameters()
+        data = super()._get_constructor_parameters()  # type: ignore[misc]  # a mixin of SB3 policies
         data["head_dim"] = self.head_dim
         return data
 
@@ -377,7 +382,7 @@ class HeadActorCriticPolicy(HeadDimMixin, ActorCriticPolicy):
     rollout_precision: str = "fp32"
 
     def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)
+        self.mlp_extractor = Head(self.features_dim, self.head_dim).to(self.device)  # type: ignore[assignment]  # MlpExtractor's interface
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)

@@ -135,13 +135,13 @@ def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, ep
 
     Row ``i`` is frame ``i`` of space ``a``. A zero vector has cosine 0 with everything.
     """
-    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
-    b = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"expected two (N, D) embedding sets of one size D; got {a.shape} and {b.shape}")
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
-    return a @ b.T
+    x = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+    y = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"expected two (N, D) embedding sets of one size D; got {x.shape} and {y.shape}")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+    y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), eps)
+    return x @ y.T
 
 
 @dataclass(frozen=True)
@@ -375,7 +375,7 @@ def compare(
         cka = linear_cka(xa, xb)
     except ValueError:  # an encoder whose output is the same for every frame (e.g. collapsed)
         cka = None
-    return Comparison(names=tuple(names), colors=colors, representation=rep, sim=sim,
+    return Comparison(names=(names[0], names[1]), colors=colors, representation=rep, sim=sim,
                       metrics=metrics(sim, tolerance=tolerance), cka=cka)
 
 

@@ -12,6 +12,7 @@ import struct
 import textwrap
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -239,7 +240,7 @@ def stitching_heatmaps(
 
 
 def learning_curves(
-    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    curves: Mapping[str, Mapping[str, Any]],
     title: str | None = None,
     *,
     y_title: str = "mean max return (held-out tracks)",
@@ -252,7 +253,7 @@ def learning_curves(
     """
     if not curves:
         raise ValueError("learning_curves needs at least one curve")
-    first_seed = {}
+    first_seed: dict[tuple[str, str], int | None] = {}
     for c in sorted(curves.values(), key=lambda c: (c.get("seed") is None, c.get("seed") or 0)):
         first_seed.setdefault((c["representation"], c["color"]), c.get("seed"))
     panels = [r for r in ("absolute", "relative") if any(c["representation"] == r for c in curves.values())]
@@ -310,9 +311,9 @@ def similarity_heatmaps(
     if not matrices:
         raise ValueError("similarity_heatmaps needs at least one matrix")
     mats = {k: np.asarray(v, dtype=np.float64) for k, v in matrices.items()}
-    for k, m in mats.items():
+    for key, m in mats.items():
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.size == 0:
-            raise ValueError(f"matrix {k!r} is not square: shape {m.shape}")
+            raise ValueError(f"matrix {key!r} is not square: shape {m.shape}")
     lo = min(float(m.min()) for m in mats.values()) if zrange is None else float(zrange[0])
     hi = max(float(m.max()) for m in mats.values()) if zrange is None else float(zrange[1])
     names = list(mats)

@@ -30,7 +30,7 @@ reward; what it costs is two embeddings of the set's frames and one linear solve
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ def anchor_mean(agent: Agent) -> torch.Tensor:
         inner = inner.encoder
     if not hasattr(inner, "anchor_frames"):
         raise ValueError(f"{agent.name} has an absolute encoder: it has no anchors to align with")
-    frames = inner.anchor_frames
+    frames = cast(torch.Tensor, inner.anchor_frames)
     out = torch.zeros(enc.features_dim, device=frames.device)
     with torch.no_grad():
         for i in range(0, len(frames), 256):
@@ -245,12 +245,12 @@ def check_stitchable(encoder_agent: Agent, policy_agent: Agent, mode: str | None
     if enc_rep == "relative" and align != "affine":
         from .zoo import anchor_key
 
-        keys = anchor_key(encoder_agent.card), anchor_key(policy_agent.card)
-        if None not in keys and keys[0] != keys[1] and keys[0][1] == keys[1][1]:  # sizes: refused below
+        key_e, key_p = anchor_key(encoder_agent.card), anchor_key(policy_agent.card)
+        if key_e is not None and key_p is not None and key_e != key_p and key_e[1] == key_p[1]:  # sizes: refused below
             def said(agent):
                 kw = agent.card.get("encoder_kwargs", {})
                 return (f"{agent.name}: set {agent.card.get('anchors', {}).get('set', kw.get('anchors'))!r}, "
-                        f"{keys[0 if agent is encoder_agent else 1][1]} anchors, anchor_seed {kw.get('anchor_seed', 0)}")
+                        f"{(key_e if agent is encoder_agent else key_p)[1]} anchors, anchor_seed {kw.get('anchor_seed', 0)}")
 
             raise ValueError(f"cannot stitch relative agents with different anchors ({said(encoder_agent)}; "
                              f"{said(policy_agent)}): their relative coordinates are similarities to different "
@@ -570,7 +570,7 @@ def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = N
         ValueError: the agents cannot be stitched (:func:`stitch`).
     """
     own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
-    out = {
+    out: dict[str, Any] = {
         "frames": len(drive),
         **({"align": align} if align else {}),
         "agents_agree": float((own[a.name] == own[b.name]).mean()),

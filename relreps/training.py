@@ -217,7 +217,7 @@ def card_for(config, **extra) -> dict:
         card["anchors"] = {"set": aset.name, "color": config.color,
                            "frames_checksum": anchors.frames_checksum(aset.frames(config.color)),
                            "set_id": aset.identity}
-        if not zoo._is_shipped_set(card["anchors"]):
+        if not zoo._is_shipped_set(card["anchors"]) and aset.path is not None:
             card["anchors"]["path"] = str(aset.path.resolve())
     card.update(extra)
     return card

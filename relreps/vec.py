@@ -39,7 +39,8 @@ def _worker(remote, parent_remote, fns: CloudpickleWrapper) -> None:
             elif cmd == "get_attr":
                 remote.send(venv.get_attr(*data))
             elif cmd == "set_attr":
-                remote.send(venv.set_attr(*data))
+                venv.set_attr(*data)
+                remote.send(None)
             elif cmd == "env_method":
                 name, args, kwargs, idx = data
                 remote.send(venv.env_method(name, *args, indices=idx, **kwargs))
@@ -78,7 +79,7 @@ class ChunkedSubprocVecEnv(VecEnv):
         self._where = [(w, i - c.start) for w, c in enumerate(self._chunks) for i in c]
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(start_method)
+        ctx: Any = mp.get_context(start_method)
         pipes = [ctx.Pipe() for _ in range(n_workers)]
         self.remotes = [p[0] for p in pipes]
         self.processes = []
@@ -143,9 +144,9 @@ class ChunkedSubprocVecEnv(VecEnv):
         for i in idx:
             w, local = self._where[i]
             by_worker.setdefault(w, []).append(local)
-        for w, local in by_worker.items():
-            self.remotes[w].send((cmd, make_data(local)))
-        answers = {w: iter(self.remotes[w].recv() or [None] * len(local)) for w, local in by_worker.items()}
+        for w, locals_ in by_worker.items():
+            self.remotes[w].send((cmd, make_data(locals_)))
+        answers = {w: iter(self.remotes[w].recv() or [None] * len(locals_)) for w, locals_ in by_worker.items()}
         return [next(answers[self._where[i][0]]) for i in idx]
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:

@@ -259,7 +259,7 @@ def enable_colab_widgets() -> bool:
     """On Colab, turn on the custom widget manager that ipywidgets 8 needs; ``True`` if done."""
     if not on_colab():
         return False
-    from google.colab import output  # type: ignore[import-not-found]
+    from google.colab import output
 
     output.enable_custom_widget_manager()
     return True
@@ -456,7 +456,8 @@ class StitchExplorer(W.VBox):
             return
         i = int(self.slider.value)
         self.frame.value = frame_png(self.drive.frames[i], self.scale)
-        self.curve.value = self._curve.png(i)
+        if self._curve is not None:
+            self.curve.value = self._curve.png(i)
         if i == 0:
             self.step_info.value = "step 0: start"
         else:

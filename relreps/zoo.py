@@ -21,10 +21,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
 
 from . import envs
 
@@ -103,7 +105,7 @@ class Agent:
     """A loaded agent: an SB3 policy (``predict`` as SB3) plus its card."""
 
     name: str
-    policy: torch.nn.Module
+    policy: BasePolicy
     card: dict = field(repr=False)
 
     @property
@@ -144,7 +146,7 @@ def _unique_state(policy) -> tuple[dict, set[str]]:
     return unique, aliases
 
 
-def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> torch.nn.Module:
+def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> BasePolicy:
     """The untrained policy a card describes (architecture only).
 
     ``anchor_frames``: a relative encoder's anchor frames, used instead of loading the set that
@@ -411,8 +413,8 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     weights = run / card["weights"]
     if weights.stat().st_size > MAX_BYTES:
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
-    evaluation = run / EVALUATION_FILE
-    evaluation = _evaluation_for_card(evaluation, card) if evaluation.is_file() else None
+    evaluation_file = run / EVALUATION_FILE
+    evaluation = _evaluation_for_card(evaluation_file, card) if evaluation_file.is_file() else None
     target = dest / f"{name}.json"
     log_dir = dest / "logs" / name
     if (target.exists() or target.with_suffix(".safetensors").exists() or log_dir.exists()) and not overwrite:
@@ -572,7 +574,7 @@ def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
     others: list[tuple[str, dict]] = []
     config = card.get("config")
     if isinstance(config, dict):
-        trained = {k: config.get(k) for k in says if k in config}
+        trained: dict[str, Any] = {k: config.get(k) for k in says if k in config}
         if "color" in trained:
             with contextlib.suppress(ValueError):
                 trained["color"] = envs.color_name(trained["color"])
@@ -658,7 +660,7 @@ def anchor_key(card: dict) -> tuple | None:
     if card.get("representation") != "relative":
         return None
     kw = card.get("encoder_kwargs", {})
-    info = card.get("anchors") if isinstance(card.get("anchors"), dict) else {}
+    info: dict = card["anchors"] if isinstance(card.get("anchors"), dict) else {}
     set_key = info.get("set_id")
     if set_key is None and info and _is_shipped_set(info):
         set_key = _shipped_identity(info["set"])
@@ -701,7 +703,8 @@ def _check_used_anchors(policy, card: dict) -> None:
     expected = card.get("anchors", {}).get("used_checksum")
     if expected is None:
         return
-    got = anchors.frames_checksum(encoder_of(policy).anchor_frames.cpu().numpy())
+    frames = cast(torch.Tensor, encoder_of(policy).anchor_frames)
+    got = anchors.frames_checksum(frames.cpu().numpy())
     if got != expected:
         raise ZooError(f"agent {card['name']!r}: its encoder would use other anchor frames than it was trained "
                        f"with (checksum {got[:12]}... != {expected[:12]}...)")

@@ -280,7 +280,8 @@ def _area_reference(img: np.ndarray) -> np.ndarray:
     for i in range(84):
         lo, hi = i * scale, (i + 1) * scale
         for a in range(96):
-            weights[i, a] = float(max(Fraction(0), min(hi, a + 1) - max(lo, Fraction(a))) / scale)
+            overlap: Fraction = min(hi, Fraction(a + 1)) - max(lo, Fraction(a))
+            weights[i, a] = float(max(Fraction(0), overlap) / scale)
     for c in range(3):
         out[..., c] = weights @ img[..., c].astype(np.float64) @ weights.T
     return out

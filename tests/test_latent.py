@@ -187,7 +187,7 @@ def test_embed_batches_and_sizes(drive):
 
 
 def _card(representation="relative", color="green", algo="ppo", **kw) -> dict:
-    encoder = {"latent_dim": 16}
+    encoder: dict = {"latent_dim": 16}
     if representation == "relative":
         encoder.update(anchors="scripted-3136", color=color, n_anchors=16)
     encoder.update(kw)

@@ -36,7 +36,7 @@ def imports(path: Path, modules) -> set[str]:
     """The package modules that ``path`` imports, anywhere in the file (lazy imports included),
     except under ``if TYPE_CHECKING:`` (annotations only, never run)."""
     tree = ast.parse(path.read_text())
-    typing_only = set()
+    typing_only: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             typing_only.update(id(n) for n in ast.walk(node))
