@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
+from . import align as align_maps
 from . import envs
+from .align import RIDGE
 from .extractors import REPRESENTATIONS, embed, encoder_of
 from .zoo import Agent
 
@@ -110,44 +112,16 @@ def _fit_set(encoder_agent: Agent, policy_agent: Agent) -> str:
     return DEFAULT_SET
 
 
-#: The ridge penalty of :func:`fit_affine`, as a fraction of the mean eigenvalue of the centred
-#: Gram matrix ``x^T x``. Without one, the fit is unstable: a relative representation is
-#: rank-deficient, and a change of 1e-6 in the encoder's outputs (one CPU thread or two) moved
-#: entries of the minimum-norm least-squares map by 4e4 (the book's lab notes, "An affine map fitted on the
-#: anchors").
-RIDGE = 1e-3
-
-
 def fit_affine(x, y, *, ridge: float = RIDGE) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ridge-regularised least-squares affine map ``(W, b)`` from rows ``x`` ``(n, d_A)`` to rows
-    ``y`` ``(n, d_B)`` (the same ``n`` states; arrays, or CPU tensors without gradient).
-
-    ``W`` minimises ``|(x - mean x) W - (y - mean y)|^2 + lam |W|^2`` with ``lam = ridge * trace(G) / d_A``,
-    ``G = (x - mean x)^T (x - mean x)``, i.e. ``W = (G + lam I)^-1 (x - mean x)^T (y - mean y)``, and
-    ``b = mean y - (mean x) W``. Solved in float64; returns float32 tensors.
+    """``align.fit(x, y, "affine", ridge=ridge)`` (:func:`relreps.align.fit`) as float32 tensors
+    ``(W, b)``: the map ``align="affine"`` feeds a policy head with, ``E_A(x) W + b``.
 
     Raises:
-        ValueError: ``x`` and ``y`` have different numbers of rows, no more rows than ``x`` has
-            columns (too few states to fit a map), ``x`` is constant, or ``ridge`` is not positive.
+        ValueError: as :func:`relreps.align.fit`.
     """
-    import numpy as np
-
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"expected (n, d) outputs of the same n states; got {x.shape} and {y.shape}")
-    if len(x) <= x.shape[1]:
-        raise ValueError(f"{len(x)} states are not more than the encoder's {x.shape[1]} outputs: too few to fit "
-                         f"an affine map")
-    if not ridge > 0:
-        raise ValueError(f"ridge must be > 0 (the unregularised fit is unstable), got {ridge}")
-    mx, my = x.mean(0), y.mean(0)
-    xc = x - mx
-    gram = xc.T @ xc
-    if not np.trace(gram) > 0:
-        raise ValueError("the encoder's outputs are the same for every state: no map can be fitted from them")
-    lam = ridge * np.trace(gram) / len(gram)
-    w = np.linalg.solve(gram + lam * np.eye(len(gram)), xc.T @ (y - my))
-    return torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(my - mx @ w, dtype=torch.float32)
+    matrix, shift = align_maps.fit(x, y, "affine", ridge=ridge).tensors()
+    assert matrix is not None
+    return matrix, shift
 
 
 def set_outputs(agent: Agent, anchor_set: str):

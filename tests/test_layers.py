@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relreps"
 
 #: Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
-    ("__init__", "_raster", "files", "notebook", "paper", "plots", "precision", "projection", "vec"),
+    ("__init__", "_raster", "align", "files", "notebook", "paper", "plots", "precision", "projection", "vec"),
     ("envs",),
     ("evaluation",),
     ("anchors",),
