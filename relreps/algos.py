@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ __all__ = [
     "ALGORITHMS",
     "DQN_DEFAULTS",
     "PPO_DEFAULTS",
+    "REGISTRY",
+    "Algorithm",
     "AnchorUpdateCallback",
     "DoubleDQN",
     "HeadQRDQNPolicy",
@@ -44,8 +47,6 @@ __all__ = [
     "relative_encoders",
 ]
 
-
-ALGORITHMS = ("ppo", "ddqn", "dqn", "qrdqn")
 
 
 def linear_schedule(start: float):
@@ -332,8 +333,9 @@ def make_model(
     for p in (precision, rollout_precision):
         if p not in _precision.RESOLVED:
             raise ValueError(f"unknown resolved precision {p!r}: expected one of {_precision.RESOLVED}")
-    if algo != "ppo" and (precision, rollout_precision) != ("fp32", "fp32"):
-        raise ValueError(f"mixed precision is implemented for ppo only; {algo} trains in 'fp32'")
+    if not REGISTRY[algo].mixed_precision and (precision, rollout_precision) != ("fp32", "fp32"):
+        mixed = [name for name, spec in REGISTRY.items() if spec.mixed_precision]
+        raise ValueError(f"mixed precision is implemented for {', '.join(mixed)} only; {algo} trains in 'fp32'")
     policy_kwargs = dict(
         features_extractor_class=encoder_class,
         features_extractor_kwargs=dict(encoder_kwargs),
@@ -375,8 +377,27 @@ def make_model(
     unknown = set(hp) - set(DQN_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown DQN settings {sorted(unknown)}; known: {sorted(DQN_DEFAULTS)}")
-    cls: Any
-    policy: Any
-    cls, policy = {"ddqn": (DoubleDQN, HeadDQNPolicy), "dqn": (DQN, HeadDQNPolicy),
-                   "qrdqn": (QRDQN, HeadQRDQNPolicy)}[algo]
-    return cls(policy, env, policy_kwargs=policy_kwargs, optimize_memory_usage=False, **hp, **common)
+    spec = REGISTRY[algo]
+    return spec.model(spec.policy, env, policy_kwargs=policy_kwargs, optimize_memory_usage=False, **hp, **common)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One trainable algorithm: what :func:`make_model` builds, what an agent file's policy is, and
+    what an SB3 zip (:func:`relreps.zoo.export_sb3`) loads with."""
+
+    model: type  #: the SB3 model class training uses
+    policy: type  #: its policy class (our encoder and head)
+    defaults: dict  #: the preset hyper-parameters
+    export: type | None  #: the SB3 class an exported zip loads with (``None``: no export)
+    mixed_precision: bool = False  #: whether ``precision`` other than fp32 is implemented
+
+
+#: Every algorithm, by name: the one list the configuration, the command line and the zoo read.
+REGISTRY: dict[str, Algorithm] = {
+    "ppo": Algorithm(PrecisionPPO, HeadActorCriticPolicy, PPO_DEFAULTS, export=PPO, mixed_precision=True),
+    "ddqn": Algorithm(DoubleDQN, HeadDQNPolicy, DQN_DEFAULTS, export=DoubleDQN),
+    "dqn": Algorithm(DQN, HeadDQNPolicy, DQN_DEFAULTS, export=DQN),
+    "qrdqn": Algorithm(QRDQN, HeadQRDQNPolicy, DQN_DEFAULTS, export=None),
+}
+ALGORITHMS = tuple(REGISTRY)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +111,7 @@ def _anchors_grid(args) -> int:
     from .envs import color_name
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+    files.check_new(out, overwrite=args.overwrite)
     if out.suffix.lower() not in (".png", ".bmp", ".tga", ".jpg", ".jpeg"):
         raise ValueError(f"--out {out}: the image format comes from the suffix: .png, .bmp, .tga, .jpg or .jpeg")
     a = anchors.load(args.name)
@@ -128,20 +128,9 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
+    from .training import TrainConfig, train
 
-    from .evaluation import EVAL_TRACKS
-    from .training import TrainConfig, parse_overrides, train
-
-    overrides = parse_overrides(args.set)
-    config = TrainConfig(
-        algo=args.algo, representation=args.representation, color=args.color, seed=args.seed,
-        total_steps=args.steps, n_envs=args.envs, workers=args.workers, device=args.device,
-        anchors=args.anchors, n_anchors=args.n_anchors, latent_dim=args.latent_dim, latent_norm=_LATENT_NORM[args.latent_norm], alpha=args.alpha,
-        anchor_update=args.anchor_update, std_floor=args.std_floor,
-        standardize=_STANDARDIZE[args.standardize], head_dim=args.head_dim, eval_every=args.eval_every, eval_tracks=EVAL_TRACKS[: args.eval_tracks],
-        eval_max_steps=args.eval_max_steps, checkpoint_every=args.checkpoint_every, hyperparameters=overrides,
-        precision=args.precision,
-    )
+    config = TrainConfig(**{name: option.value(getattr(args, name)) for name, option in _train_options().items()})
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
     return 0
@@ -159,13 +148,12 @@ def _export(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from . import zoo
+    from . import files, zoo
     from .evaluation import EVAL_TRACKS, evaluate
 
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.overwrite:
-        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+    if out is not None:
+        files.check_new(out, overwrite=args.overwrite)
     agent = zoo.load(args.agent)
     color = args.color or agent.color
     result = evaluate(agent, color=color, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
@@ -419,21 +407,14 @@ def _bench_train(args) -> int:
 def _latent_analysis(args) -> int:
     import json
 
-    from . import latent, stitching, zoo
+    from . import files, latent, stitching, zoo
 
-    def refused(out: Path) -> bool:
-        if out.exists() and not args.overwrite:
-            print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-            return True
-        return False
-
-    if args.out and refused(Path(args.out)):  # before any work
-        return 2
+    if args.out:  # before any work
+        files.check_new(args.out, overwrite=args.overwrite)
     a, b = zoo.load(args.agent_a), zoo.load(args.agent_b)
     suffix = "-reembedded" if args.reembed_anchors else ""
     out = Path(args.out) if args.out else Path("results") / f"latent-{a.name}-{b.name}{suffix}.json"
-    if refused(out):
-        return 2
+    files.check_new(out, overwrite=args.overwrite)
     colors = tuple(args.colors) if args.colors else (a.color, b.color)
     drift = {}
     if args.reembed_anchors:  # a diagnostic: the anchors as each final encoder embeds them
@@ -498,6 +479,92 @@ def _choice_of(choices: dict, value) -> str:
     return next(k for k, v in choices.items() if v is value or (isinstance(v, str) and v == value))
 
 
+@dataclass(frozen=True)
+class _Option:
+    """A ``relreps train`` option for one :class:`~relreps.training.TrainConfig` field: its flag,
+    how its text is parsed, the TrainConfig value of the parsed text (``value``) and back
+    (``shown``, for the default)."""
+
+    flag: str
+    kwargs: dict = field(default_factory=dict)
+    to_config: Callable[[Any], Any] | None = None
+    from_config: Callable[[Any], Any] | None = None
+
+    def value(self, parsed):
+        return parsed if self.to_config is None else self.to_config(parsed)
+
+    def shown(self, default):
+        return default if self.from_config is None else self.from_config(default)
+
+
+def _train_options() -> dict[str, _Option]:
+    """Every TrainConfig field as a ``relreps train`` option (a test checks none is missing): the
+    defaults and the help come from TrainConfig itself, so the command line cannot disagree with it."""
+    from .algos import ALGORITHMS
+    from .evaluation import EVAL_TRACKS
+    from .precision import PRECISIONS
+    from .training import ANCHOR_UPDATES, REPRESENTATIONS, parse_overrides
+
+    return {
+        "algo": _Option("--algo", {"choices": ALGORITHMS}),
+        "representation": _Option("--representation", {"choices": REPRESENTATIONS}),
+        "color": _Option("--color"),
+        "seed": _Option("--seed", {"type": _at_least(0)}),
+        "total_steps": _Option("--steps", {"type": _at_least(1)}),
+        "n_envs": _Option("--envs", {"type": _at_least(1)}),
+        "workers": _Option("--workers", {"type": _at_least(0)}),
+        "device": _Option("--device"),
+        "anchors": _Option("--anchors"),
+        "n_anchors": _Option("--n-anchors", {"type": _at_least(1)}),
+        "latent_dim": _Option("--latent-dim", {"type": _latent}, from_config=lambda v: "none" if v is None else v),
+        "latent_norm": _Option("--latent-norm", {"choices": list(_LATENT_NORM)}, _LATENT_NORM.__getitem__,
+                               lambda v: _choice_of(_LATENT_NORM, v)),
+        "alpha": _Option("--alpha", {"type": float}),
+        "anchor_update": _Option("--anchor-update", {"choices": ANCHOR_UPDATES}),
+        "std_floor": _Option("--std-floor", {"type": float}),
+        "standardize": _Option("--standardize", {"choices": list(_STANDARDIZE)}, _STANDARDIZE.__getitem__,
+                               lambda v: _choice_of(_STANDARDIZE, v)),
+        "head_dim": _Option("--head-dim", {"type": _at_least(1)}),
+        "eval_every": _Option("--eval-every", {"type": _at_least(0)}),
+        "eval_tracks": _Option("--eval-tracks", {"type": _track_count, "metavar": "N"},
+                               lambda n: EVAL_TRACKS[:n], len),
+        "eval_max_steps": _Option("--eval-max-steps", {"type": _at_least(1)}),
+        "checkpoint_every": _Option("--checkpoint-every", {"type": _at_least(0)}),
+        "hyperparameters": _Option("--set", {"action": "append", "metavar": "KEY=VALUE"}, parse_overrides,
+                                   lambda v: []),
+        "precision": _Option("--precision", {"choices": PRECISIONS}),
+    }
+
+
+#: Help that the command line adds to a field's documentation (its own spelling of the values).
+_TRAIN_HELP = {
+    "latent_dim": "'none': the 3136 convolution features.",
+    "latent_norm": "On the command line: auto, layer or none.",
+    "standardize": "On the command line: center, per-dimension (True) or none (False).",
+    "eval_tracks": "On the command line: how many of the held-out tracks (1-10).",
+    "hyperparameters": "On the command line: --set KEY=VALUE, repeated, e.g. --set n_steps=64.",
+}
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from .training import TrainConfig
+
+    docs = TrainConfig.field_docs()
+    defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+                for f in fields(TrainConfig)}
+    for name, option in _train_options().items():
+        shown = option.shown(defaults[name])
+        text = " ".join(filter(None, [docs[name], _TRAIN_HELP.get(name)]))
+        if shown not in (None, []):
+            text += f" (default: {shown})"
+        kwargs = dict(option.kwargs)
+        if "choices" not in kwargs:
+            kwargs.setdefault("metavar", option.flag[2:].upper().replace("-", "_"))
+        parser.add_argument(option.flag, dest=name, default=shown, help=text.replace("%", "%%"), **kwargs)
+
+
 class _Parser(argparse.ArgumentParser):
     """Reports a bad command line in one line (the command, the problem, where to read more)."""
 
@@ -542,7 +609,6 @@ def _latent(text: str) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .anchors import DEFAULT_SET as DEFAULT_ANCHORS
     from .envs import COLORS
 
     p = _Parser(prog="relreps", description=__doc__.split("\n")[0])
@@ -582,49 +648,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .algos import ALGORITHMS
     from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
-    from .precision import PRECISIONS
     from .stitching import ALIGNMENTS
-    from .training import ANCHOR_UPDATES, REPRESENTATIONS, TrainConfig
+    from .training import REPRESENTATIONS
 
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
     t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
-    t.add_argument("--algo", default="ppo", choices=ALGORITHMS)
-    t.add_argument("--representation", default="relative", choices=REPRESENTATIONS)
-    t.add_argument("--color", default="green", help="a paper colour or R,G,B")
-    t.add_argument("--seed", type=_at_least(0), default=1)
-    t.add_argument("--steps", type=_at_least(1), default=2_000_000, help="environment steps in total")
-    t.add_argument("--envs", type=_at_least(1), default=16, help="parallel environments")
-    t.add_argument("--workers", type=_at_least(0), help="environment processes (default: one per core)")
-    t.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
-    t.add_argument("--anchors", default=DEFAULT_ANCHORS, help=f"anchor set name or folder (default {DEFAULT_ANCHORS})")
-    t.add_argument("--n-anchors", type=_at_least(1))
-    t.add_argument("--latent-dim", type=_latent, default=TrainConfig.latent_dim,
-                   help=f"encoder output size (default {TrainConfig.latent_dim}); 'none': the 3136 "
-                        "convolution features")
-    t.add_argument("--latent-norm", choices=list(_LATENT_NORM), default=_choice_of(_LATENT_NORM, TrainConfig.latent_norm),
-                   help="normalise each latent over its units (a LayerNorm without parameters), so the "
-                        "encoder's scale cannot drift ('layer'), or not ('none'); default 'auto': "
-                        "'layer' for relative runs, 'none' for absolute ones")
-    t.add_argument("--alpha", type=float, default=0.999, help="anchor update factor")
-    t.add_argument("--anchor-update", choices=ANCHOR_UPDATES, default=TrainConfig.anchor_update,
-                   help="PPO: one step of the anchors' moving average per gradient step (the "
-                        "authors' code, default) or per rollout (the first zoo runs)")
-    t.add_argument("--std-floor", type=float, help="relative: floor on the projection's standardisation "
-                   "std, as a fraction of the largest (default: none)")
-    t.add_argument("--standardize", choices=list(_STANDARDIZE), default=_choice_of(_STANDARDIZE, TrainConfig.standardize),
-                   help="relative: centre the embeddings on the anchors' mean (default), standardise "
-                        "them with the anchors' per-dimension mean and std ('per-dimension', the "
-                        "authors' code and the first zoo runs), or neither ('none')")
-    t.add_argument("--head-dim", type=_at_least(1), default=512)
-    t.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
-                   help="fp32 (default), bf16 (autocast where the device has native bfloat16) or auto "
-                        "(bf16 where native, fp16 with a gradient scaler on other GPUs, else fp32); PPO only")
-    t.add_argument("--eval-every", type=_at_least(0), default=100_000)
-    t.add_argument("--eval-tracks", type=_track_count, default=5, help="held-out tracks per evaluation")
-    t.add_argument("--eval-max-steps", type=_at_least(1), default=1000)
-    t.add_argument("--checkpoint-every", type=_at_least(0), default=100_000)
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset hyper-parameter, e.g. --set n_steps=64")
+    _add_train_options(t)
     t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.set_defaults(func=_train)

@@ -108,7 +108,7 @@ def _trunk(latent_dim: int | None) -> tuple[nn.Sequential, int]:
 
 def frames_to_tensor(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, 84, 84, 3)`` uint8 frames -> ``(N, 3, 84, 84)`` float in [0, 1]: the path SB3 takes."""
-    t = torch.as_tensor(np.asarray(frames), device=device)
+    t = frames.to(device) if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames), device=device)
     if t.dtype != torch.uint8 or t.ndim != 4 or tuple(t.shape[1:]) != (OBS_SIZE, OBS_SIZE, 3):
         raise ValueError(f"expected uint8 frames of shape (N, {OBS_SIZE}, {OBS_SIZE}, 3); got {t.dtype} {tuple(t.shape)}")
     return t.permute(0, 3, 1, 2).float() / 255.0
@@ -266,7 +266,7 @@ class RelativeEncoder(AbsoluteEncoder):
         with float32(self.anchor_frames.device.type):  # the anchor embeddings stay float32 under autocast
             for i in range(0, len(self.anchor_frames), batch_size):
                 chunk = self.anchor_frames[i : i + batch_size]
-                out.append(self.embed(chunk.permute(0, 3, 1, 2).float() / 255.0))
+                out.append(self.embed(frames_to_tensor(chunk, chunk.device)))
         return torch.cat(out)
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "atomic_path",
+    "check_new",
     "copy_file",
     "new_folder_beside",
     "replace_folder",
@@ -91,3 +92,10 @@ def replace_folder(new: str | os.PathLike, target: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def check_new(path: str | os.PathLike, *, overwrite: bool, hint: str = "pass --overwrite to replace it") -> None:
+    """Refuse, before any work, to replace ``path`` unless ``overwrite``: ``FileExistsError`` naming
+    the path and ``hint`` (how to allow it)."""
+    if not overwrite and Path(path).exists():
+        raise FileExistsError(f"{path} exists; {hint}")

@@ -39,7 +39,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from . import align as align_maps
 from . import envs
 from .align import RIDGE
-from .extractors import REPRESENTATIONS, embed, encoder_of
+from .extractors import REPRESENTATIONS, embed, encoder_of, frames_to_tensor
 from .zoo import Agent
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def anchor_mean(agent: Agent) -> torch.Tensor:
     out = torch.zeros(enc.features_dim, device=frames.device)
     with torch.no_grad():
         for i in range(0, len(frames), 256):
-            chunk = frames[i : i + 256].permute(0, 3, 1, 2).float() / 255.0
+            chunk = frames_to_tensor(frames[i : i + 256], frames.device)
             out += enc(chunk).float().sum(0)
     return out / len(frames)
 

@@ -169,8 +169,30 @@ class TrainConfig:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
         _check_settings(self)
         check_precision(self.precision)
-        if self.algo != "ppo" and self.precision != "fp32":
-            raise ValueError(f"precision {self.precision!r} is implemented for ppo only; {self.algo} trains in 'fp32'")
+        if not algos.REGISTRY[self.algo].mixed_precision and self.precision != "fp32":
+            mixed = [name for name, spec in algos.REGISTRY.items() if spec.mixed_precision]
+            raise ValueError(f"precision {self.precision!r} is implemented for {', '.join(mixed)} only; "
+                             f"{self.algo} trains in 'fp32'")
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """Each field's documentation (the string literal under it in the class body), one line per
+        field, with reStructuredText markup removed: the help text of ``relreps train``'s options."""
+        import ast
+        import inspect
+        import re
+
+        body = ast.parse(inspect.getsource(cls)).body[0]
+        assert isinstance(body, ast.ClassDef)
+        docs = {}
+        for node, after in zip(body.body, body.body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                text = " ".join(after.value.value.split())
+                text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+                docs[node.target.id] = text
+        return docs
 
     @classmethod
     def from_json(cls, d: dict) -> TrainConfig:

@@ -84,10 +84,9 @@ class ZooError(ValueError):
 
 
 def _policy_classes() -> dict:
-    from .algos import HeadQRDQNPolicy
-    from .extractors import HeadActorCriticPolicy, HeadDQNPolicy
+    from .algos import REGISTRY
 
-    return {"ppo": HeadActorCriticPolicy, "ddqn": HeadDQNPolicy, "dqn": HeadDQNPolicy, "qrdqn": HeadQRDQNPolicy}
+    return {name: spec.policy for name, spec in REGISTRY.items()}
 
 
 def _encoder_classes() -> dict:
@@ -718,18 +717,17 @@ def export_sb3(agent: Agent, path: str | os.PathLike, *, overwrite: bool = False
         ValueError: an algorithm SB3 cannot load this way (before anything is written).
         FileExistsError: the zip exists and ``overwrite`` is not set.
     """
-    from stable_baselines3 import DQN, PPO
-
-    from .algos import DoubleDQN
+    from . import files
+    from .algos import REGISTRY
     from .files import atomic_path
 
-    cls = {"ppo": PPO, "ddqn": DoubleDQN, "dqn": DQN}.get(agent.algo)
+    cls = REGISTRY[agent.algo].export
     if cls is None:
-        raise ValueError(f"export to an SB3 zip supports ppo, ddqn and dqn, not {agent.algo!r}")
+        supported = ", ".join(name for name, spec in REGISTRY.items() if spec.export is not None)
+        raise ValueError(f"export to an SB3 zip supports {supported}, not {agent.algo!r}")
     out = Path(path)
     out = out if out.suffix == ".zip" else out.with_name(out.name + ".zip")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    files.check_new(out, overwrite=overwrite, hint="pass overwrite=True to replace it")
     venv = envs.make_vec_env(agent.color, n_envs=1, workers=0)
     try:
         model = cls(type(agent.policy), venv, policy_kwargs=dict(
