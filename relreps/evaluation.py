@@ -38,6 +38,7 @@ __all__ = [
     "act",
     "evaluate",
     "held_out_tracks",
+    "policy_of",
     "record_episode",
     "run_episode",
 ]
@@ -137,6 +138,12 @@ class Drive:
         return self.episode.final_return
 
 
+def policy_of(agent):
+    """The SB3 policy behind ``agent``: a :class:`relreps.zoo.Agent` or an SB3 model (their
+    ``.policy``), or a policy itself. Every function that takes "an agent" accepts all three."""
+    return getattr(agent, "policy", agent)
+
+
 def act(policy, obs: np.ndarray) -> int:
     """The greedy action of an SB3 policy (or model) for one agent-view frame (84, 84, 3)."""
     action, _ = policy.predict(obs.transpose(2, 0, 1), deterministic=True)
@@ -210,7 +217,7 @@ def record_episode(
         if color is None:
             raise ValueError("color is required for an agent without a colour (an SB3 model or policy)")
     envs.resolve_color(color)
-    policy = getattr(agent, "policy", agent)
+    policy = policy_of(agent)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -284,7 +291,7 @@ def evaluate(
     if processes is not None and (isinstance(processes, bool) or not isinstance(processes, (int, np.integer))
                                   or processes < 1):
         raise ValueError(f"processes must be an integer >= 1 (or None: one per core), got {processes!r}")
-    policy = getattr(agent, "policy", agent)
+    policy = policy_of(agent)
     n = min(len(seeds), processes or os.cpu_count() or 1)
     jobs = [(color, s, max_steps) for s in seeds]
     if n <= 1 or "fork" not in mp.get_all_start_methods():

@@ -33,6 +33,7 @@ from torch import nn
 
 from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
+from .evaluation import policy_of
 from .precision import float32
 from .projection import check_options, prepare_anchors, project
 
@@ -124,7 +125,7 @@ def encoder_of(model) -> BaseFeaturesExtractor:
     """
     if isinstance(model, BaseFeaturesExtractor):
         return model
-    policy = getattr(model, "policy", model)
+    policy = policy_of(model)
     for found in (getattr(policy, "pi_features_extractor", None),
                   getattr(getattr(policy, "q_net", None), "features_extractor", None),
                   getattr(getattr(policy, "quantile_net", None), "features_extractor", None)):

@@ -39,6 +39,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from . import align as align_maps
 from . import envs
 from .align import RIDGE
+from .evaluation import policy_of
 from .extractors import REPRESENTATIONS, embed, encoder_of, frames_to_tensor
 from .zoo import Agent
 
@@ -501,7 +502,7 @@ def greedy_actions(agent, frames: np.ndarray, *, batch_size: int = 256) -> np.nd
     """The greedy actions (``(N,)`` int64, indices into :data:`relreps.envs.ACTIONS`) of an agent
     (or SB3 policy) for ``(N, 84, 84, 3)`` uint8 frames: what :func:`relreps.evaluation.act` picks
     for each frame on its own."""
-    policy = getattr(agent, "policy", agent)
+    policy = policy_of(agent)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected (N, 84, 84, 3) uint8 frames, got {frames.dtype} {frames.shape}")
@@ -514,7 +515,7 @@ def head_actions(agent, features) -> np.ndarray:
     """The greedy actions (``(N,)`` int64) of a PPO agent's (or policy's) **head** for given encoder
     outputs ``(N, features)``: what it picks when fed them in place of its own encoder's, e.g. a
     foreign encoder's outputs, moved or mapped (the diagnosis scripts in ``scripts/diagnosis``)."""
-    policy = getattr(agent, "policy", agent)
+    policy = policy_of(agent)
     with torch.no_grad():
         logits = policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(features, dtype=torch.float32)))
     return logits.argmax(1).numpy().astype(np.int64)

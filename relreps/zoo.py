@@ -29,6 +29,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
 from . import envs
+from .evaluation import policy_of
 
 __all__ = [
     "ACTION_SPACE",
@@ -215,7 +216,7 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
 
     from . import anchors, files
 
-    policy = getattr(model_or_policy, "policy", model_or_policy)
+    policy = policy_of(model_or_policy)
     if isinstance(card.get("stitched"), dict) and card["stitched"].get("align"):
         raise ValueError(f"a stitch made with align={card['stitched']['align']!r} cannot be saved as an agent file "
                          "(its encoder is wrapped, which no card describes): save the two agents and stitch again")
