@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from relreps import envs, evaluation, plots, stitching, training, widgets, zoo
-from relreps.training import TrainConfig
+from relreps import envs, evaluation, plots, stitching, widgets, zoo
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TRACK = evaluation.EVAL_TRACKS[1]
-
-
-def _config(color, representation="relative"):
-    return TrainConfig(algo="ppo", representation=representation, color=color, seed=3, total_steps=32,
-                       n_envs=2, workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0,
-                       eval_tracks=(10_000_001,), eval_max_steps=10, checkpoint_every=0,
-                       hyperparameters={"n_steps": 16})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,19 +27,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def agents(tmp_path_factory):
-    """Tiny agents named as the zoo names them, saved in a folder that can serve as the zoo."""
-    root = tmp_path_factory.mktemp("widgets")
-    out = {}
-    for rep, color in [("relative", "red"), ("relative", "green"), ("absolute", "red")]:
-        name = f"ppo-{rep[:3]}-{color}"
-        training.train(_config(color, rep), root / "runs" / name)
-        agent = zoo.load(root / "runs" / name / "agent")
-        zoo.save(agent.policy, root / "zoo" / name, agent.card)
-        out[name] = zoo.load(root / "zoo" / name)
-    out["_zoo"] = root / "zoo"
-    return out
+@pytest.fixture
+def agents(explorer_agents):
+    """Tiny trained agents named as the zoo names them, and their zoo folder as ``"_zoo"`` (tests/conftest.py)."""
+    return explorer_agents
 
 
 def _given(agents):

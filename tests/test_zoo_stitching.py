@@ -10,37 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from relreps import stitching, training, zoo
+from relreps import stitching, zoo
 from relreps.extractors import encoder_of
-from relreps.training import TrainConfig
 
 
-def _config(color, representation="relative", algo="ppo", **kw):
-    base = dict(algo=algo, representation=representation, color=color, seed=2, total_steps=32, n_envs=2,
-                workers=0, n_anchors=16, latent_dim=16, head_dim=16, eval_every=0, eval_tracks=(10_000_001,),
-                eval_max_steps=10, checkpoint_every=0, hyperparameters={"n_steps": 16})
-    if algo != "ppo":
-        base["hyperparameters"] = {"learning_starts": 8, "buffer_size": 32, "batch_size": 4,
-                                   "target_update_interval": 8}
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def agents(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    out = {}
-    for key, cfg in {
-        "rel-red": _config("red"),
-        "rel-green": _config("green"),
-        "abs-red": _config("red", "absolute"),
-        "rel-blue-8": _config("blue", n_anchors=8),
-        "dqn-red": _config("red", algo="ddqn"),
-        "dqn-green": _config("green", algo="ddqn"),
-    }.items():
-        training.train(cfg, root / key)
-        out[key] = zoo.load(root / key / "agent")
-    return out
+@pytest.fixture
+def agents(zoo_agents):
+    """The six tiny trained agents of the test run (tests/conftest.py); copy a policy before editing it."""
+    return zoo_agents
 
 
 OBS = np.random.default_rng(0).integers(0, 256, size=(6, 3, 84, 84), dtype=np.uint8)
