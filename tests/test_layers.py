@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relreps"
 #: Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
     ("__init__", "_raster", "align", "files", "notebook", "paper", "plots", "precision", "projection", "vec"),
+    ("render",),
     ("envs",),
     ("evaluation",),
     ("anchors",),
@@ -22,7 +23,7 @@ LAYERS = [
     ("zoo",),
     ("latent", "training"),
     ("stitching",),
-    ("bench", "widgets"),
+    ("bench", "grid", "widgets"),
     ("cli",),
     ("__main__",),
 ]
