@@ -1,5 +1,14 @@
 """Fixtures the test modules share: the tiny trained agents, each trained once per test run.
 
+The fast loop (unit tests without training runs, notebook runs or other long tests)::
+
+    python -m pytest -m "not slow"
+
+``slow`` marks the tests that train (by hand or through ``relreps train``), drive many episodes or
+take more than a few seconds; every test that uses a trained-agent fixture below is marked ``slow``
+here, and every notebook test (book/*.ipynb, run by nbval) by the root conftest.py. Plain
+``pytest`` (``make test``) runs everything; ``pytest tests`` runs the unit tests alone.
+
 The agents are built from the shared tiny config (tests/tiny.py) in a ``tmp_path_factory`` folder.
 Tests must not change them in place: copy a policy (``copy.deepcopy``) before editing its weights.
 """
@@ -17,6 +26,15 @@ from tiny import tiny
 
 from relreps import training, zoo
 from relreps.training import TrainConfig
+
+#: Fixtures that train agents: a test using one (directly or through another fixture) is ``slow``.
+TRAINED_FIXTURES = frozenset({"zoo_agents", "explorer_agents"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @contextmanager

@@ -119,6 +119,7 @@ def small_set(recipe):
     return aset
 
 
+@pytest.mark.slow
 def test_save_load_roundtrip(small_set, tmp_path):
     path = small_set.save(tmp_path / "tiny")
     loaded = anchors.load(path)
@@ -166,6 +167,7 @@ def test_unknown_set_lists_the_available_ones():
         anchors.load("no-such-set")
 
 
+@pytest.mark.slow
 def test_shipped_set():
     assert "scripted-3136" in anchors.available()
     aset = anchors.load("scripted-3136")

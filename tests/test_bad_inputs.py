@@ -76,6 +76,7 @@ def custom_run(tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_custom_anchor_set_run_loads_anywhere(custom_run, tmp_path, monkeypatch, capsys):
     run = custom_run / "runs" / "x"
     assert (run / "done.json").is_file()
@@ -262,6 +263,7 @@ def test_train_checks_the_device_is_present(monkeypatch):
     training.check_device("cpu")
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_a_clear_error(custom_run, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     shutil.copytree(custom_run / "runs" / "x", run)
@@ -278,6 +280,7 @@ def test_a_truncated_checkpoint_is_a_clear_error(custom_run, tmp_path, monkeypat
         assert after[name] == before[name], name
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_resumed_and_keeps_its_files(custom_run, capsys):
     run = custom_run / "runs" / "x"
     before = tree(run)

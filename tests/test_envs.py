@@ -170,6 +170,7 @@ def _drive_both(color, seed, steps, rng, rasterizer):
     return frames, mismatched
 
 
+@pytest.mark.slow
 def test_fast_renderer_identical_while_driving():
     rng = np.random.default_rng(2024)
     colors = PAPER + [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(4)]
@@ -235,6 +236,7 @@ def test_numba_rasterizer_is_used_when_installed():
     assert ColorCarRacing("green", renderer="gymnasium").rasterizer == "gfxdraw"
 
 
+@pytest.mark.slow
 def test_fast_renderer_identical_in_unusual_states():
     """Same state, both renderers: playfield edges and corners (the background square leaves the
     screen), zoom-in, angles at multiples of 90 degrees, HUD indicators beyond their strip."""
@@ -325,6 +327,7 @@ def _run(venv, actions):
     return out
 
 
+@pytest.mark.slow
 def test_vec_env_workers_match_in_process():
     rng = np.random.default_rng(3)
     actions = [rng.integers(0, 5, size=5) for _ in range(40)]

@@ -97,6 +97,7 @@ def test_anchor_embeddings_and_projection_stay_float32_under_autocast():
 
 # -- training steps --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_fp32_path_is_sb3_ppo_and_the_autocast_loop_is_sb3s():
     a = model()  # each model seeds the global generators when made: make one, train it, then the other
     assert a.precision == "fp32" and a.policy.rollout_precision == "fp32"
@@ -116,6 +117,7 @@ def test_fp32_path_is_sb3_ppo_and_the_autocast_loop_is_sb3s():
     assert any(not torch.equal(before[k], pa[k]) for k in pa if pa[k].dtype.is_floating_point)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolved", ["bf16", "fp16"])
 def test_mixed_precision_update_runs_and_learns(resolved):
     m = model(resolved)
@@ -141,6 +143,7 @@ def test_rollout_precision_may_differ_from_the_update():
                          encoder_kwargs=dict(latent_dim=16, n_anchors=16), precision="bf16")
 
 
+@pytest.mark.slow
 def test_run_and_card_record_the_precision(tmp_path):
     run = tmp_path / "run"
     config = tiny(precision="auto")

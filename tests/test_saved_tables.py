@@ -174,6 +174,7 @@ def test_recheck_refuses_other_agents(saved, agents):
     assert r["match"] and r["checked_by"] == "name"
 
 
+@pytest.mark.slow
 def test_recheck_stitches_as_the_table_did(agents, monkeypatch):
     t = stitching.table(agents, agents, track_seeds=TRACKS[:1], processes=1, max_steps=STEPS, align="affine")
     made = []

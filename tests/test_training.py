@@ -27,6 +27,7 @@ def _rows(run):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_folder(tmp_path):
     run = tmp_path / "run"
     model = training.train(tiny(), run)
@@ -50,6 +51,7 @@ def test_train_writes_a_run_folder(tmp_path):
     assert state["num_timesteps"] == 64
 
 
+@pytest.mark.slow
 def test_no_silent_overwrite_and_resume(tmp_path):
     run = tmp_path / "run"
     training.train(tiny(total_steps=32), run)
@@ -93,6 +95,7 @@ def test_one_process_per_run_folder(tmp_path):
     assert not (run / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     training.train(tiny(total_steps=64, checkpoint_every=32, eval_every=16), run)
@@ -108,6 +111,7 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path):
     assert json.loads((run / "done.json").read_text())["wall_s"] >= 5
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     a = training.train(tiny(algo="ppo", representation="absolute", total_steps=32, eval_every=0), tmp_path / "a")
     b = training.train(tiny(algo="ppo", representation="absolute", total_steps=32, eval_every=0), tmp_path / "b")
@@ -117,6 +121,7 @@ def test_same_seed_same_run(tmp_path):
     assert np.array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
 
 
+@pytest.mark.slow
 def test_double_dqn_trains_relative(tmp_path):
     cfg = tiny(algo="ddqn", total_steps=40, eval_every=0, checkpoint_every=0,
                hyperparameters={"learning_starts": 16, "buffer_size": 64, "batch_size": 4,
@@ -140,6 +145,7 @@ def test_bad_config():
         tiny(anchor_update="epoch")
 
 
+@pytest.mark.slow
 def test_anchor_update_setting_is_kept_on_resume(tmp_path):
     """New runs move the anchors per gradient step; a run folder saved before the setting existed
     trained once per rollout and resumes so; asking to change it is refused."""
@@ -159,6 +165,7 @@ def test_anchor_update_setting_is_kept_on_resume(tmp_path):
                                  tiny(representation="absolute", anchor_update="rollout")) == []
 
 
+@pytest.mark.slow
 def test_cli_train(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "--out", str(out), "--representation", "absolute", "--color", "blue", "--steps", "32",
@@ -169,6 +176,7 @@ def test_cli_train(tmp_path, capsys):
     assert main(args) == 2 and "resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_checkpoint(tmp_path, capsys):
     from safetensors.torch import load_file
 
@@ -209,6 +217,7 @@ def test_trained_config_reads_old_cards_as_they_trained():
     assert training.trained_config({}) is None
 
 
+@pytest.mark.slow
 def test_cli_train_relative_defaults_centred_and_layer_normalised(tmp_path, capsys):
     from relreps import zoo
     from relreps.extractors import encoder_of
