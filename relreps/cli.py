@@ -6,6 +6,7 @@
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
+    relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
     relreps export RUN --out PATH [--overwrite]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
@@ -134,6 +135,18 @@ def _train(args) -> int:
     model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
     return 0
+
+
+def _grid(args) -> int:
+    from .grid import MissingDependency, run_grid
+
+    try:
+        result = run_grid(args.spec, args.out, address=args.address, cpus_per_run=args.cpus_per_run,
+                          gpus_per_run=args.gpus_per_run, ship=args.ship, dry_run=args.dry_run)
+    except MissingDependency as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return result.exit_code
 
 
 def _export(args) -> int:
@@ -657,6 +670,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.set_defaults(func=_train)
+
+    gr = sub.add_parser("grid", help="train a grid of runs (a YAML spec of TrainConfig fields; a list is an axis) "
+                                     "as Ray tasks, on this machine or a cluster; resumable")
+    gr.add_argument("spec", help="YAML file: TrainConfig fields; a list makes a field an axis (see grids/*.yaml)")
+    gr.add_argument("--out", required=True, help="folder of the run folders, one per grid point, named as the zoo "
+                                                 "names agents (on a cluster: a folder every node sees)")
+    gr.add_argument("--address", help="join this Ray cluster (auto, HOST:6379 or ray://HOST:10001); default: start "
+                                      "a local Ray on this machine's cores")
+    gr.add_argument("--cpus-per-run", type=float, default=1.0, metavar="N",
+                    help="CPUs per run (default 1); the spec's workers, when not set, becomes N environment processes")
+    gr.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
+                    help="GPU share per run, e.g. 0.25: four runs per GPU (default 0: CPU only)")
+    gr.add_argument("--ship", metavar="ZOO", help="evaluate finished runs on 10 held-out tracks and ship those "
+                                                  "with a mean max return >= 750 into this zoo folder")
+    gr.add_argument("--dry-run", action="store_true", help="check the spec and --out, print the runs; start nothing")
+    gr.set_defaults(func=_grid)
 
     ex = sub.add_parser("export", help="save a run's latest checkpoint as an agent file (to evaluate or "
                                        "stitch a run that is still training)")
