@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 
-from . import anchors, envs
+from . import anchors, envs, zoo
 from .extractors import embed, encoder_of
 
 __all__ = [
@@ -289,9 +290,9 @@ class Comparison:
                 "metrics": self.metrics.to_dict(), "cka": self.cka}
 
 
-def _card(model) -> dict:
+def _card(model) -> zoo.Card:
     card = getattr(model, "card", None)
-    return card if isinstance(card, dict) else {}
+    return cast(zoo.Card, card) if isinstance(card, dict) else zoo.Card()
 
 
 def _check_comparable(a, b) -> str:

@@ -41,7 +41,7 @@ from . import envs
 from .align import RIDGE
 from .evaluation import policy_of
 from .extractors import REPRESENTATIONS, embed, encoder_of, frames_to_tensor
-from .zoo import Agent
+from .zoo import Agent, Card
 
 if TYPE_CHECKING:
     from . import latent
@@ -281,7 +281,7 @@ def stitch(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *
     if swap_extractors(policy, encoder) == 0:
         raise ValueError(f"{policy_agent.name}'s policy keeps no features extractor to swap")
     policy.set_training_mode(False)
-    card = {
+    card: Card = {
         **policy_agent.card,
         "color": encoder_agent.color,
         "stitched": {"encoder": encoder_agent.name, "policy": policy_agent.name, "mode": enc_rep,

@@ -35,6 +35,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -218,12 +219,12 @@ class TrainConfig:
         return RelativeEncoder, kwargs
 
 
-def card_for(config, **extra) -> dict:
+def card_for(config, **extra) -> zoo.Card:
     """A card for a trained model, from its :class:`TrainConfig`."""
     from . import __version__, anchors
 
     _, encoder_kwargs = config.encoder()
-    card = {
+    card: zoo.Card = {
         "format": zoo.FORMAT_VERSION,
         "algo": config.algo,
         "representation": config.representation,
@@ -241,8 +242,7 @@ def card_for(config, **extra) -> dict:
                            "set_id": aset.identity}
         if not zoo._is_shipped_set(card["anchors"]) and aset.path is not None:
             card["anchors"]["path"] = str(aset.path.resolve())
-    card.update(extra)
-    return card
+    return cast(zoo.Card, {**card, **extra})
 
 
 def trained_config(info: dict):
@@ -820,7 +820,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         }
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
-        card_path = zoo.save(model, run / "agent", dict(card_base, training=facts), overwrite=True, half=True)
+        card_path = zoo.save(model, run / "agent", cast(zoo.Card, {**card_base, "training": facts}),
+                             overwrite=True, half=True)
         periodic.init_callback(model)
         final = periodic.evaluate(zoo.load(card_path))
         facts["final_eval"] = final.summary()

@@ -54,7 +54,7 @@ GIF_MAX_BYTES = 1_000_000
 # --------------------------------------------------------------------------------------------
 
 
-def _card(agent) -> dict:
+def _card(agent) -> zoo.Card:
     """The card of an agent or of a zoo name / card path, without loading the weights."""
     return agent.card if isinstance(agent, zoo.Agent) else zoo.card(agent)
 

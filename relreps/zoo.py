@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ __all__ = [
     "SHIPPED_DIR",
     "ZOO_ENV",
     "Agent",
+    "AnchorInfo",
+    "Card",
     "ZooError",
     "agent_name",
     "anchor_key",
@@ -100,13 +102,50 @@ OBS_SPACE = spaces.Box(0, 255, (3, envs.OBS_SIZE, envs.OBS_SIZE), np.uint8)
 ACTION_SPACE = spaces.Discrete(len(envs.ACTIONS))
 
 
+class AnchorInfo(TypedDict, total=False):
+    """A relative agent's anchors, as its card records them."""
+
+    set: str  #: the anchor set's name
+    color: str  #: the colour of the frames the encoder uses
+    frames_checksum: str  #: sha256 of the set's frames in that colour
+    set_id: str  #: the set's identity (content hash), when recorded
+    used_checksum: str  #: sha256 of the frames the encoder uses (after the n_anchors choice)
+    path: str  #: the set's folder, for a set that is not shipped
+    copy: str  #: the file beside the card holding those frames, for a set that is not shipped
+
+
+class Card(TypedDict, total=False):
+    """An agent card (``NAME.json`` beside ``NAME.safetensors``): what :func:`load` reads and
+    :func:`check_card` checks. :data:`CARD_FIELDS` are required; the rest depends on the agent."""
+
+    format: int
+    name: str
+    algo: str
+    representation: str
+    color: str
+    seed: int
+    head_dim: int
+    encoder_kwargs: dict[str, Any]
+    weights: str
+    sha256: str
+    bytes: int
+    dtype: str
+    config: dict[str, Any]  #: the TrainConfig it trained with (relreps.training.trained_config)
+    relreps: str  #: the package version that saved it
+    anchors: AnchorInfo
+    training: dict[str, Any]  #: steps, wall time, hardware, versions, final evaluation
+    evaluation: dict[str, Any]  #: the shipped 10-track evaluation
+    stitched: dict[str, Any]  #: a stitched agent: its encoder and policy agents
+    align: str  #: a stitched agent's alignment
+
+
 @dataclass
 class Agent:
     """A loaded agent: an SB3 policy (``predict`` as SB3) plus its card."""
 
     name: str
     policy: BasePolicy
-    card: dict = field(repr=False)
+    card: Card = field(repr=False)
 
     @property
     def algo(self) -> str:
@@ -146,7 +185,7 @@ def _unique_state(policy) -> tuple[dict, set[str]]:
     return unique, aliases
 
 
-def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> BasePolicy:
+def build_policy(card: Card, *, anchor_frames: np.ndarray | None = None) -> BasePolicy:
     """The untrained policy a card describes (architecture only).
 
     ``anchor_frames``: a relative encoder's anchor frames, used instead of loading the set that
@@ -178,7 +217,7 @@ def build_policy(card: dict, *, anchor_frames: np.ndarray | None = None) -> Base
 ANCHOR_COPY_SUFFIX = ".anchors.npy.xz"
 
 
-def _is_shipped_set(info: dict) -> bool:
+def _is_shipped_set(info: AnchorInfo) -> bool:
     """Whether a card's ``anchors`` entry names a shipped anchor set with the same content (by its
     identity when the card records one, else by the checksum of its frames in the agent's colour)."""
     from . import anchors
@@ -195,7 +234,7 @@ def _is_shipped_set(info: dict) -> bool:
 FULL_PRECISION = ("anchor_embeddings",)
 
 
-def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: bool = False,
+def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: bool = False,
          half: bool = False) -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
 
@@ -234,8 +273,8 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
         tensors = {k: v.half() if v.is_floating_point() and not k.endswith(FULL_PRECISION) else v
                    for k, v in tensors.items()}
     data = save_bytes(tensors)
-    card = dict(card, name=base.name, weights=weights.name, sha256=hashlib.sha256(data).hexdigest(),
-                bytes=len(data), dtype="float16" if half else "float32")
+    card = cast(Card, dict(card, name=base.name, weights=weights.name, sha256=hashlib.sha256(data).hexdigest(),
+                           bytes=len(data), dtype="float16" if half else "float32"))
     copy_bytes = None
     if card.get("representation") == "relative" and isinstance(card.get("anchors"), dict):
         from .extractors import encoder_of
@@ -243,7 +282,7 @@ def save(model_or_policy, path: str | os.PathLike, card: dict, *, overwrite: boo
         used = getattr(_innermost(encoder_of(policy)), "anchor_frames", None)
         if used is not None:
             used = used.detach().cpu().numpy()
-            info = {k: v for k, v in card["anchors"].items() if k != "copy"}
+            info = cast(AnchorInfo, {k: v for k, v in card["anchors"].items() if k != "copy"})
             info["used_checksum"] = anchors.frames_checksum(used)
             if not _is_shipped_set(info):
                 copy_bytes = anchors.frames_bytes(used)
@@ -271,7 +310,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in root.glob("*.json"))
 
 
-def card(name: str | os.PathLike, *, root: str | os.PathLike | None = None) -> dict:
+def card(name: str | os.PathLike, *, root: str | os.PathLike | None = None) -> Card:
     """The JSON card of an agent (zoo name, or card path as :func:`load` takes), read without
     loading (or checking) its weights; ``root``: look the name up in that zoo folder instead."""
     if root is None:
@@ -368,14 +407,14 @@ LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's tra
 EVALUATION_FILE = "eval-10-tracks.json"
 
 
-def score(card: dict) -> dict | None:
+def score(card: Card) -> dict | None:
     """The score an agent's card reports: its shipped evaluation (``card["evaluation"]``, the quality
     bar's 10 held-out tracks) when it has one, else the training run's final evaluation (5 tracks);
     ``None`` for a card with neither. Keys: ``mean_max_return``, ``std_max_return``, ``tracks``, ..."""
     return card.get("evaluation") or card.get("training", {}).get("final_eval") or None
 
 
-def _evaluation_for_card(path: Path, card: dict) -> dict:
+def _evaluation_for_card(path: Path, card: Card) -> dict:
     """An evaluation result (``relreps evaluate --out``) of exactly this agent, trimmed for its card."""
     result = json.loads(path.read_text())
     if result.get("sha256") != card["sha256"]:
@@ -419,10 +458,10 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     log_dir = dest / "logs" / name
     if (target.exists() or target.with_suffix(".safetensors").exists() or log_dir.exists()) and not overwrite:
         raise FileExistsError(f"the zoo already has an agent {name!r} in {dest}; pass overwrite=True to replace it")
-    card = dict(card, name=name, weights=f"{name}.safetensors")
+    card = cast(Card, dict(card, name=name, weights=f"{name}.safetensors"))
     copy = card.get("anchors", {}).get("copy")
     if copy:  # the anchor frames travel with the agent
-        card["anchors"] = dict(card["anchors"], copy=f"{name}{ANCHOR_COPY_SUFFIX}")
+        card["anchors"] = cast(AnchorInfo, dict(card["anchors"], copy=f"{name}{ANCHOR_COPY_SUFFIX}"))
         files.copy_file(run / copy, dest / card["anchors"]["copy"])
     if evaluation is not None:
         card["evaluation"] = evaluation
@@ -526,14 +565,14 @@ def load(name_or_path: str | os.PathLike) -> Agent:
     return Agent(name=card["name"], policy=policy, card=card)
 
 
-def _read_card(card_path: Path) -> dict:
+def _read_card(card_path: Path) -> Card:
     try:
         card = json.loads(card_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ZooError(f"{card_path} is not valid JSON: {e}") from None
     if not isinstance(card, dict):
         raise ZooError(f"{card_path} is not an agent card (a JSON object)")
-    return card
+    return cast(Card, card)
 
 
 #: What every agent card holds, and of which type.
@@ -541,18 +580,19 @@ CARD_FIELDS = {"format": int, "name": str, "algo": str, "representation": str, "
                "encoder_kwargs": dict, "weights": str, "sha256": str}
 
 
-def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
+def check_card(card: Card, where: str | os.PathLike = "the card") -> None:
     """Refuse a card that lacks a field, names an unknown algorithm, representation or colour, or
     contradicts itself: its colour, algorithm, representation and head size against its training
     config (a stitched agent's config is its policy's, whose colour differs), its anchors' colour and
     its encoder's arguments."""
     if card.get("format") != FORMAT_VERSION:
         raise ZooError(f"{where} has format {card.get('format')!r}; this relreps reads {FORMAT_VERSION}")
+    raw = cast(dict, card)  # read as it came from JSON: any key, any value
     for key, kind in CARD_FIELDS.items():
-        if key not in card:
+        if key not in raw:
             raise ZooError(f"{where} lacks the field {key!r} (an agent card has {', '.join(CARD_FIELDS)})")
-        if not isinstance(card[key], kind) or isinstance(card[key], bool):
-            raise ZooError(f"{where}: {key!r} is {card[key]!r}, not a {kind.__name__}")
+        if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
+            raise ZooError(f"{where}: {key!r} is {raw[key]!r}, not a {kind.__name__}")
     name = card["name"]
     if card["algo"] not in _policy_classes():
         raise ZooError(f"agent {name!r}: unknown algorithm {card['algo']!r} (known: {', '.join(_policy_classes())})")
@@ -599,7 +639,7 @@ def check_card(card: dict, where: str | os.PathLike = "the card") -> None:
         raise ZooError(f"agent {name!r}: the card says absolute, but it names anchors (a relative agent's card?)")
 
 
-def _anchor_frames(card: dict, card_path: Path) -> np.ndarray | None:
+def _anchor_frames(card: Card, card_path: Path) -> np.ndarray | None:
     """The anchor frames a relative agent's card refers to, found by content wherever they are:
     the copy beside the card (its frames exactly), the shipped set of that name, or the set at the
     path the card recorded (the set's frames in the agent's colour), each checked against the
@@ -651,7 +691,7 @@ def _anchor_frames(card: dict, card_path: Path) -> np.ndarray | None:
                    f"colour {color}, checksum {info['frames_checksum'][:12]}...); tried: {'; '.join(tried)}")
 
 
-def anchor_key(card: dict) -> tuple | None:
+def anchor_key(card: Card) -> tuple | None:
     """What a relative agent's relative coordinates are: ``(anchor set, n_anchors, anchor_seed)``,
     the set by its identity (:attr:`relreps.anchors.AnchorSet.identity`, colour-independent) when
     the card records it or names a shipped set, else by name. Two relative agents can be stitched
@@ -660,7 +700,8 @@ def anchor_key(card: dict) -> tuple | None:
     if card.get("representation") != "relative":
         return None
     kw = card.get("encoder_kwargs", {})
-    info: dict = card["anchors"] if isinstance(card.get("anchors"), dict) else {}
+    recorded = card.get("anchors")
+    info = recorded if isinstance(recorded, dict) else AnchorInfo()
     set_key = info.get("set_id")
     if set_key is None and info and _is_shipped_set(info):
         set_key = _shipped_identity(info["set"])
@@ -695,7 +736,7 @@ def _shipped_identity(name: str) -> str:
     return _IDENTITIES[name]
 
 
-def _check_used_anchors(policy, card: dict) -> None:
+def _check_used_anchors(policy, card: Card) -> None:
     """The encoder's anchor frames are the ones the card's ``used_checksum`` names (when it has one)."""
     from . import anchors
     from .extractors import encoder_of

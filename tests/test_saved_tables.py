@@ -19,7 +19,7 @@ STEPS = 8
 def _agent(color: str, seed: int) -> zoo.Agent:
     """An untrained absolute PPO agent with a card (no anchors to embed: fast), its checksum made up."""
     torch.manual_seed(seed)
-    card = {"format": zoo.FORMAT_VERSION, "algo": "ppo", "representation": "absolute", "color": color,
+    card: zoo.Card = {"format": zoo.FORMAT_VERSION, "algo": "ppo", "representation": "absolute", "color": color,
             "seed": 1, "head_dim": 16, "encoder_kwargs": {"latent_dim": 16}, "sha256": f"{seed:064d}"}
     return zoo.Agent(name=f"ppo-abs-{color}-{seed}", policy=zoo.build_policy(card), card=card)
 
