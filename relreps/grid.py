@@ -729,11 +729,11 @@ def run_grid(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike
     Without ``address``, starts a local Ray on this machine (``local_cpus`` CPUs, default all its
     cores) and stops it at the end; with one (``auto``, ``HOST:6379`` or ``ray://HOST:10001``), joins
     that cluster. Each run is a task with ``cpus_per_run`` CPUs and ``gpus_per_run`` of a GPU (a
-    fraction lets several runs share one GPU). A spec without ``workers`` gives each run
-    ``int(cpus_per_run)`` environment processes (none, all environments in the training process,
-    below 2 CPUs); a run with its environments in its own process uses ``int(cpus_per_run)`` torch
-    threads, otherwise one. With ``dry_run``, checks everything and prints the plan; Ray does not
-    start.
+    fraction lets several runs share one GPU; without one, a run on ``device: auto`` trains on the
+    CPU). A spec without ``workers`` gives each run ``int(cpus_per_run)`` environment processes
+    (below 2 CPUs: none, the environments step in the training process). A run whose environments
+    step in the training process (``workers`` 0) uses ``int(cpus_per_run)`` torch threads, any
+    other run one. With ``dry_run``, checks everything and prints the plan; Ray does not start.
 
     Everything is checked first (:func:`points`, :func:`plan`, the resources against the cluster's
     nodes); a bad input raises :class:`GridError` before Ray starts or anything is written. While
@@ -762,6 +762,9 @@ def run_grid(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike
     if "workers" not in spec_map:
         workers = int(cpus_per_run) if cpus_per_run >= 2 else 0
         grid = [replace(p, config=replace(p.config, workers=workers)) for p in grid]
+    if gpus_per_run == 0:  # Ray leaves a task without a GPU share every GPU visible: it must not use one
+        grid = [replace(p, config=replace(p.config, device="cpu")) if p.config.device == "auto" else p
+                for p in grid]
     for p in grid:
         if gpus_per_run > 0 and p.config.device == "cpu":
             raise GridError(f"--gpus-per-run {gpus_per_run:g} gives each run a GPU share, but grid point {p.name} "
