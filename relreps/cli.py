@@ -672,14 +672,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     gr = sub.add_parser("grid", help="train a grid of runs (a YAML spec of TrainConfig fields; a list is an axis) "
-                                     "as Ray tasks, on this machine or a cluster; resumable")
+                                     "as Ray tasks, on this machine or a cluster; resumable",
+                        description="Train every point of a grid spec as a Ray task, in --out/NAME (the zoo's "
+                                    "names); run the same command again to resume. Exit status: 0 every run "
+                                    "finished, 1 a run failed, 3 with --ship some runs are below the bar, "
+                                    "130 interrupted.")
     gr.add_argument("spec", help="YAML file: TrainConfig fields; a list makes a field an axis (see grids/*.yaml)")
     gr.add_argument("--out", required=True, help="folder of the run folders, one per grid point, named as the zoo "
                                                  "names agents (on a cluster: a folder every node sees)")
     gr.add_argument("--address", help="join this Ray cluster (auto, HOST:6379 or ray://HOST:10001); default: start "
                                       "a local Ray on this machine's cores")
     gr.add_argument("--cpus-per-run", type=float, default=1.0, metavar="N",
-                    help="CPUs per run (default 1); the spec's workers, when not set, becomes N environment processes")
+                    help="CPUs per run (default 1); a spec without workers gives each run N environment "
+                         "processes (none below 2)")
     gr.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
                     help="GPU share per run, e.g. 0.25: four runs per GPU (default 0: CPU only)")
     gr.add_argument("--ship", metavar="ZOO", help="evaluate finished runs on 10 held-out tracks and ship those "
