@@ -24,10 +24,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import stitching
 
 
 def _anchors_collect(args) -> int:
@@ -189,7 +192,7 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically (:func:`relreps.files.write_text`)."""
     import json
 
@@ -198,7 +201,7 @@ def _write_json(path: Path, data: dict) -> None:
     write_text(path, json.dumps(data, indent=1) + "\n")
 
 
-def _print_table(t: dict, title: str) -> None:
+def _print_table(t: stitching.Table, title: str) -> None:
     print(title)
     rows, cols = list(t["encoders"]), list(t["policies"])
     print("encoder \\ policy " + "".join(f"{c:>14s}" for c in cols))
@@ -347,7 +350,8 @@ def _table(args) -> int:
                              for e in colors for p in colors)
                 print(f"{copied} of {len(colors) ** 2} cells copied from earlier tables in {out_dir} "
                       "(same agents, tracks and steps)")
-            t.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return")
+            t["algo"], t["representation"] = args.algo, rep
+            t["score"] = "mean and std of the episode maximum return"
             path = out_dir / names[rep, s]
             _write_json(path, t)
             seed_note = f", seed {s}" if seeds != [1] else ""
@@ -442,7 +446,7 @@ def _latent_analysis(args) -> int:
     c = latent.compare(a, b, drive, colors=colors, tolerance=args.tolerance)
     m = c.metrics
     try:  # each stitch on its encoder's colour, judged frame by frame against the policy's own agent
-        actions = stitching.stitch_agreement(a, b, drive)
+        actions: dict[str, Any] = dict(stitching.stitch_agreement(a, b, drive))
     except ValueError as e:
         actions = {"not_stitchable": str(e)}
     aligned = None

@@ -30,7 +30,7 @@ reward; what it costs is two embeddings of the set's frames and one linear solve
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -51,7 +51,9 @@ __all__ = [
     "REPRESENTATIONS",
     "RIDGE",
     "SEED_GROUPS",
+    "Agreement",
     "AlignedEncoder",
+    "Table",
     "anchor_mean",
     "check_stitchable",
     "fit_affine",
@@ -73,6 +75,32 @@ __all__ = [
 #: ``stitch(..., align=...)`` choices: ``None`` (the paper's stitch), ``"anchor-mean"`` or
 #: ``"affine"`` (see above).
 ALIGNMENTS = (None, "anchor-mean", "affine")
+
+
+class Table(TypedDict, total=False):
+    """An encoder-by-policy table (:func:`table`; ``relreps table`` saves it as JSON): plain data."""
+
+    encoders: dict[str, str]  #: colour -> the encoder agent's name
+    policies: dict[str, str]  #: colour -> the policy agent's name
+    sha256: dict[str, dict[str, str | None]]  #: "encoders"/"policies" -> colour -> the weights' sha256
+    tracks: list[int]  #: the held-out track seeds of every cell
+    max_steps: int  #: the episodes' length
+    align: str  #: the stitches' alignment (absent: the paper's stitch)
+    ridge: float  #: the affine fit's ridge (align="affine")
+    cells: dict[str, dict[str, dict[str, Any]]]  #: encoder colour -> policy colour -> evaluation summary
+    algo: str  #: as saved by ``relreps table``: the agents' algorithm
+    representation: str  #: as saved by ``relreps table``: the agents' representation
+    score: str  #: as saved by ``relreps table``: what a cell's numbers are
+
+
+class Agreement(TypedDict, total=False):
+    """What :func:`stitch_agreement` measures for a pair of agents: plain data."""
+
+    frames: int  #: parallel frames judged
+    align: str  #: the stitches' alignment (absent: the paper's stitch)
+    agents_agree: float  #: how often the two agents pick the same action on the same state
+    own_actions: dict[str, dict[str, float]]  #: agent -> its action shares
+    stitched: dict[str, dict[str, Any]]  #: stitch -> its agreement, action shares and recall
 
 
 def anchor_mean(agent: Agent) -> torch.Tensor:
@@ -300,7 +328,7 @@ def _weights_id(agent: Agent) -> str | None:
     return agent.card.get("sha256")
 
 
-def _reusable(known: dict | None, *, track_seeds, max_steps, align) -> bool:
+def _reusable(known: Table | None, *, track_seeds, max_steps, align) -> bool:
     """Whether ``known`` (an earlier :func:`table`) was measured the same way: same tracks, same
     episode length, same alignment (for ``"affine"``, the same ridge), and with the weights'
     checksums to match its cells by."""
@@ -311,7 +339,7 @@ def _reusable(known: dict | None, *, track_seeds, max_steps, align) -> bool:
 
 
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
-          max_steps: int | None = None, align: str | None = None, known: dict | list | None = None) -> dict:
+          max_steps: int | None = None, align: str | None = None, known: Table | list[Table] | None = None) -> Table:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
     ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
     (an agent with itself is not stitched: its anchor-mean shift would be zero, its affine map close
@@ -380,14 +408,14 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
             "cells": cells}
 
 
-def scores(t: dict) -> dict:
+def scores(t: Table) -> dict:
     """A :func:`table`'s cells as ``{encoder colour: {policy colour: (mean, std)}}`` of the episode
     maximum return, the form :func:`relreps.plots.stitching_heatmaps` takes."""
     return {e: {p: (c["mean_max_return"], c["std_max_return"]) for p, c in row.items()}
             for e, row in t["cells"].items()}
 
 
-def summary(t: dict) -> dict:
+def summary(t: Table) -> dict:
     """A :func:`table`'s summary: :func:`relreps.paper.summary` of its means (diagonal mean,
     off-diagonal mean, worst and best stitched cell) plus ``ratio``, off-diagonal over diagonal."""
     from .paper import summary as means_summary
@@ -403,7 +431,7 @@ def _pair_key(encoder_seed: int, policy_seed: int) -> str:
 
 
 def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
-                align: str | None = None, known: dict | list | None = None) -> dict:
+                align: str | None = None, known: Table | list[Table] | None = None) -> dict:
     """Stitching across training seeds: one :func:`table` per ordered pair of seeds ``(s, t)``, the
     encoders of seed ``s`` with the policies of seed ``t``, for every pair (``s == t``: that seed's own
     Table 1; ``s != t``: every cell is a stitch, the same colour's cell included, which is the seed
@@ -526,7 +554,7 @@ def _shares(actions: np.ndarray) -> dict[str, float]:
     return {name: float(c) / max(len(actions), 1) for name, c in zip(envs.ACTIONS, counts)}
 
 
-def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = None) -> dict:
+def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = None) -> Agreement:
     """Per-state fidelity of the two stitches of agents ``a`` and ``b`` (:class:`relreps.zoo.Agent`),
     on the parallel frames of ``drive``, each agent in its own colour.
 
@@ -545,7 +573,7 @@ def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = N
         ValueError: the agents cannot be stitched (:func:`stitch`).
     """
     own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
-    out: dict[str, Any] = {
+    out: Agreement = {
         "frames": len(drive),
         **({"align": align} if align else {}),
         "agents_agree": float((own[a.name] == own[b.name]).mean()),
@@ -580,7 +608,7 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
 
 
-def load_table(path) -> dict:
+def load_table(path) -> Table:
     """A table that :func:`table` computed and ``relreps table`` saved (``results/table-*.json``),
     read back in :func:`table`'s format, so that :func:`scores`, :func:`summary` and
     :func:`relreps.plots.stitching_heatmaps` take it as they take a table just computed. Keys the
@@ -664,10 +692,10 @@ def load_table(path) -> dict:
             for key, value in (("mean_max_return", float(np.mean(returns))), ("std_max_return", float(np.std(returns)))):
                 if not _number(cell.get(key)) or abs(cell[key] - value) > RECHECK_TOLERANCE:
                     raise bad(f"{where}: {key} is {cell.get(key)!r}, but its episodes give {value!r}")
-    return t
+    return cast(Table, t)
 
 
-def sample_episodes(saved: dict, episodes: int, *, seed: int = 0) -> list[tuple[str, str, int]]:
+def sample_episodes(saved: Table, episodes: int, *, seed: int = 0) -> list[tuple[str, str, int]]:
     """``episodes`` distinct ``(encoder colour, policy colour, track seed)`` episodes of a table,
     drawn uniformly without replacement by a generator seeded with ``seed`` (the same table,
     number and seed give the same sample), listed in the table's order (row by row, then by
@@ -687,7 +715,7 @@ def sample_episodes(saved: dict, episodes: int, *, seed: int = 0) -> list[tuple[
 _ROLE = {"encoders": "encoder", "policies": "policy"}
 
 
-def check_agents(saved: dict, encoders: dict, policies: dict, *, by_name: bool = False) -> str:
+def check_agents(saved: Table, encoders: dict, policies: dict, *, by_name: bool = False) -> str:
     """Refuse, with a ValueError saying which agent differs, agents that are not the ones a saved
     table was made with; returns what they were matched by: ``"sha256"`` or ``"name"``.
 
@@ -697,17 +725,18 @@ def check_agents(saved: dict, encoders: dict, policies: dict, *, by_name: bool =
     the agents' names are compared, which says nothing about their weights (a re-driven episode
     equal to the stored one does).
     """
+    raw = cast(dict, saved)  # keyed by the side's name
     for side, given in (("encoders", encoders), ("policies", policies)):
-        if list(given) != list(saved[side]):
-            raise ValueError(f"the table's {side} are {', '.join(saved[side])}; got {', '.join(given) or 'none'}")
+        if list(given) != list(raw[side]):
+            raise ValueError(f"the table's {side} are {', '.join(raw[side])}; got {', '.join(given) or 'none'}")
     wrong = []
     if "sha256" in saved:
         for side, given in (("encoders", encoders), ("policies", policies)):
             for c, agent in given.items():
-                want, have = saved["sha256"][side][c], _weights_id(agent)
+                want, have = raw["sha256"][side][c], _weights_id(agent)
                 if have != want:
                     wrong.append(f"{c} {_ROLE[side]} {agent.name} has weights {have or 'without a checksum'}, "
-                                 f"the table's ({saved[side][c]}) {want}")
+                                 f"the table's ({raw[side][c]}) {want}")
         if wrong:
             raise ValueError("the table was made with other weights: " + "; ".join(wrong))
         return "sha256"
@@ -716,14 +745,14 @@ def check_agents(saved: dict, encoders: dict, policies: dict, *, by_name: bool =
                          "pass by_name=True to match its agents by name")
     for side, given in (("encoders", encoders), ("policies", policies)):
         for c, agent in given.items():
-            if agent.name != saved[side][c]:
-                wrong.append(f"{c} {_ROLE[side]} is {agent.name}, the table's is {saved[side][c]}")
+            if agent.name != raw[side][c]:
+                wrong.append(f"{c} {_ROLE[side]} is {agent.name}, the table's is {raw[side][c]}")
     if wrong:
         raise ValueError("the table was made with other agents: " + "; ".join(wrong))
     return "name"
 
 
-def recheck(saved: dict, encoders: dict, policies: dict, *, episodes: int, seed: int = 0,
+def recheck(saved: Table, encoders: dict, policies: dict, *, episodes: int, seed: int = 0,
             processes: int | None = None, by_name: bool = False, tolerance: float = RECHECK_TOLERANCE) -> dict:
     """Drive again a seeded sample of a saved table's episodes (:func:`sample_episodes`) and compare
     each maximum return with the stored one.
