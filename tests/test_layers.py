@@ -23,7 +23,7 @@ LAYERS = [
     ("zoo",),
     ("latent", "training"),
     ("stitching",),
-    ("bench", "grid", "widgets"),
+    ("bench", "grid", "showcase", "widgets"),
     ("cli",),
     ("__main__",),
 ]
