@@ -211,73 +211,87 @@ def _print_table(t: stitching.Table, title: str) -> None:
             f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
 
 
-def _table(args) -> int:
-    import json
+def _seed_suffix(seed: int) -> str:
+    return "" if seed == 1 else f"-s{seed}"
 
-    from . import stitching, zoo
+
+def _table_colors(args) -> list[str]:
+    """``relreps table``'s options checked together (ValueError naming the problem): its colours."""
     from .envs import COLORS
-    from .evaluation import EVAL_TRACKS
 
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-
-    out_dir = Path(args.out)
-    align_suffix = f"-{args.align}" if args.align else ""
     if args.align == "anchor-mean" and "absolute" in args.representations:
-        return fail(f"--align {args.align} needs relative agents (an absolute encoder has no anchors); "
-                    "pass --representations relative")
+        raise ValueError(f"--align {args.align} needs relative agents (an absolute encoder has no anchors); "
+                         "pass --representations relative")
     seeds = args.seeds
     if any(s < 1 for s in seeds) or len(set(seeds)) != len(seeds):
-        return fail(f"--seeds {' '.join(map(str, seeds))}: expected distinct training seeds >= 1, e.g. --seeds 1 2")
+        raise ValueError(f"--seeds {' '.join(map(str, seeds))}: expected distinct training seeds >= 1, e.g. --seeds 1 2")
     if args.cross_seed and len(seeds) < 2:
-        return fail("--cross-seed needs two seeds or more, e.g. --seeds 1 2 --cross-seed")
+        raise ValueError("--cross-seed needs two seeds or more, e.g. --seeds 1 2 --cross-seed")
     if args.agent and seeds != [1]:
-        return fail("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
-                    "(ALGO-rel|abs-COLOUR-sSEED) are used")
+        raise ValueError("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
+                         "(ALGO-rel|abs-COLOUR-sSEED) are used")
     colors: list[str] = args.colors or list(COLORS)
     wrong = [c for c in colors if c not in COLORS]
     if wrong or len(set(colors)) != len(colors):
-        return fail(f"--colors {' '.join(colors)}: expected distinct colours among {', '.join(COLORS)}"
-                    + (f" ({', '.join(wrong)} is not one)" if wrong else ""))
+        raise ValueError(f"--colors {' '.join(colors)}: expected distinct colours among {', '.join(COLORS)}"
+                         + (f" ({', '.join(wrong)} is not one)" if wrong else ""))
+    return colors
+
+
+def _table_replaced(args, colors: list[str]) -> dict:
+    """``--agent COLOUR=AGENT``: colour -> the loaded agent that replaces the zoo's there."""
+    from . import zoo
+
     replaced = {}  # colour -> loaded agent, from --agent COLOUR=AGENT
     for spec in args.agent or []:
         color, sep, given = spec.partition("=")
         if not sep or not given:
-            return fail(f"--agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2")
+            raise ValueError(f"--agent {spec!r}: expected COLOUR=AGENT, e.g. green=ppo-rel-green-s2")
         if color not in colors:
-            return fail(f"--agent {spec!r}: {color!r} is not one of the table's colours ({', '.join(colors)})")
+            raise ValueError(f"--agent {spec!r}: {color!r} is not one of the table's colours ({', '.join(colors)})")
         if color in replaced:
-            return fail(f"--agent: two agents for {color}")
+            raise ValueError(f"--agent: two agents for {color}")
         if len(args.representations) != 1:
-            return fail("--agent needs a single --representations (the agent has one)")
+            raise ValueError("--agent needs a single --representations (the agent has one)")
         try:
             agent = zoo.load(given)
         except zoo.ZooError as e:
-            return fail(f"--agent {spec!r}: {e}")
+            raise ValueError(f"--agent {spec!r}: {e}") from None
         want = {"algo": args.algo, "representation": args.representations[0], "color": color}
         have = {"algo": agent.algo, "representation": agent.representation, "color": agent.color}
         if have != want:
             differ = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
-            return fail(f"--agent {spec!r}: {agent.name} has {differ}")
+            raise ValueError(f"--agent {spec!r}: {agent.name} has {differ}")
         replaced[color] = agent
+    return replaced
 
-    def seed_suffix(seed: int) -> str:
-        return "" if seed == 1 else f"-s{seed}"
 
-    # every file this command writes, refused before hours of evaluation, not after; a table with
-    # replaced agents goes to its own file: the zoo's table is never overwritten
+def _table_files(args, colors: list[str], replaced: dict) -> dict:
+    """The file of each table this command writes, refused now if it exists (not after hours of
+    evaluation): representation (and seed) -> file name in ``--out``. A table with replaced agents
+    goes to its own file: the zoo's table is never overwritten."""
+    out_dir, seeds = Path(args.out), args.seeds
+    align_suffix = f"-{args.align}" if args.align else ""
     replaced_suffix = "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
     names: dict[Any, str]
     if args.cross_seed:
         names = {rep: f"table-{args.algo}-{rep}{align_suffix}-seeds-{'-'.join(map(str, seeds))}.json"
                  for rep in args.representations}
     else:
-        names = {(rep, s): f"table-{args.algo}-{rep}{align_suffix}{seed_suffix(s)}{replaced_suffix}.json"
+        names = {(rep, s): f"table-{args.algo}-{rep}{align_suffix}{_seed_suffix(s)}{replaced_suffix}.json"
                  for rep in args.representations for s in seeds}
     for name in names.values():
         if (out_dir / name).exists() and not args.overwrite:
-            return fail(f"{out_dir / name} exists; pass --overwrite to replace it")
+            raise ValueError(f"{out_dir / name} exists; pass --overwrite to replace it")
+    return names
+
+
+def _table_agents(args, colors: list[str], replaced: dict) -> dict:
+    """Every agent the tables need, loaded, and every stitch among them checked, before any episode:
+    (representation, seed) -> {colour: agent}."""
+    from . import stitching, zoo
+
+    seeds = args.seeds
 
     def source(rep: str, color: str, seed: int):
         name = zoo.seed_agent_name(args.algo, rep, color, seed)
@@ -295,7 +309,7 @@ def _table(args) -> int:
                     agents[rep, s][color] = zoo.load(source(rep, color, s))
                 except zoo.ZooError as e:
                     others = ", ".join(zoo.variants(args.algo, rep, color)) or "none"
-                    return fail(f"seed {s}, {rep} {color}: {e} (other seeds of this agent in the zoo: {others})")
+                    raise ValueError(f"seed {s}, {rep} {color}: {e} (other seeds of this agent in the zoo: {others})") from None
     for rep in args.representations:  # every stitch the tables need, refused before any file or episode
         for s in seeds:
             for t in (seeds if args.cross_seed else [s]):
@@ -303,6 +317,21 @@ def _table(args) -> int:
                     for pol in agents[rep, t].values():
                         if enc is not pol:
                             stitching.check_stitchable(enc, pol, align=args.align)
+    return agents
+
+
+def _table(args) -> int:
+    import json
+
+    from . import stitching
+    from .evaluation import EVAL_TRACKS
+
+    colors = _table_colors(args)
+    replaced = _table_replaced(args, colors)
+    names = _table_files(args, colors, replaced)
+    agents = _table_agents(args, colors, replaced)
+    out_dir, seeds = Path(args.out), args.seeds
+    align_suffix = f"-{args.align}" if args.align else ""
     out_dir.mkdir(parents=True, exist_ok=True)
     tracks = EVAL_TRACKS[: args.tracks]
     how = f", stitches aligned by {args.align}" if args.align else ""
@@ -312,7 +341,7 @@ def _table(args) -> int:
         copied, e.g. the zoo's own table when one agent is replaced, or each seed's table in --cross-seed."""
         found = []
         for s in seeds:
-            path = out_dir / f"table-{args.algo}-{rep}{align_suffix}{seed_suffix(s)}.json"
+            path = out_dir / f"table-{args.algo}-{rep}{align_suffix}{_seed_suffix(s)}.json"
             if path.is_file():
                 found.append(json.loads(path.read_text()))
         return found
@@ -625,11 +654,9 @@ def _latent(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_anchors(sub) -> None:
+    """``relreps anchors``."""
     from .envs import COLORS
-
-    p = _Parser(prog="relreps", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("anchors", help="collect, inspect and verify parallel anchor sets")
     asub = a.add_subparsers(dest="action", required=True)
@@ -663,11 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true")
     g.set_defaults(func=_anchors_grid)
 
-    from .algos import ALGORITHMS
-    from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
-    from .stitching import ALIGNMENTS
-    from .training import REPRESENTATIONS
 
+def _add_train(sub) -> None:
+    """``relreps train``."""
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
     t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
     _add_train_options(t)
@@ -675,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.set_defaults(func=_train)
 
+
+def _add_grid(sub) -> None:
+    """``relreps grid``."""
     gr = sub.add_parser("grid", help="train a grid of runs (a YAML spec of TrainConfig fields; a list is an axis) "
                                      "as Ray tasks, on this machine or a cluster; resumable",
                         description="Train every point of a grid spec as a Ray task, in --out/NAME (the zoo's "
@@ -696,6 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--dry-run", action="store_true", help="check the spec and --out, print the runs; start nothing")
     gr.set_defaults(func=_grid)
 
+
+def _add_export(sub) -> None:
+    """``relreps export``."""
     ex = sub.add_parser("export", help="save a run's latest checkpoint as an agent file (to evaluate or "
                                        "stitch a run that is still training)")
     ex.add_argument("run", help="run folder (with config.json and checkpoint.pt)")
@@ -703,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--overwrite", action="store_true")
     ex.set_defaults(func=_export)
 
+
+def _add_evaluate(sub) -> None:
+    """``relreps evaluate``."""
     ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
     ev.add_argument("agent", help="shipped agent name or card path")
     ev.add_argument("--color", help="track colour (default: the agent's)")
@@ -712,6 +746,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="also write the results as JSON (e.g. results/eval-NAME.json)")
     ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_evaluate)
+
+
+def _add_table(sub) -> None:
+    """``relreps table``."""
+    from .algos import ALGORITHMS
+    from .stitching import ALIGNMENTS
+    from .training import REPRESENTATIONS
 
     tb = sub.add_parser("table", help="the encoder-by-policy stitching tables (paper's Table 1)")
     tb.add_argument("--algo", default="ppo", choices=ALGORITHMS)
@@ -742,6 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)
 
+
+def _add_zoo(sub) -> None:
+    """``relreps zoo``."""
     z = sub.add_parser("zoo", help="the shipped agents: list them, ship a finished run")
     zsub = z.add_subparsers(dest="action", required=True)
     zl = zsub.add_parser("list", help="shipped agents with their training steps and final scores")
@@ -753,6 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--overwrite", action="store_true")
     zs.set_defaults(func=_zoo_ship)
 
+
+def _add_latent(sub) -> None:
+    """``relreps latent``."""
     la = sub.add_parser("latent", help="compare two agents' encoders, and the greedy actions of their "
                         "two stitches, on one drive replayed in their colours")
     la.add_argument("agent_a", help="shipped agent name or card path (sees the drive in its colour)")
@@ -771,6 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--out", help="JSON file (default: results/latent-A-B.json)")
     la.add_argument("--overwrite", action="store_true")
     la.set_defaults(func=_latent_analysis)
+
+
+def _add_bench(sub) -> None:
+    """``relreps bench``."""
+    from .bench import SB3_VEC, TRAIN_BASES, TRAIN_DEFAULT, TRAIN_OPTIONS
+    from .training import REPRESENTATIONS
 
     b = sub.add_parser("bench", help="speed benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)
@@ -806,8 +859,15 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--seed", type=int, default=0)
     bt.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the networks run (default cpu)")
     bt.set_defaults(func=_bench_train)
-    return p
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="relreps", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_anchors, _add_train, _add_grid, _add_export, _add_evaluate, _add_table, _add_zoo, _add_latent,
+                _add_bench):
+        add(sub)
+    return p
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
