@@ -449,8 +449,11 @@ def verdict(rec: Recording, own: Recording | None) -> dict:
         on = float(after.mean()) if len(after) else 0.0
         where = "the road is under the car" if on >= 0.5 else "the car is off the road"
         share = on if on >= 0.5 else 1 - on
+        counts = np.bincount(rec.actions[last:], minlength=len(envs.ACTIONS))
+        most = int(np.argmax(counts))
         why.append(f"its last new tile is at step {last}; in the {rec.length - last} steps after, "
-                   f"{where} in {share:.0%} of the frames")
+                   f"{where} in {share:.0%} of the frames, and {counts[most] / counts.sum():.0%} of its "
+                   f"actions are {envs.ACTIONS[most]}")
     if rec.off_playfield:
         why.append(f"it leaves the playfield at step {rec.length} (-100)")
     return {"kind": kind, "ratio": ratio,

@@ -167,6 +167,7 @@ def test_verdict_compares_with_the_encoder_alone_and_says_why():
     assert "last new tile is at step 30" in v["text"] and "970 steps after" in v["text"]
     off_road = 1 - road[showcase.ZOOM_STEPS :].mean()  # after the last tile and the zoom: on the road until 199
     assert f"{bad.tiles_share:.0%}" in v["text"] and f"off the road in {off_road:.0%} of the frames" in v["text"]
+    assert "100% of its actions are gas" in v["text"]
     assert showcase.verdict(bad, None)["kind"] == "unknown"
 
 
