@@ -287,7 +287,7 @@ def _grid_files(out: Path, entry: Path) -> bool:
         return not any(e.name != ".lock" for e in entry.iterdir())  # empty (a run that never started)
     if name in (GRID_FILE, SUMMARY_FILE):
         return True
-    return name.endswith(".log") and (out / name[: -len(".log")]).is_dir()  # train_parallel.sh's logs
+    return name.endswith(".log") and (out / name[: -len(".log")]).is_dir()  # a run's log beside its folder
 
 
 def _held(lock: Path) -> bool:

@@ -403,7 +403,7 @@ def training_facts(names=None) -> list[dict]:
 
 LOG_FILES = ("eval.csv", "progress.csv")  # a run's learning curve and SB3's training log
 #: The quality-bar evaluation a finished run may hold (``relreps evaluate RUN/agent --tracks 10
-#: --out RUN/eval-10-tracks.json``, as ``scripts/train_zoo.sh`` writes it); shipped into the card.
+#: --out RUN/eval-10-tracks.json``, as ``relreps grid --ship`` writes it); shipped into the card.
 EVALUATION_FILE = "eval-10-tracks.json"
 
 
