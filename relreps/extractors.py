@@ -35,11 +35,12 @@ from .anchors import DEFAULT_SET
 from .envs import OBS_SIZE
 from .evaluation import policy_of
 from .precision import float32
-from .projection import check_options, prepare_anchors, project
+from .projection import DEFAULT_STANDARDIZE, check_options, prepare_anchors, project
 
 __all__ = [
     "CONV_DIM",
     "LATENT_NORMS",
+    "LATENT_NORM_DEFAULTS",
     "REPRESENTATIONS",
     "AbsoluteEncoder",
     "Float32LayerNorm",
@@ -63,6 +64,10 @@ CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 
 
 #: ``latent_norm`` choices: none (no normalisation) or a LayerNorm without parameters.
 LATENT_NORMS = (None, "layer")
+#: Each encoder's default ``latent_norm`` (``TrainConfig.latent_norm="auto"`` resolves to it): a relative
+#: encoder normalises its latent (without it the encoder grows away from its lagging anchors: the
+#: book's lab notes), an absolute one does not (the shipped absolute agents).
+LATENT_NORM_DEFAULTS: dict[str, str | None] = {"relative": "layer", "absolute": None}
 
 
 def check_latent_norm(latent_norm) -> None:
@@ -163,7 +168,8 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
     variance; a LayerNorm without learned scale or shift), so the encoder's scale cannot drift.
     """
 
-    def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None, latent_norm: str | None = None):
+    def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None,
+                 latent_norm: str | None = LATENT_NORM_DEFAULTS["absolute"]):
         _check_space(observation_space)
         check_latent_norm(latent_norm)
         net, dim = _trunk(latent_dim)
@@ -195,11 +201,13 @@ class RelativeEncoder(AbsoluteEncoder):
         n_anchors: use this many anchors, chosen with a seeded generator. Default: one per
             dimension of the encoder's output, the paper's rule ("we randomly sample n_dim
             anchors, that is the flattened output dimension of the encoder").
-        latent_dim, latent_norm: as :class:`AbsoluteEncoder`.
+        latent_dim, latent_norm: as :class:`AbsoluteEncoder`; ``latent_norm`` defaults to ``"layer"``
+            here (:data:`LATENT_NORM_DEFAULTS`).
         alpha: anchor update factor (0: re-embed at each update; default 0.999).
-        standardize: standardise with the anchor embeddings' statistics before the cosine: ``True``
-            (per-dimension mean and std, the authors' code), ``"center"`` (the mean only) or
-            ``False`` (:func:`relreps.projection.relative_projection`).
+        standardize: how the embeddings are normalised with the anchor embeddings' statistics
+            before the cosine: ``"center"`` (the mean only; the default,
+            :data:`relreps.projection.DEFAULT_STANDARDIZE`), ``True`` (per-dimension mean and std,
+            the authors' code) or ``False`` (:func:`relreps.projection.relative_projection`).
         anchor_seed: the seed of the ``n_anchors`` choice.
         std_floor: the standardisation's floor (:func:`relreps.projection.relative_projection`);
             ``None`` (default): no floor.
@@ -219,9 +227,9 @@ class RelativeEncoder(AbsoluteEncoder):
         color: str = "green",
         n_anchors: int | None = None,
         latent_dim: int | None = None,
-        latent_norm: str | None = None,
+        latent_norm: str | None = LATENT_NORM_DEFAULTS["relative"],
         alpha: float = 0.999,
-        standardize: bool | str = True,
+        standardize: bool | str = DEFAULT_STANDARDIZE,
         anchor_seed: int = 0,
         std_floor: float | None = None,
     ):

@@ -2,9 +2,11 @@
 
     z_rel = E(x) E(A)^T,  with the embeddings rescaled to unit norm (cosine similarities).
 
-Optionally (the authors' later code does this, and it is our default) both ``x`` and the anchor
-embeddings are first standardised with the anchor embeddings' per-dimension mean and standard
-deviation. This is the only logic here: no networks, no state.
+Before the cosine, both ``x`` and the anchor embeddings may be centred on the anchor embeddings'
+mean (``standardize="center"``, :data:`DEFAULT_STANDARDIZE`: the recipe the relative agents train
+with), standardised with their per-dimension mean and standard deviation (``True``, the authors'
+later code) or left as they are (``False``, the paper's equation). This is the only logic here: no
+networks, no state.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "DEFAULT_STANDARDIZE",
     "STANDARDIZE",
     "check_options",
     "prepare_anchors",
@@ -24,9 +27,13 @@ __all__ = [
 #: The projection's ``standardize`` choices: per-dimension mean and std (the authors' code), the
 #: mean only, or neither.
 STANDARDIZE = (True, "center", False)
+#: The default everywhere (the projection, the relative encoder, ``TrainConfig``): centring, which
+#: keeps the representation invariant to rotations and scalings of the latent (the book's lab notes,
+#: "Short runs after the fix").
+DEFAULT_STANDARDIZE: bool | str = "center"
 
 
-def check_options(standardize=True, std_floor: float | None = None) -> None:
+def check_options(standardize: bool | str = DEFAULT_STANDARDIZE, std_floor: float | None = None) -> None:
     """Refuse a ``standardize`` that is not one of :data:`STANDARDIZE`, a ``std_floor`` outside
     ``[0, 1)`` (``None``: no floor), and a floor without the per-dimension standardisation."""
     if not any(standardize is choice or (isinstance(choice, str) and standardize == choice) for choice in STANDARDIZE):
@@ -40,7 +47,7 @@ def check_options(standardize=True, std_floor: float | None = None) -> None:
 
 
 def prepare_anchors(
-    anchors: torch.Tensor, *, standardize: bool | str = True, eps: float = 1e-8, std_floor: float | None = None
+    anchors: torch.Tensor, *, standardize: bool | str = DEFAULT_STANDARDIZE, eps: float = 1e-8, std_floor: float | None = None
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """The anchors' part of :func:`relative_projection`: ``(mean, std, unit anchors)``.
 
@@ -84,7 +91,7 @@ def relative_projection(
     x: torch.Tensor,
     *,
     anchors: torch.Tensor,
-    standardize: bool | str = True,
+    standardize: bool | str = DEFAULT_STANDARDIZE,
     eps: float = 1e-8,
     std_floor: float | None = None,
 ) -> torch.Tensor:
@@ -96,7 +103,8 @@ def relative_projection(
             swapped by accident).
         standardize: ``True``: first subtract the anchors' per-dimension mean from both and divide
             by their per-dimension standard deviation (``+ eps``), as the authors' code does;
-            ``"center"``: subtract the mean only; ``False``: neither.
+            ``"center"`` (the default, :data:`DEFAULT_STANDARDIZE`): subtract the mean only;
+            ``False``: neither (the paper's equation).
         eps: guards the division by the standard deviation and by the norms.
         std_floor: with standardisation, raise each dimension's standard deviation to at least
             this fraction of the largest one (``None``, the default: no floor).

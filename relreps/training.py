@@ -42,9 +42,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from . import algos, envs, evaluation, files, zoo
 from .anchors import DEFAULT_SET
-from .extractors import REPRESENTATIONS, AbsoluteEncoder, RelativeEncoder, check_latent_norm
+from .extractors import LATENT_NORM_DEFAULTS, REPRESENTATIONS, AbsoluteEncoder, RelativeEncoder, check_latent_norm
 from .precision import check_precision
-from .projection import check_options
+from .projection import DEFAULT_STANDARDIZE, check_options
 
 __all__ = [
     "ANCHOR_UPDATES",
@@ -128,7 +128,7 @@ class TrainConfig:
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``, the default: no floor). See
     :func:`relreps.projection.relative_projection`."""
-    standardize: bool | str = "center"
+    standardize: bool | str = DEFAULT_STANDARDIZE
     """Relative encoders: how the projection normalises the embeddings before the cosine:
     ``"center"`` (default: subtract the anchor embeddings' mean), ``True`` (per-dimension mean and
     std of the anchor embeddings, the authors' code and the first relative agents; its dead units
@@ -164,7 +164,7 @@ class TrainConfig:
             raise ValueError("total_steps and n_envs must be >= 1")
         check_options(self.standardize, self.std_floor)
         if self.latent_norm == "auto":
-            self.latent_norm = "layer" if self.representation == "relative" else None
+            self.latent_norm = LATENT_NORM_DEFAULTS[self.representation]
         check_latent_norm(self.latent_norm)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
@@ -206,16 +206,15 @@ class TrainConfig:
         return cls(**{**LEGACY_DEFAULTS, **d})
 
     def encoder(self) -> tuple[type, dict]:
-        # latent_norm, std_floor and standardize are absent when not set: cards stay as they were
-        norm = {} if self.latent_norm is None else {"latent_norm": self.latent_norm}
+        # every setting explicit (a card does not depend on the encoders' defaults), except an
+        # absolute encoder's latent_norm=None and a std_floor of None: cards stay as they were
+        norm = {} if self.latent_norm is None and self.representation == "absolute" else {"latent_norm": self.latent_norm}
         if self.representation == "absolute":
             return AbsoluteEncoder, dict(latent_dim=self.latent_dim, **norm)
         kwargs = dict(anchors=self.anchors, color=self.color, n_anchors=self.n_anchors,
-                      latent_dim=self.latent_dim, alpha=self.alpha, **norm)
+                      latent_dim=self.latent_dim, alpha=self.alpha, **norm, standardize=self.standardize)
         if self.std_floor is not None:
             kwargs["std_floor"] = self.std_floor
-        if self.standardize is not True:
-            kwargs["standardize"] = self.standardize
         return RelativeEncoder, kwargs
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "EVALUATION_FILE",
     "FORMAT_VERSION",
     "FULL_PRECISION",
+    "LEGACY_ENCODER_KWARGS",
     "LOG_FILES",
     "MAX_BYTES",
     "OBS_SPACE",
@@ -55,6 +56,7 @@ __all__ = [
     "catalog",
     "check_card",
     "color_rank",
+    "encoder_kwargs",
     "export_sb3",
     "learning_curve",
     "load",
@@ -185,6 +187,18 @@ def _unique_state(policy) -> tuple[dict, set[str]]:
     return unique, aliases
 
 
+#: What a relative card's ``encoder_kwargs`` left out meant when it was saved: cards record these
+#: settings only since they became choices (the encoders' defaults then).
+LEGACY_ENCODER_KWARGS: dict[str, dict[str, Any]] = {"relative": {"standardize": True, "latent_norm": None}, "absolute": {"latent_norm": None}}
+
+
+def encoder_kwargs(card: Card) -> dict[str, Any]:
+    """The encoder arguments a card describes, with every setting it leaves out filled in as it was
+    when the card was saved (:data:`LEGACY_ENCODER_KWARGS`), so an old card builds the encoder it
+    trained with whatever the encoders' defaults are now."""
+    return {**LEGACY_ENCODER_KWARGS.get(card.get("representation", ""), {}), **card["encoder_kwargs"]}
+
+
 def build_policy(card: Card, *, anchor_frames: np.ndarray | None = None) -> BasePolicy:
     """The untrained policy a card describes (architecture only).
 
@@ -198,7 +212,7 @@ def build_policy(card: Card, *, anchor_frames: np.ndarray | None = None) -> Base
     except KeyError as e:
         raise ZooError(f"card names an unknown {e}: algorithms {sorted(_policy_classes())}, "
                        f"representations {sorted(_encoder_classes())}") from None
-    kwargs = dict(card["encoder_kwargs"])
+    kwargs = encoder_kwargs(card)
     if anchor_frames is not None:
         kwargs["anchors"] = anchor_frames
     try:
@@ -774,7 +788,7 @@ def export_sb3(agent: Agent, path: str | os.PathLike, *, overwrite: bool = False
     try:
         model = cls(type(agent.policy), venv, policy_kwargs=dict(
             features_extractor_class=_encoder_classes()[agent.representation],
-            features_extractor_kwargs=dict(agent.card["encoder_kwargs"]), head_dim=agent.card["head_dim"]),
+            features_extractor_kwargs=encoder_kwargs(agent.card), head_dim=agent.card["head_dim"]),
             device="cpu")
         model.policy.load_state_dict(agent.policy.state_dict())
         with atomic_path(out) as tmp:  # the temporary name ends in .zip, so SB3 keeps it

@@ -239,15 +239,17 @@ def test_std_floor_reaches_the_projection_and_the_config(frames):
     from relreps.projection import prepare_anchors, project
     from relreps.training import TrainConfig
 
-    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=0.5)
+    enc = RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize=True, std_floor=0.5)
     x = torch.rand(3, 3, 84, 84)
     out = enc(x)
-    expected = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, std_floor=0.5))
+    expected = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, standardize=True, std_floor=0.5))
     torch.testing.assert_close(out, expected)
-    plain = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings))
+    plain = project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, standardize=True))
     assert not torch.allclose(out, plain)
     with pytest.raises(ValueError, match="std_floor"):
-        RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=-1)
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize=True, std_floor=-1)
+    with pytest.raises(ValueError, match="std_floor applies"):  # the default projection only centres
+        RelativeEncoder(OBS, anchors=frames, latent_dim=16, std_floor=0.5)
     # the config passes it to the encoder (and so to the card) only when set
     assert "std_floor" not in TrainConfig().encoder()[1]
     assert TrainConfig(standardize=True, std_floor=1e-3).encoder()[1]["std_floor"] == 1e-3
@@ -265,16 +267,17 @@ def test_centring_reaches_the_projection_and_the_config(frames):
     x = torch.rand(3, 3, 84, 84)
     out = enc(x)
     torch.testing.assert_close(out, project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, standardize="center")))
-    assert not torch.allclose(out, project(enc.embed(x), prepare_anchors(enc.anchor_embeddings)))
+    assert not torch.allclose(out, project(enc.embed(x), prepare_anchors(enc.anchor_embeddings, standardize=True)))
+    # centring is the default of the encoder and of the projection, as of TrainConfig
+    default = RelativeEncoder(OBS, anchors=frames, latent_dim=16, latent_norm=None)
+    assert default.standardize == "center" == TrainConfig().standardize
     with pytest.raises(ValueError, match="unknown standardize"):
         RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="mean")
     with pytest.raises(ValueError, match="std_floor applies"):
         RelativeEncoder(OBS, anchors=frames, latent_dim=16, standardize="center", std_floor=1e-3)
-    # centring is the default; the config passes the choice to the encoder (and so to the card)
-    # unless it is the per-dimension standardisation, which every card before the choice used
-    assert TrainConfig().standardize == "center"
+    # the config passes its choice to the encoder (and so to the card) explicitly, whatever it is
     assert TrainConfig().encoder()[1]["standardize"] == "center"
-    assert "standardize" not in TrainConfig(standardize=True).encoder()[1]
+    assert TrainConfig(standardize=True).encoder()[1]["standardize"] is True
     assert TrainConfig.from_json({"standardize": "center"}).standardize == "center"
     assert TrainConfig.from_json({}).standardize is True  # a saved config without it
     with pytest.raises(ValueError, match="unknown standardize"):
@@ -290,7 +293,7 @@ def test_latent_norm_fixes_the_encoders_scale(frames):
     torch.testing.assert_close(z.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
     # scaling the last layer's weights and bias scales a plain latent but not a normalised one
     # (once the latent's variance is well above LayerNorm's eps, 1e-5)
-    plain = RelativeEncoder(OBS, anchors=frames, latent_dim=16)
+    plain = RelativeEncoder(OBS, anchors=frames, latent_dim=16, latent_norm=None)
     plain.load_state_dict(enc.state_dict())
     with torch.no_grad():
         for m in (enc.net[-2], plain.net[-2]):
@@ -310,8 +313,26 @@ def test_latent_norm_fixes_the_encoders_scale(frames):
     assert TrainConfig().encoder()[1]["latent_norm"] == "layer"
     assert TrainConfig(representation="absolute").latent_norm is None
     assert "latent_norm" not in TrainConfig(representation="absolute").encoder()[1]
-    assert "latent_norm" not in TrainConfig(latent_norm=None).encoder()[1]
+    assert TrainConfig(latent_norm=None).encoder()[1]["latent_norm"] is None  # explicit for a relative one
+    assert RelativeEncoder(OBS, anchors=frames, latent_dim=16).latent_norm == "layer"  # the encoders' defaults
+    assert AbsoluteEncoder(OBS, latent_dim=16).latent_norm is None
     assert TrainConfig(representation="absolute", latent_norm="layer").encoder()[1]["latent_norm"] == "layer"
     assert TrainConfig.from_json({}).latent_norm is None  # a saved config without it
     with pytest.raises(ValueError, match="unknown latent_norm"):
         TrainConfig(latent_norm="batch")
+
+
+def test_a_card_without_the_settings_builds_the_encoder_it_was_saved_with():
+    from relreps import zoo
+    from relreps.extractors import encoder_of
+
+    base: zoo.Card = {"format": zoo.FORMAT_VERSION, "algo": "ppo", "representation": "relative", "color": "green",
+                      "head_dim": 16, "encoder_kwargs": {"anchors": "scripted-3136", "color": "green", "n_anchors": 8,
+                                                         "latent_dim": 8}}
+    old = encoder_of(zoo.build_policy(base))  # saved before the settings were choices: the defaults then
+    assert (old.standardize, old.latent_norm) == (True, None)
+    now = dict(base, encoder_kwargs={**base["encoder_kwargs"], "standardize": "center", "latent_norm": "layer"})
+    new = encoder_of(zoo.build_policy(now))
+    assert (new.standardize, new.latent_norm) == ("center", "layer")
+    absolute = encoder_of(zoo.build_policy(dict(base, representation="absolute", encoder_kwargs={"latent_dim": 8})))
+    assert absolute.latent_norm is None

@@ -105,8 +105,8 @@ def test_standardised_relative_spaces_ignore_per_dimension_scale_and_shift():
     a = torch.as_tensor(rng.standard_normal((20, 8)), dtype=torch.float64)
     scale = torch.as_tensor(rng.uniform(0.1, 10.0, 8))
     shift = torch.as_tensor(rng.standard_normal(8))
-    rel_a = relative_projection(x, anchors=a)
-    rel_b = relative_projection(x * scale + shift, anchors=a * scale + shift)
+    rel_a = relative_projection(x, anchors=a, standardize=True)
+    rel_b = relative_projection(x * scale + shift, anchors=a * scale + shift, standardize=True)
     np.testing.assert_allclose(rel_a.numpy(), rel_b.numpy(), atol=1e-7)  # eps in the std: not exact
     assert latent.metrics(latent.similarity(x, x * scale + shift)).matched < 0.99
 
@@ -155,7 +155,9 @@ def test_relative_encoders_agree_where_absolute_ones_do_not(drive):
     torch.manual_seed(0)
     frames = drive.frames("green")
     anchor_frames = frames[::3][:12]
-    rel_a = RelativeEncoder(OBS, anchors=anchor_frames, n_anchors=len(anchor_frames), latent_dim=16)
+    # per-dimension standardisation, no latent norm: invariant to the permuted, scaled copy's map
+    rel_a = RelativeEncoder(OBS, anchors=anchor_frames, n_anchors=len(anchor_frames), latent_dim=16,
+                            standardize=True, latent_norm=None)
     rel_b = _permuted_scaled_copy(rel_a, seed=1)
     abs_a, abs_b = AbsoluteEncoder(OBS, latent_dim=16), AbsoluteEncoder(OBS, latent_dim=16)
     abs_a.net.load_state_dict(rel_a.net.state_dict())

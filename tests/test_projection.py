@@ -42,10 +42,10 @@ def test_invariant_to_orthogonal_maps_and_scaling(data):
 
 def test_standardised_invariant_to_shift_and_per_dim_scale(data):
     x, a, _, g = data
-    z = relative_projection(x, anchors=a)
+    z = relative_projection(x, anchors=a, standardize=True)
     shift = torch.randn(16, generator=g, dtype=torch.float64) * 5
     scale = torch.rand(16, generator=g, dtype=torch.float64) * 4 + 0.1
-    torch.testing.assert_close(relative_projection(x * scale + shift, anchors=a * scale + shift), z)
+    torch.testing.assert_close(relative_projection(x * scale + shift, anchors=a * scale + shift, standardize=True), z)
 
 
 def test_not_invariant_to_what_it_should_not_be(data):
@@ -57,7 +57,8 @@ def test_not_invariant_to_what_it_should_not_be(data):
     assert not torch.allclose(relative_projection(x @ m, anchors=a @ m, standardize=False), z)
     assert not torch.allclose(relative_projection(x + 2.0, anchors=a + 2.0, standardize=False), z)
     # standardisation is per dimension: a general rotation changes the result
-    assert not torch.allclose(relative_projection(x @ q, anchors=a @ q), relative_projection(x, anchors=a))
+    assert not torch.allclose(relative_projection(x @ q, anchors=a @ q, standardize=True),
+                              relative_projection(x, anchors=a, standardize=True))
 
 
 def test_gradients_flow_to_x_only_if_anchors_detached(data):
@@ -82,15 +83,16 @@ def test_std_floor_drops_a_nearly_dead_unit():
     anchors, x = torch.randn(20, 6, generator=g), torch.randn(5, 6, generator=g)
     anchors[:, 0] = 1e-8 * torch.rand(20, generator=g)
     x[:, 0] = 0.0
-    live = relative_projection(x[:, 1:], anchors=anchors[:, 1:])
-    plain = relative_projection(x, anchors=anchors)
-    floored = relative_projection(x, anchors=anchors, std_floor=1e-3)
+    live = relative_projection(x[:, 1:], anchors=anchors[:, 1:], standardize=True)
+    plain = relative_projection(x, anchors=anchors, standardize=True)
+    floored = relative_projection(x, anchors=anchors, standardize=True, std_floor=1e-3)
     assert (plain - live).abs().max() > 0.05  # without a floor, the residue weighs like a live unit
     torch.testing.assert_close(floored, live, atol=1e-4, rtol=0)
     # a floor no spread falls below changes nothing
-    torch.testing.assert_close(relative_projection(x[:, 1:], anchors=anchors[:, 1:], std_floor=1e-6), live)
+    torch.testing.assert_close(relative_projection(x[:, 1:], anchors=anchors[:, 1:], standardize=True, std_floor=1e-6),
+                               live)
     with pytest.raises(ValueError, match="std_floor"):
-        relative_projection(x, anchors=anchors, std_floor=1.5)
+        relative_projection(x, anchors=anchors, standardize=True, std_floor=1.5)
 
 
 def test_center_is_rotation_scale_and_shift_invariant_and_ignores_dead_units():
@@ -102,7 +104,9 @@ def test_center_is_rotation_scale_and_shift_invariant_and_ignores_dead_units():
     moved = relative_projection(3.0 * x @ q + shift, anchors=3.0 * anchors @ q + shift, standardize="center")
     torch.testing.assert_close(centred, moved, atol=1e-5, rtol=0)
     # per-dimension standardisation is not rotation invariant (test above); centring differs from it
-    assert not torch.allclose(centred, relative_projection(x, anchors=anchors))
+    assert not torch.allclose(centred, relative_projection(x, anchors=anchors, standardize=True))
+    # and centring is the default
+    torch.testing.assert_close(relative_projection(x, anchors=anchors), centred)
     # a dead unit's residue changes nothing: no division by its spread
     anchors[:, 0] = 1e-8 * torch.rand(20, generator=g)
     x[:, 0] = 0.0

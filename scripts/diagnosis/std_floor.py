@@ -32,7 +32,7 @@ def main(card_a: str, card_b: str) -> None:
     print(f"{len(drive)} frames; {agents[0].name} ({colors[0]}) vs {agents[1].name} ({colors[1]})")
     for label, which in (("saved anchors", 1), ("re-embedded anchors", 2)):
         for floor in (None, 1e-4, 1e-3, 1e-2, 1e-1):
-            r = [relative_projection(e[0], anchors=e[which], std_floor=floor).numpy() for e in emb]
+            r = [relative_projection(e[0], anchors=e[which], standardize=True, std_floor=floor).numpy() for e in emb]
             m = latent.metrics(latent.similarity(r[0], r[1]))
             print(f"{label:20s} floor {floor!s:6s}: matched {m.matched:.3f} unmatched {m.unmatched:.3f} "
                   f"top1 {m.top1:.1%}")
