@@ -244,6 +244,23 @@ def _is_shipped_set(info: AnchorInfo) -> bool:
     return shipped.get("checksums", {}).get(info.get("color")) == info.get("frames_checksum")
 
 
+def _settings_of(policy, card: Card) -> dict[str, Any]:
+    """The card's ``encoder_kwargs`` with the encoder's own settings written in where the card leaves
+    them out and :func:`encoder_kwargs` would read them otherwise (:data:`LEGACY_ENCODER_KWARGS`), so
+    the saved agent loads as the encoder it is."""
+    from .extractors import encoder_of
+
+    kwargs = dict(card.get("encoder_kwargs", {}))
+    try:
+        encoder = _innermost(encoder_of(policy))
+    except ValueError:
+        return kwargs
+    for key, then in LEGACY_ENCODER_KWARGS.get(card.get("representation", ""), {}).items():
+        if key not in kwargs and hasattr(encoder, key) and getattr(encoder, key) != then:
+            kwargs[key] = getattr(encoder, key)  # what the card would otherwise be read as differs
+    return kwargs
+
+
 #: State kept in float32 by ``save(..., half=True)`` (tensor names ending so).
 FULL_PRECISION = ("anchor_embeddings",)
 
@@ -288,7 +305,8 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
                    for k, v in tensors.items()}
     data = save_bytes(tensors)
     card = cast(Card, dict(card, name=base.name, weights=weights.name, sha256=hashlib.sha256(data).hexdigest(),
-                           bytes=len(data), dtype="float16" if half else "float32"))
+                           bytes=len(data), dtype="float16" if half else "float32",
+                           encoder_kwargs=_settings_of(policy, card)))
     copy_bytes = None
     if card.get("representation") == "relative" and isinstance(card.get("anchors"), dict):
         from .extractors import encoder_of

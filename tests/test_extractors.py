@@ -336,3 +336,25 @@ def test_a_card_without_the_settings_builds_the_encoder_it_was_saved_with():
     assert (new.standardize, new.latent_norm) == ("center", "layer")
     absolute = encoder_of(zoo.build_policy(dict(base, representation="absolute", encoder_kwargs={"latent_dim": 8})))
     assert absolute.latent_norm is None
+
+
+def test_a_saved_card_records_the_settings_its_encoder_has(tmp_path, frames):
+    from relreps import algos, zoo
+    from relreps.envs import make_vec_env
+    from relreps.extractors import encoder_of
+
+    venv = make_vec_env("green", n_envs=1, workers=0)
+    try:
+        kwargs = {"anchors": frames, "n_anchors": len(frames), "latent_dim": 16}  # centred, layer-normalised: the defaults
+        model = algos.make_model("ppo", venv, encoder_class=RelativeEncoder, encoder_kwargs=kwargs, head_dim=16, seed=0,
+                                 device="cpu", n_steps=8)
+    finally:
+        venv.close()
+    card: zoo.Card = {"format": zoo.FORMAT_VERSION, "algo": "ppo", "representation": "relative", "color": "green",
+                      "head_dim": 16, "encoder_kwargs": {"anchors": "scripted-3136", "color": "green",
+                                                         "n_anchors": len(frames), "latent_dim": 16}}
+    path = zoo.save(model, tmp_path / "agent", card)
+    saved = zoo.card(path)["encoder_kwargs"]
+    assert (saved["standardize"], saved["latent_norm"]) == ("center", "layer")
+    enc = encoder_of(zoo.build_policy(zoo.card(path), anchor_frames=frames))
+    assert (enc.standardize, enc.latent_norm) == ("center", "layer")
