@@ -34,6 +34,7 @@ __all__ = [
     "EVAL_TRACK_SEED",
     "Drive",
     "Episode",
+    "EpisodeScores",
     "Evaluation",
     "act",
     "evaluate",
@@ -107,8 +108,27 @@ class Evaluation:
         }
 
 
+class EpisodeScores:
+    """``length``, ``max_return`` and ``final_return`` of a record that holds its :class:`Episode`
+    (as ``episode``): a recorded drive here, a recorded stitch in :mod:`relreps.showcase`."""
+
+    episode: Episode
+
+    @property
+    def length(self) -> int:
+        return self.episode.length
+
+    @property
+    def max_return(self) -> float:
+        return self.episode.max_return
+
+    @property
+    def final_return(self) -> float:
+        return self.episode.final_return
+
+
 @dataclass(eq=False)  # arrays inside: compare drives by their fields, not with ==
-class Drive:
+class Drive(EpisodeScores):
     """One recorded greedy episode: what a person would watch, step by step.
 
     ``frames[0]`` is the frame after ``reset`` and ``frames[t + 1]`` the frame after action ``t``
@@ -125,17 +145,6 @@ class Drive:
     returns: np.ndarray  #: (length,) float64, the running return
     episode: Episode  #: the scores, exactly as :func:`run_episode` reports them
 
-    @property
-    def length(self) -> int:
-        return self.episode.length
-
-    @property
-    def max_return(self) -> float:
-        return self.episode.max_return
-
-    @property
-    def final_return(self) -> float:
-        return self.episode.final_return
 
 
 def policy_of(agent):

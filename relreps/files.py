@@ -20,8 +20,10 @@ __all__ = [
     "atomic_path",
     "check_new",
     "copy_file",
+    "held",
     "new_folder_beside",
     "replace_folder",
+    "try_lock",
     "write_bytes",
     "write_text",
 ]
@@ -99,3 +101,34 @@ def check_new(path: str | os.PathLike, *, overwrite: bool, hint: str = "pass --o
     the path and ``hint`` (how to allow it)."""
     if not overwrite and Path(path).exists():
         raise FileExistsError(f"{path} exists; {hint}")
+
+
+def try_lock(path: str | os.PathLike):
+    """Take an exclusive, non-blocking lock on ``path`` (created if missing): the open file, which
+    holds the lock until it is closed or the process ends, or ``None`` if another process holds it."""
+    import fcntl
+
+    f = Path(path).open("w")  # noqa: SIM115  (returned open: it holds the lock)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
+def held(path: str | os.PathLike) -> bool:
+    """Whether another process holds the lock on ``path`` (tested without keeping it; a missing
+    file is not held)."""
+    import fcntl
+
+    try:
+        with Path(path).open("r") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False

@@ -292,18 +292,7 @@ def _grid_files(out: Path, entry: Path) -> bool:
 
 def _held(lock: Path) -> bool:
     """Whether another process holds the flock on ``lock`` (tested without keeping it)."""
-    import fcntl
-
-    try:
-        with lock.open("r") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
+    return files.held(lock)
 
 
 def plan(grid: Sequence[Point], out: str | os.PathLike) -> Plan:
@@ -795,15 +784,10 @@ def run_grid(spec: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike
 
 
 def _grid_lock(out: Path) -> Any:
-    import fcntl
-
     out.mkdir(parents=True, exist_ok=True)
-    f = (out / LOCK).open("w")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise GridError(f"another grid is running in {out}: wait for it to end, or choose another --out") from None
+    f = files.try_lock(out / LOCK)
+    if f is None:
+        raise GridError(f"another grid is running in {out}: wait for it to end, or choose another --out")
     return f
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import envs, files, stitching, zoo
-from .evaluation import EVAL_TRACKS, Drive, Episode, record_episode
+from .evaluation import EVAL_TRACKS, Drive, Episode, EpisodeScores, record_episode
 
 __all__ = [
     "ALIGNS",
@@ -207,7 +207,7 @@ def road_under_car(frames: np.ndarray) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class Recording:
+class Recording(EpisodeScores):
     """One recorded drive of a :class:`Pair`, compact: no raw frames, only the sprite sheet of the
     kept ones (:func:`kept_steps`), and the numbers, step by step."""
 
@@ -230,18 +230,6 @@ class Recording:
     seconds: float = 0.0  #: how long driving and encoding took (wall clock)
     cpu_seconds: float = 0.0  #: the CPU time they took (the worker's)
     extra: dict = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return self.episode.length
-
-    @property
-    def max_return(self) -> float:
-        return self.episode.max_return
-
-    @property
-    def final_return(self) -> float:
-        return self.episode.final_return
 
     @property
     def best_step(self) -> int:

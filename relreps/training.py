@@ -738,14 +738,9 @@ class RunInUseError(BlockingIOError):
 
 
 def _lock(run: Path):
-    import fcntl
-
-    f = (run / ".lock").open("w")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise RunInUseError(f"run folder {run} is in use by another training process") from None
+    f = files.try_lock(run / ".lock")
+    if f is None:
+        raise RunInUseError(f"run folder {run} is in use by another training process")
     return f
 
 
