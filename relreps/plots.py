@@ -3,6 +3,13 @@
 Images are embedded as PNG data URIs (``go.Image(source=...)``): a 96x96 frame costs a few
 kilobytes in the built page instead of ~100 kB of JSON numbers, and it is drawn pixel for pixel
 (no smoothing), so what you see is exactly what the environment produced.
+
+Every figure uses one template, ``relreps`` (:data:`TEMPLATE`): transparent backgrounds, so a
+figure sits on the page's own colour in light and in dark mode (the built book's
+``_static/relreps-figures.js`` recolours text and grid lines when the reader picks dark mode). A
+figure's ``layout.width`` is its natural width, at most :data:`TEXT_WIDTH`: the book's renderer
+(:func:`relreps.notebook.figure_html`) turns it into a maximum, so figures shrink to fit a phone,
+and lifts the title out of the figure into the page, where it wraps at any width.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
-__all__ = ["as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_bytes", "png_data_uri", "return_curve",
+__all__ = ["TEMPLATE", "TEXT_WIDTH", "as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_bytes", "png_data_uri", "return_curve",
            "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
@@ -26,6 +34,58 @@ _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey firs
 #: desktop screen; measured in a browser). Wider figures would hide their right side behind a
 #: scroll bar, so multi-panel figures fit their panels into it (stitching tables two to a row).
 TEXT_WIDTH = 660
+
+#: The name of the plotly template every figure here uses (registered in ``plotly.io.templates``).
+TEMPLATE = "relreps"
+_FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+
+
+def _register_template() -> None:
+    """``plotly_white`` on a transparent background, in the book's font (light-mode colours)."""
+    base = pio.templates["plotly_white"]
+    template = go.layout.Template(base)
+    template.layout.update(
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font=dict(family=_FONT, color="#333333"),
+        legend=dict(bgcolor="rgba(0,0,0,0)"),
+    )
+    for axis in (template.layout.xaxis, template.layout.yaxis):
+        axis.update(gridcolor="#e3e3e3", zerolinecolor="#cccccc")
+    pio.templates[TEMPLATE] = template
+
+
+_register_template()
+
+
+def _finish(fig: go.Figure, title: str | None, *, width: int, height: int, margin: dict[str, int],
+            panels: bool = False, keep_aspect: bool = False, **layout: Any) -> go.Figure:
+    """Size a figure, add its title, apply the template.
+
+    ``height`` and ``margin["t"]`` are without the title: the title's lines (wrapped to ``width``,
+    for renderers that draw it inside the figure) add their own space, recorded in
+    ``layout.meta["relreps"]["title_space"]`` so that :func:`relreps.notebook.figure_html` can take
+    it back when it moves the title into the page. ``panels``: the title sits above subplot
+    titles. ``keep_aspect``: the figure keeps its proportions when it shrinks (images).
+    """
+    lines = _wrap(title, width) if title else []
+    space = 20 * len(lines) + (10 if lines else 0)
+    if not lines:
+        title_layout = None
+    elif panels:
+        title_layout, _ = _panel_title(title, width)
+    else:
+        title_layout = dict(text="<br>".join(lines), font_size=14, x=0, xref="paper")
+    fig.update_layout(
+        template=TEMPLATE,
+        title=title_layout,
+        width=width,
+        height=height + space,
+        margin=dict(margin, t=margin["t"] + space),
+        meta={"relreps": {"title_space": space, "keep_aspect": keep_aspect}},
+        **layout,
+    )
+    return fig
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -118,17 +178,10 @@ def frames_grid(
     left = 50 if row_labels is not None else 10
     cell = max(20, min(cell_px, (max_width - left - 10) // n_cols))
     width = left + 10 + n_cols * cell
-    lines = _wrap(title, width) if title else []
-    top = 30 + 20 * len(lines) + (25 if col_labels is not None else 0)
+    top = 20 + (25 if col_labels is not None else 0)
     fig.update_annotations(font_size=12)  # the column labels
-    fig.update_layout(
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper") if title else None,
-        width=width,
-        height=top + 10 + n_rows * cell,
-        margin=dict(l=left, r=10, t=top, b=10),
-        plot_bgcolor="white",
-    )
-    return fig
+    return _finish(fig, title, width=width, height=top + 10 + n_rows * cell,
+                   margin=dict(l=left, r=10, t=top, b=10), keep_aspect=True)
 
 
 def _panel_title(title: str | None, width_px: int) -> tuple[dict | None, list[str]]:
@@ -167,20 +220,8 @@ def bar_speed(
             hovertemplate="%{x}: %{y:,.0f} " + unit + "<extra></extra>",
         )
     )
-    width = 520
-    lines = _wrap(title, width) if title else []
-    fig.update_layout(
-        # the title sits just above the plot, below plotly's toolbar
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper",
-                   yanchor="bottom", pad=dict(b=12)) if title else None,
-        yaxis_title=unit,
-        yaxis_range=[0, max(values) * 1.18],
-        width=width,
-        height=380 + 20 * len(lines),
-        margin=dict(l=60, r=20, t=60 + 20 * len(lines), b=40),
-        showlegend=False,
-    )
-    return fig
+    return _finish(fig, title, width=520, height=380, margin=dict(l=60, r=20, t=40, b=40),
+                   yaxis_title=unit, yaxis_range=[0, max(values) * 1.18], showlegend=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,14 +270,8 @@ def stitching_heatmaps(
         fig.update_yaxes(autorange="reversed", title_text="encoder (track colour)" if col == 1 else None,
                          row=row, col=col)
         fig.update_xaxes(title_text="policy", row=row, col=col)
-    width = min(360 * n_cols + 120, TEXT_WIDTH)
-    title_layout, lines = _panel_title(title, width)
-    fig.update_layout(
-        title=title_layout,
-        width=width, height=330 * n_rows + 90 + 20 * len(lines),
-        margin=dict(l=90, r=20, t=90 + 20 * len(lines), b=60),
-    )
-    return fig
+    return _finish(fig, title, width=min(360 * n_cols + 120, TEXT_WIDTH), height=330 * n_rows + 70,
+                   margin=dict(l=90, r=20, t=70, b=60), panels=True)
 
 
 def learning_curves(
@@ -273,16 +308,10 @@ def learning_curves(
         )
         fig.update_xaxes(title_text="environment steps", row=1, col=col)
     fig.update_yaxes(title_text=y_title, row=1, col=1)
-    width = TEXT_WIDTH if len(panels) > 1 else 560
-    title_layout, lines = _panel_title(title, width)
     legend_rows = -(-len(curves) // 3)  # the legend goes below the panels, about three names a row
-    fig.update_layout(
-        title=title_layout,
-        legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.01 * legend_rows, x=0),
-        width=width, height=430 + 20 * len(lines) + 22 * legend_rows,
-        margin=dict(l=70, r=20, t=90 + 20 * len(lines), b=70 + 22 * legend_rows),
-    )
-    return fig
+    return _finish(fig, title, width=TEXT_WIDTH if len(panels) > 1 else 560, height=410 + 22 * legend_rows,
+                   margin=dict(l=70, r=20, t=70, b=70 + 22 * legend_rows), panels=True,
+                   legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.01 * legend_rows, x=0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,14 +366,9 @@ def similarity_heatmaps(
         fig.update_xaxes(constrain="domain", title_text=x_title, row=1, col=k)
     if step > 1:
         title = f"{title or ''} (one frame in {step} shown)".strip()
-    width = min(330 * len(names) + 150, TEXT_WIDTH)
-    title_layout, lines = _panel_title(title, width)
-    fig.update_layout(
-        coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")),
-        title=title_layout,
-        width=width, height=400 + 20 * len(lines), margin=dict(l=70, r=20, t=80 + 20 * len(lines), b=50),
-    )
-    return fig
+    return _finish(fig, title, width=min(330 * len(names) + 150, TEXT_WIDTH), height=380,
+                   margin=dict(l=70, r=20, t=60, b=50), panels=True,
+                   coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")))
 
 
 def matched_histograms(
@@ -374,16 +398,10 @@ def matched_histograms(
                 hovertemplate="cosine %{x}: %{y} frames<extra>" + name + "</extra>",
             )
         )
-    width = 620
-    lines = _wrap(title, width) if title else []
-    fig.update_layout(
-        barmode="overlay", xaxis_title=x_title, yaxis_title="frames",
-        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),  # below the plot: long names fit
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper") if title else None,
-        width=width, height=400 + 20 * len(lines) + 20 * len(values),
-        margin=dict(l=60, r=20, t=50 + 20 * len(lines), b=90 + 20 * len(values)),
-    )
-    return fig
+    return _finish(fig, title, width=620, height=390 + 20 * len(values),
+                   margin=dict(l=60, r=20, t=40, b=90 + 20 * len(values)),
+                   barmode="overlay", xaxis_title=x_title, yaxis_title="frames",
+                   legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))  # below the plot: long names fit
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,13 +443,6 @@ def return_curve(drives, title: str | None = None, *, labels: Sequence[str] | No
                                  marker=dict(color=color, size=9), text=[f"max {returns[best]:.0f}"],
                                  textposition="top center", showlegend=False,
                                  hovertemplate="max return %{y:.1f} at step %{x}<extra></extra>"))
-    width = 610
-    lines = _wrap(title, width) if title else []
-    fig.update_layout(
-        title=dict(text="<br>".join(lines), font_size=14, x=0, xref="paper") if title else None,
-        xaxis_title="step", yaxis_title="running return",
-        width=width, height=360 + 20 * len(lines), margin=dict(l=60, r=20, t=50 + 20 * len(lines), b=50),
-        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
-        showlegend=True,
-    )
-    return fig
+    return _finish(fig, title, width=610, height=350, margin=dict(l=60, r=20, t=40, b=50),
+                   xaxis_title="step", yaxis_title="running return",
+                   legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), showlegend=True)

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import zlib
 
 import numpy as np
@@ -112,9 +113,59 @@ def test_notebook_helpers(monkeypatch):
         monkeypatch.setenv("PLOTLY_RENDERER", "json")
         assert notebook.setup() == "json" == pio.renderers.default
         monkeypatch.delenv("PLOTLY_RENDERER")
-        assert notebook.setup() == "notebook_connected" == pio.renderers.default
+        assert notebook.setup() == notebook.RENDERER == pio.renderers.default
+        bundle = pio.renderers[notebook.RENDERER].to_mimebundle(plots.bar_speed({"a": 1.0}).to_plotly_json())
+        assert list(bundle) == ["text/html"] and "Plotly.newPlot" in bundle["text/html"]
     finally:
         pio.renderers.default = before
+
+
+def test_every_figure_uses_the_template_on_a_transparent_background():
+    table = {"green": {"green": (800.0, 10.0)}}
+    figs = [plots.frames_grid(np.zeros((1, 2, 8, 8, 3), np.uint8)), plots.bar_speed({"a": 1.0}),
+            plots.stitching_heatmaps({"t": table}), plots.similarity_heatmaps({"a": np.eye(3)}),
+            plots.matched_histograms({"a": np.zeros(3)}),
+            plots.learning_curves({"c": {"steps": [0], "value": [0.0], "representation": "relative",
+                                         "color": "green"}})]
+    for fig in figs:
+        assert fig.layout.template.layout.paper_bgcolor == "rgba(0,0,0,0)"
+        assert fig.layout.template.layout.plot_bgcolor == "rgba(0,0,0,0)"
+        assert not fig.layout.plot_bgcolor and not fig.layout.paper_bgcolor  # nothing overrides it
+
+
+def test_figure_html_is_responsive_and_lifts_the_title_into_the_page():
+    title = "Speed <b>of</b> x < y " * 8
+    fig = plots.bar_speed({"stock": 1.0, "fast": 2.0}, title=title)
+    space = fig.layout.meta["relreps"]["title_space"]
+    assert space > 20  # the title wraps over several lines inside the figure
+    html = notebook.figure_html(fig)
+    # the natural width is a maximum; the figure fills narrower columns
+    assert f"width:100%;max-width:{fig.layout.width}px;height:{fig.layout.height - space}px" in html
+    payload = json.loads(html.split("var fig = ", 1)[1].split(";\n", 1)[0].replace("<\\/", "</"))
+    assert "width" not in payload["layout"] and "title" not in payload["layout"]
+    assert payload["layout"]["margin"]["t"] == fig.layout.margin.t - space
+    assert payload["layout"]["height"] == fig.layout.height - space
+    assert payload["layout"]["autosize"] is True
+    caption = html.split('<p class="relreps-figure-title">', 1)[1].split("</p>", 1)[0]
+    assert "<br>" not in caption and "<b>of</b>" in caption and "x &lt; y" in caption
+    assert html.count("<script") == 1 and "</script>" not in html.split("<script", 1)[1][:-len("</script>\n</div>")]
+    assert "mathjax" not in html.lower()
+    # plotly.js: the page's own, else the CDN once (the only external resource)
+    assert "if (window.Plotly) { draw(); return; }" in html and "cdn.plot.ly/plotly-" in html
+
+
+def test_figure_html_keeps_the_proportions_of_image_grids():
+    fig = plots.frames_grid(np.zeros((2, 3, 8, 8, 3), np.uint8), title="t")
+    space = fig.layout.meta["relreps"]["title_space"]
+    html = notebook.figure_html(fig)
+    assert f"aspect-ratio:{fig.layout.width}/{fig.layout.height - space}" in html
+    assert '"height"' not in html.split("var fig = ", 1)[1].split('"layout"', 1)[1].split('"margin"', 1)[0]
+    # two figures with the same content on one page get different ids
+    a, b = notebook.figure_html(fig), notebook.figure_html(fig)
+    assert a.split('id="', 1)[1].split('"')[0] != b.split('id="', 1)[1].split('"')[0]
+    # a figure made elsewhere (no relreps meta) keeps its layout and gets a default height
+    plain = notebook.figure_html(go.Figure(go.Bar(x=[1], y=[1]), layout=dict(title="plain")))
+    assert "height:450px" in plain and "max-width" not in plain and ">plain</p>" in plain
 
 
 def test_learning_curves_dot_a_colours_other_seeds():

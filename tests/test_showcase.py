@@ -7,20 +7,18 @@ not needed)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import math
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, chromium, serve
 from PIL import Image
 
 from relreps import envs, evaluation, showcase, stitching, zoo
@@ -28,7 +26,6 @@ from relreps.evaluation import Episode
 from relreps.showcase import Pair, Recording
 
 TRACK = evaluation.EVAL_TRACKS[0]
-CHROMIUM = os.environ.get("RELREPS_CHROMIUM", "/usr/bin/chromium")
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,16 +354,6 @@ def test_record_refuses_a_pair_that_cannot_be_joined_before_driving(agents, monk
 # --------------------------------------------------------------------------------------------
 
 
-def _browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set RELREPS_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; its browser download is not needed)")
-    return sync_playwright
-
-
 @pytest.fixture(scope="module")
 def site(recorded, tmp_path_factory):
     """The fragment of the recorded drives in a page of a small site (page in book/, sheets in
@@ -379,13 +366,8 @@ def site(recorded, tmp_path_factory):
                     '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
                     '<body style="margin:0 auto;max-width:780px;padding:0 12px"><h1>Explorer</h1>'
                     + showcase.component_html(recorded, "../_static/drives/") + "</body></html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/book/page.html"
-    server.shutdown()
+    with serve(root) as base:
+        yield base + "book/page.html"
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -398,7 +380,7 @@ FRAME_HASH = """() => { const c = document.querySelector("[data-rrx=frame]");
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_fragment_plays_in_a_browser(site, recorded, width):
-    sync_playwright = _browser()
+    sync_playwright = chromium()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
