@@ -15,9 +15,12 @@ setup:
 	fi
 	$(PYTHON) -m pip install -r requirements.txt
 
-# The linter (relreps/, tests/, scripts/) and the type checker (relreps/, tests/); settings in pyproject.toml.
+# The linter (relreps/, tests/, scripts/, book/) and the type checker (relreps/, tests/); settings in
+# pyproject.toml. The chapters' code is formatted to the book's text column: 80 characters a line.
 lint: setup
-	$(PYTHON) -m ruff check relreps tests scripts
+	$(PYTHON) -m ruff check relreps tests scripts book
+	$(PYTHON) -m ruff format --check --line-length 80 book
+	$(PYTHON) -m ruff check --select E501 --line-length 80 book
 	$(PYTHON) -m mypy
 
 # pytest's exit code 5 means "no tests collected": never expected here, so it is a failure.
