@@ -11,13 +11,17 @@ A run writes into its folder:
   processes, torch threads) from the step it started at (a resume may move to another machine);
 - ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
   counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
+- ``replay.npz`` (value-based algorithms): the replay buffer beside each checkpoint, compressed
+  numpy arrays (read with ``allow_pickle=False``); removed when the run finishes;
 - ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`, float16 tensors) and ``done.json``
   when the run has finished: the agent, and the steps, wall time, hardware, versions and the final
   evaluation (of the agent file as loaded; it is also the last row of ``eval.csv``).
 
 A run killed mid-way continues from its last checkpoint with ``resume=True``
 (``relreps train ... --resume``): same weights, optimiser, step count, learning-rate schedule and
-wall-time count; the environments start new episodes, and a DQN replay buffer starts empty. The
+wall-time count; a DQN-family run also keeps its replay buffer, its exploration schedule and its
+target-network update count (its checkpoints are taken between a rollout and the next, after the
+gradient steps, so nothing is half done); the environments start new episodes. The
 logs keep every step up to the checkpoint: rows past it are dropped, the interrupted
 ``progress.csv`` is kept as ``progress.part<K>.csv`` and, when the run finishes, all parts are
 merged back into ``progress.csv`` (``time/time_elapsed`` counted from the run's start). This covers
@@ -50,6 +54,7 @@ __all__ = [
     "ANCHOR_UPDATES",
     "DEVICES",
     "LEGACY_DEFAULTS",
+    "REPLAY_FILE",
     "REPRESENTATIONS",
     "RUN_ANCHORS",
     "RunInUseError",
@@ -61,10 +66,12 @@ __all__ = [
     "check_start",
     "export_checkpoint",
     "load_checkpoint",
+    "load_replay",
     "parse_overrides",
     "resolved_precision",
     "run_anchors",
     "save_checkpoint",
+    "save_replay",
     "train",
     "trained_config",
 ]
@@ -395,8 +402,18 @@ def _optimizers(model) -> dict:
     return {"policy": model.policy.optimizer}
 
 
+#: The replay buffer of a value-based run, beside its ``checkpoint.pt``.
+REPLAY_FILE = "replay.npz"
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
 def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
-    """Weights, optimiser state, counters and training wall time as plain tensors; atomic."""
+    """Weights, optimiser state, counters and training wall time as plain tensors; atomic.
+
+    A model with a replay buffer (DQN family) also writes the buffer to ``replay.npz`` beside
+    ``path`` (first, so that a checkpoint never names a buffer that is not there yet) and its
+    target-update call count.
+    """
     state = {
         "elapsed_s": float(elapsed_s),
         "policy": model.policy.state_dict(),
@@ -404,12 +421,64 @@ def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
         "num_timesteps": model.num_timesteps,
         "n_updates": model._n_updates,
     }
+    if getattr(model, "replay_buffer", None) is not None:
+        save_replay(model.replay_buffer, path.parent / REPLAY_FILE, model.num_timesteps)
+        state["n_calls"] = int(model._n_calls)
     with files.atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(model, path: Path) -> float:
+def save_replay(buffer, path: Path, num_timesteps: int) -> None:
+    """An SB3 replay buffer's filled part as compressed numpy arrays (no pickle); atomic."""
+    import numpy as np
+
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {name: getattr(buffer, name)[:n] for name in _REPLAY_ARRAYS
+              if getattr(buffer, name, None) is not None}
+    with files.atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, num_timesteps=np.array(num_timesteps), pos=np.array(buffer.pos),
+                            full=np.array(buffer.full), **arrays)
+
+
+def load_replay(buffer, path: Path, num_timesteps: int) -> None:
+    """Fill an SB3 replay buffer from :func:`save_replay`'s file, saved at ``num_timesteps``.
+
+    Raises:
+        ValueError: the file is unreadable, of another step than the checkpoint, or of a buffer of
+            another shape (a different ``buffer_size``, number of environments or observation).
+    """
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            saved = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} cannot be read as a replay buffer ({type(e).__name__}): the file is truncated "
+                         f"or corrupted; move it away to resume with an empty buffer") from None
+    if int(saved.get("num_timesteps", -1)) != num_timesteps:
+        raise ValueError(f"{path} holds the replay buffer of step {int(saved.get('num_timesteps', -1))}, not of the "
+                         f"checkpoint's step {num_timesteps}; move it away to resume with an empty buffer")
+    pos, full = int(saved["pos"]), bool(saved["full"])
+    n = buffer.buffer_size if full else pos
+    for name in _REPLAY_ARRAYS:
+        target = getattr(buffer, name, None)
+        if target is None:
+            continue
+        if name not in saved or saved[name].shape != (n, *target.shape[1:]) or n > len(target):
+            got = saved[name].shape if name in saved else "nothing"
+            raise ValueError(f"{path}: {name} has shape {got}, this run's buffer needs {(n, *target.shape[1:])} "
+                             "(another buffer_size, number of environments or observation shape)")
+        target[:n] = saved[name]
+    buffer.pos, buffer.full = pos, full
+
+
+def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
     """Restore a :func:`save_checkpoint`; returns the wall time trained before it.
+
+    ``replay``: also fill the model's replay buffer from ``replay.npz`` (value-based models; a
+    missing file leaves it empty, with a warning). ``False`` to only act with the weights.
 
     Raises:
         ValueError: the file cannot be read (truncated or corrupted), holds other things than a
@@ -429,10 +498,21 @@ def load_checkpoint(model, path: Path) -> float:
             o.load_state_dict(state["optimizers"][k])
         model.num_timesteps = int(state["num_timesteps"])
         model._n_updates = int(state["n_updates"])
-        return float(state.get("elapsed_s", 0.0))
+        if "n_calls" in state:
+            model._n_calls = int(state["n_calls"])
+        elapsed = float(state.get("elapsed_s", 0.0))
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise ValueError(f"{path} is not a checkpoint of this run's model ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if replay and getattr(model, "replay_buffer", None) is not None:
+        replay_path = path.parent / REPLAY_FILE
+        if replay_path.exists():
+            load_replay(model.replay_buffer, replay_path, model.num_timesteps)
+        else:
+            import warnings
+
+            warnings.warn(f"{replay_path} not found: the run resumes with an empty replay buffer", stacklevel=2)
+    return elapsed
 
 
 def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -456,7 +536,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
         if config.algo != "ppo":
             hp["buffer_size"] = 1  # no replay buffer is needed to act
         model = build_model(replace(config, device="cpu", hyperparameters=hp, precision="fp32"), env)
-        elapsed = load_checkpoint(model, ckpt)
+        elapsed = load_checkpoint(model, ckpt, replay=False)
         facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
                  "run": str(run)}
         return zoo.save(model, out, card_for(config, training=facts), overwrite=overwrite, half=True)
@@ -546,10 +626,19 @@ class _Periodic(BaseCallback):
             if n < self.config.total_steps:  # the last point is the saved agent's evaluation
                 self.evaluate()
             self.next_eval = self._next(self.config.eval_every)
-        if n >= self.next_ckpt:
-            save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
-            self.next_ckpt = self._next(self.config.checkpoint_every)
+        # A value-based model stores this step's transition, counts the call and updates its target
+        # network after the callbacks: its checkpoint waits for the next rollout's start.
+        if n >= self.next_ckpt and getattr(self.model, "replay_buffer", None) is None:
+            self._checkpoint()
         return True
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self.next_ckpt and getattr(self.model, "replay_buffer", None) is not None:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
+        self.next_ckpt = self._next(self.config.checkpoint_every)
 
     def evaluate(self, agent=None) -> evaluation.Evaluation:
         """Evaluate the model (or ``agent``, e.g. the saved file) and append to ``eval.csv``."""
@@ -802,6 +891,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress_bar)
         save_checkpoint(model, ckpt, time.time() - t0)  # full precision: resuming stays exact
+        (run / REPLAY_FILE).unlink(missing_ok=True)  # a finished run is not resumed: gigabytes freed
         _merge_progress(run)
         facts = {
             "steps": model.num_timesteps,

@@ -132,6 +132,79 @@ def test_double_dqn_trains_relative(tmp_path):
     assert json.loads(card.read_text())["algo"] == "ddqn"
 
 
+DQN_TINY = {"learning_starts": 8, "buffer_size": 200, "batch_size": 4, "target_update_interval": 8,
+            "train_freq": 2, "exploration_fraction": 0.5}
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_double_dqn_resumes_with_its_replay_buffer_as_if_uninterrupted(tmp_path, monkeypatch):
+    """A value-based run killed after a checkpoint resumes with its replay buffer, exploration
+    schedule, target-update count and step counter: everything before the checkpoint is what an
+    uninterrupted run has, and the schedule ends where the uninterrupted run's ends."""
+    cfg = tiny(algo="ddqn", total_steps=64, eval_every=0, checkpoint_every=32, hyperparameters=DQN_TINY)
+    saved: dict[str, dict] = {}
+    real_save = training.save_checkpoint
+
+    def save(model, path, elapsed_s=0.0, kill=False):
+        real_save(model, path, elapsed_s)
+        key = str(path.parent.name)
+        if key not in saved:  # the first checkpoint of each run, as written
+            with np.load(path.parent / training.REPLAY_FILE) as z:
+                saved[key] = {"replay": {k: z[k] for k in z.files}, "ckpt": torch.load(path, weights_only=True)}
+            if key == "killed":
+                raise _Killed
+
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    whole = training.train(cfg, tmp_path / "whole")
+    with pytest.raises(_Killed):
+        training.train(cfg, tmp_path / "killed")
+    assert (tmp_path / "killed" / training.REPLAY_FILE).exists() and not (tmp_path / "killed" / "done.json").exists()
+    a, b = saved["whole"], saved["killed"]
+    step = int(b["ckpt"]["num_timesteps"])
+    assert 32 <= step < 64 and int(a["ckpt"]["num_timesteps"]) == step
+    assert int(b["ckpt"]["n_calls"]) == step // cfg.n_envs  # taken between rollouts: nothing half done
+    for name, array in a["replay"].items():  # same seed, same steps: the same transitions
+        assert np.array_equal(array, b["replay"][name]), name
+    assert int(b["replay"]["pos"]) == step // cfg.n_envs
+
+    resumed = training.train(cfg, tmp_path / "killed", resume=True)
+    assert resumed.num_timesteps == whole.num_timesteps == 64
+    assert resumed._n_calls == whole._n_calls and resumed._n_updates == whole._n_updates
+    assert resumed.exploration_rate == pytest.approx(whole.exploration_rate)
+    rb, wb = resumed.replay_buffer, whole.replay_buffer
+    assert rb.pos == wb.pos == 64 // cfg.n_envs
+    kept = step // cfg.n_envs  # the transitions before the checkpoint are the uninterrupted run's
+    assert np.array_equal(rb.observations[:kept], wb.observations[:kept])
+    assert np.array_equal(rb.actions[:kept], wb.actions[:kept]) and np.array_equal(rb.rewards[:kept], wb.rewards[:kept])
+    assert not (tmp_path / "killed" / training.REPLAY_FILE).exists()  # a finished run drops its buffer
+
+
+def test_replay_file_errors(tmp_path):
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    obs = spaces.Box(0, 255, (3, 4, 4), np.uint8)
+    buffer = ReplayBuffer(8, obs, spaces.Discrete(5), device="cpu", n_envs=2)
+    buffer.pos = 3
+    buffer.observations[:3] = 7
+    training.save_replay(buffer, tmp_path / "r.npz", 6)
+    fresh = ReplayBuffer(8, obs, spaces.Discrete(5), device="cpu", n_envs=2)
+    training.load_replay(fresh, tmp_path / "r.npz", 6)
+    assert fresh.pos == 3 and not fresh.full and (fresh.observations[:3] == 7).all()
+    with pytest.raises(ValueError, match="step 6, not of the checkpoint's step 8"):
+        training.load_replay(fresh, tmp_path / "r.npz", 8)
+    other = ReplayBuffer(8, obs, spaces.Discrete(5), device="cpu", n_envs=1)
+    with pytest.raises(ValueError, match="another buffer_size, number of environments"):
+        training.load_replay(other, tmp_path / "r.npz", 6)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        training.load_replay(fresh, tmp_path / "bad.npz", 6)
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="unknown algorithm"):
         tiny(algo="a2c")
