@@ -2,9 +2,9 @@
 desktop (1280 px) and phone (390 px) widths, from the built site served over HTTP with every request
 to another host refused (so a figure that needs a CDN shows as blank and fails).
 
-Run after ``make book`` (``.ci/run`` does; ``make check-site`` alone): the site is
-``RELREPS_SITE`` (default ``_build/html``). Without a built site the tests skip, unless
-``RELREPS_SITE`` is set, when a missing site is a failure (``RELREPS_TOC``: another book's
+Run by ``make book`` after the build (``make check-site`` alone), which sets ``RELREPS_SITE`` to
+``_build/html``: a missing site is then a failure. Without ``RELREPS_SITE`` (``make test``, which
+runs before any build) the page tests skip: a site left from an older build is not judged (``RELREPS_TOC``: another book's
 ``_toc.yml``, to try these tests on a small book). Screenshots go to
 ``_build/screenshots/`` (``RELREPS_SHOTS`` to change it).
 
@@ -27,7 +27,7 @@ import yaml
 from browser import CHROMIUM, chromium, serve
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(os.environ.get("RELREPS_SITE") or ROOT / "_build" / "html")
+SITE = Path(os.environ.get("RELREPS_SITE") or ROOT / "_build" / "html").resolve()
 SHOTS = Path(os.environ.get("RELREPS_SHOTS") or ROOT / "_build" / "screenshots")
 WIDTHS = (1280, 390)
 EXPLORER_PAGE = "book/07_explorer"
@@ -65,10 +65,10 @@ def test_toc_pages_lists_every_chapter_once():
 
 @pytest.fixture(scope="module")
 def site_url():
+    if not os.environ.get("RELREPS_SITE"):
+        pytest.skip("the built book is checked by `make book` (or `make check-site` after it), not by `make test`")
     if not (SITE / "index.html").is_file():
-        if os.environ.get("RELREPS_SITE"):
-            pytest.fail(f"RELREPS_SITE={SITE} holds no built book (no index.html): run `make book` first")
-        pytest.skip(f"no built book at {SITE} (run `make book`, then `make check-site`)")
+        pytest.fail(f"RELREPS_SITE={SITE} holds no built book (no index.html): run `make book` first")
     with serve(SITE) as base:
         yield base
 
