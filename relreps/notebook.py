@@ -47,7 +47,8 @@ def setup() -> str:
     ``colab`` on Colab, and :data:`RENDERER` elsewhere: each figure becomes the HTML of
     :func:`figure_html`, which the built book shows with the site's own copy of plotly.js (and
     Jupyter with plotly.js from its CDN, fetched once). Plotly's default in a kernel,
-    ``plotly_mimetype``, shows blank in static HTML.
+    ``plotly_mimetype``, shows blank in static HTML. Plotly's default template becomes
+    :data:`relreps.plots.TEMPLATE`, so figures a chapter builds itself look like the package's.
     """
     import plotly.io as pio
     from plotly.io.base_renderers import MimetypeRenderer
@@ -56,7 +57,10 @@ def setup() -> str:
         def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
             return {"text/html": figure_html(fig_dict)}
 
+    from . import plots
+
     pio.renderers[RENDERER] = _Renderer()
+    pio.templates.default = plots.TEMPLATE
     name = os.environ.get("PLOTLY_RENDERER") or ("colab" if on_colab() else RENDERER)
     pio.renderers.default = name
     return name

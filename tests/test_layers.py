@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relreps"
 
 #: Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
-    ("__init__", "_raster", "align", "files", "notebook", "paper", "plots", "precision", "projection", "vec"),
+    ("__init__", "_raster", "align", "files", "paper", "plots", "precision", "projection", "vec"),
+    ("notebook",),
     ("render",),
     ("envs",),
     ("evaluation",),
