@@ -77,15 +77,23 @@ PPO_DEFAULTS: dict = dict(
     adam_eps=1e-5,
 )
 
-#: DQN-family defaults (SB3 zoo's Atari settings, with a buffer that fits 84x84 RGB in memory).
+#: The DQN-family preset (Double DQN, DQN, QR-DQN). The RL Baselines3 Zoo's Atari settings for
+#: DQN (themselves Nature DQN's, with Adam): learning rate 1e-4, batch 32, a 100,000-transition
+#: buffer (84x84x3 frames, observations and next observations: about 4.2 GB), gamma 0.99, epsilon
+#: decayed linearly to 0.01 over the first 10% of the run, gradients clipped at norm 10, no n-step
+#: returns; the target network copied every 1,000 transitions (SB3 counts over all environments).
+#: Adapted to 16 environments: Atari's one gradient step per 4 transitions is kept as 4 gradient
+#: steps per vectorised step of 16 transitions (``train_freq=1``, ``gradient_steps=4``; with the
+#: Zoo's ``train_freq=4, gradient_steps=1`` 16 environments would make one step per 64), and
+#: learning starts after 50,000 transitions (the Zoo's 100,000 is for 10M-step Atari runs).
 DQN_DEFAULTS: dict = dict(
     learning_rate=1e-4,
     buffer_size=100_000,
-    learning_starts=10_000,
+    learning_starts=50_000,
     batch_size=32,
     gamma=0.99,
-    train_freq=4,
-    gradient_steps=1,
+    train_freq=1,
+    gradient_steps=4,
     target_update_interval=1000,
     exploration_fraction=0.1,
     exploration_final_eps=0.01,
