@@ -5,7 +5,7 @@
   load ``_static/plotly.min.js``, copied at the end of the build from the installed ``plotly``
   package (the version the figures were made with), so no figure needs a CDN and plotly.js is not
   embedded once per figure.
-- **Dark mode and captions** for figures: ``_static/relreps-figures.js`` and ``_static/relreps.css``.
+- **Dark mode and captions** for figures: ``_static/relreps-site.js`` and ``_static/relreps.css``.
 - **No script twice**: sphinx-thebe 0.3.1 registers its inline configuration twice under Sphinx 7
   (``const THEBE_JS_URL`` declared twice is a script error on every page); each page keeps the
   first of identical scripts.
@@ -53,7 +53,7 @@ def description(doctree: nodes.document) -> str | None:
 def _builder_inited(app: Sphinx) -> None:
     _plotly_source()  # fail before building anything when plotly.js is missing
     app.add_css_file("relreps.css")
-    app.add_js_file("relreps-figures.js")
+    app.add_js_file("relreps-site.js")
 
 
 def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],

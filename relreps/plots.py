@@ -6,7 +6,7 @@ kilobytes in the built page instead of ~100 kB of JSON numbers, and it is drawn 
 
 Every figure uses one template, ``relreps`` (:data:`TEMPLATE`): transparent backgrounds, so a
 figure sits on the page's own colour in light and in dark mode (the built book's
-``_static/relreps-figures.js`` recolours text and grid lines when the reader picks dark mode). A
+``_static/relreps-site.js`` recolours text and grid lines when the reader picks dark mode). A
 figure's ``layout.width`` is its natural width, at most :data:`TEXT_WIDTH`: the book's renderer
 (:func:`relreps.notebook.figure_html`) turns it into a maximum, so figures shrink to fit a phone,
 and lifts the title out of the figure into the page, where it wraps at any width.
@@ -30,6 +30,8 @@ __all__ = ["TEMPLATE", "TEXT_WIDTH", "as_rgb", "bar_speed", "frames_grid", "lear
            "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
+#: Line colours, each distinct from the others (and from the paper colours' lines).
+_LINES = ["#2a9d8f", "#e76f51", "#6a4c93", "#e9c46a", "#264653", "#f4a261", "#8ab17d", "#b5179e"]
 #: The widest a figure may be: the built book's text column (sphinx-book-theme, about 690 px on a
 #: desktop screen; measured in a browser). Wider figures would hide their right side behind a
 #: scroll bar, so multi-panel figures fit their panels into it (stitching tables two to a row).
@@ -365,7 +367,7 @@ def similarity_heatmaps(
                          title_text=y_title if k == 1 else None, row=1, col=k)
         fig.update_xaxes(constrain="domain", title_text=x_title, row=1, col=k)
     if step > 1:
-        title = f"{title or ''} (one frame in {step} shown)".strip()
+        title = f"{title or ''}; one frame in {step} shown".strip("; ")
     return _finish(fig, title, width=min(330 * len(names) + 150, TEXT_WIDTH), height=380,
                    margin=dict(l=70, r=20, t=60, b=50), panels=True,
                    coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")))
@@ -435,7 +437,7 @@ def return_curve(drives, title: str | None = None, *, labels: Sequence[str] | No
     for k, (drive, label) in enumerate(zip(drives, labels)):
         returns = np.asarray(drive.returns, dtype=np.float64)
         steps = np.arange(1, len(returns) + 1)
-        color = _PALETTE[1 + k % (len(_PALETTE) - 1)]
+        color = _LINES[k % len(_LINES)]
         fig.add_trace(go.Scatter(x=steps, y=returns, mode="lines", name=str(label), line_color=color,
                                  hovertemplate="step %{x}: return %{y:.1f}<extra></extra>"))
         best = int(np.argmax(returns))
@@ -443,6 +445,9 @@ def return_curve(drives, title: str | None = None, *, labels: Sequence[str] | No
                                  marker=dict(color=color, size=9), text=[f"max {returns[best]:.0f}"],
                                  textposition="top center", showlegend=False,
                                  hovertemplate="max return %{y:.1f} at step %{x}<extra></extra>"))
-    return _finish(fig, title, width=610, height=350, margin=dict(l=60, r=20, t=40, b=50),
+    top = max(float(np.max(d.returns)) for d in drives)
+    bottom = min(0.0, min(float(np.min(d.returns)) for d in drives))
+    return _finish(fig, title, width=610, height=350, margin=dict(l=60, r=30, t=40, b=50),
                    xaxis_title="step", yaxis_title="running return",
+                   yaxis_range=[bottom - 20, top + 0.12 * (top - bottom) + 20],  # the max labels fit
                    legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), showlegend=True)

@@ -178,10 +178,30 @@ def test_figures_turn_light_in_dark_mode(browser, site_url):
         page.evaluate("() => document.documentElement.setAttribute('data-theme', 'light')")
         page.wait_for_function(f"() => ({read})() === {json.dumps(light)}")
         background = page.evaluate("() => document.querySelector('.plotly-graph-div')._fullLayout.paper_bgcolor")
+        page.evaluate("() => document.documentElement.setAttribute('data-theme', 'dark')")
+        page.wait_for_function(f"() => ({read})() === {json.dumps(dark)}")
+        # the figure sits on the dark page, not on the light box the theme gives other HTML outputs
+        box = page.evaluate("() => getComputedStyle(document.querySelector('.plotly-graph-div')"
+                            ".closest('.cell_output .text_html') || document.body).backgroundColor")
     finally:
         context.close()
     assert problems["errors"] == []
     assert light != dark and background == "rgba(0,0,0,0)"
+    assert box in ("rgba(0, 0, 0, 0)", "transparent"), f"figures sit on a {box} box in dark mode"
+
+
+def test_the_chapter_menu_opens_on_a_phone(browser, site_url):
+    """The visible menu button opens the list of chapters (the themes bind a hidden one)."""
+    context, page, problems = open_page(browser, f"{site_url}{toc_pages()[1]}.html", 390)
+    try:
+        buttons = [b for b in page.locator(".primary-toggle").all() if b.is_visible()]
+        assert buttons, "no visible menu button on a phone"
+        buttons[0].click()
+        page.wait_for_function("() => document.querySelector('#pst-primary-sidebar-modal')?.open", timeout=5000)
+        links = page.locator("#pst-primary-sidebar-modal a.reference.internal").count()
+    finally:
+        context.close()
+    assert problems["errors"] == [] and links >= len(toc_pages()) - 1
 
 
 def test_the_static_explorer_plays_a_chosen_stitch(browser, site_url):

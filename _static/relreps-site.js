@@ -1,4 +1,6 @@
-// Figures of the built book in dark mode: plotly draws text and grid lines in the colours of the
+// The built book's own script (loaded on every page by _ext/relreps_site.py).
+//
+// 1. Figures in dark mode: plotly draws text and grid lines in the colours of the
 // relreps template (dark on a transparent background); when the page is dark (pydata-sphinx-theme's
 // html[data-theme="dark"]) they are redrawn light, and back when the reader switches again.
 // relreps.notebook.figure_html calls window.relrepsFigureTheme(div) after drawing each figure.
@@ -40,4 +42,27 @@
     attributes: true,
     attributeFilter: ["data-theme"],
   });
+
+  // 2. The sidebar buttons. sphinx-book-theme 1.3 puts a second pair of sidebar toggles in the
+  // article header, but pydata-sphinx-theme 0.17 (and sphinx-book-theme's desktop collapse) bind
+  // their handlers to the first pair only, in the page header, which this theme hides: the visible
+  // buttons did nothing, and a phone had no way to the chapter list. Visible buttons click the bound one.
+  function forwardToggles() {
+    [".primary-toggle", ".secondary-toggle"].forEach(function (selector) {
+      var all = document.querySelectorAll(selector);
+      for (var i = 1; i < all.length; i++) {
+        all[i].addEventListener("click", function (event) {
+          event.preventDefault();
+          event.stopPropagation();
+          all[0].click();
+        });
+      }
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", forwardToggles);
+  } else {
+    forwardToggles();
+  }
 })();
