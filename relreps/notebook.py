@@ -85,6 +85,9 @@ def figure_html(fig: Any) -> str:
       ``keep_aspect`` (image grids) keep their proportions as they shrink; others keep their height.
     - The title moves out of the figure into a caption above it, where it wraps at any width; the
       space :mod:`relreps.plots` kept for it (``layout.meta["relreps"]["title_space"]``) is given back.
+    - A multi-panel figure of :mod:`relreps.plots` carries a second layout with its panels one under
+      another (``layout.meta["relreps"]["narrow"]``): the script uses it in a column narrower than
+      :data:`relreps.plots.NARROW` pixels (a phone), and switches when the window is resized.
     - The script draws with the page's ``window.Plotly`` (the built book loads its own copy, once
       per page); without one (Jupyter) it loads plotly.js from its CDN, once, then draws. It
       includes no MathJax. After drawing it calls ``window.relrepsFigureTheme(div)`` when the page
@@ -93,31 +96,23 @@ def figure_html(fig: Any) -> str:
     from plotly.io.json import to_json_plotly
     from plotly.offline import get_plotlyjs_version
 
+    from .plots import NARROW
+
     fig_dict = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig
-    layout: dict[str, Any] = copy.deepcopy(dict(fig_dict.get("layout") or {}))
-    meta = layout.get("meta")
-    ours: dict[str, Any] = meta.get("relreps", {}) if isinstance(meta, dict) else {}
-    title = layout.pop("title", None)
-    text = title.get("text") if isinstance(title, dict) else title
-    if text and ours.get("title_space"):
-        margin = dict(layout.get("margin") or {})
-        if "t" in margin:
-            margin["t"] = max(10, int(margin["t"]) - int(ours["title_space"]))
-            layout["margin"] = margin
-        if layout.get("height"):
-            layout["height"] = int(layout["height"]) - int(ours["title_space"])
-    width = layout.pop("width", None)
-    height = layout.get("height")
+    layout, text, width, height, keep_aspect = _page_layout(fig_dict.get("layout") or {})
+    narrow = layout["meta"]["relreps"].pop("narrow", None) if "relreps" in (layout.get("meta") or {}) else None
+    if narrow is not None:
+        narrow = _page_layout(narrow)[0]
+        narrow["meta"]["relreps"].pop("narrow", None)
     style = ["width:100%"]
     if width:
         style.append(f"max-width:{int(width)}px")
-    if ours.get("keep_aspect") and width and height:
+    if keep_aspect and width and height:
         layout.pop("height")
         style.append(f"aspect-ratio:{int(width)}/{int(height)}")
     else:
         style.append(f"height:{int(height) if height else 450}px")
-    layout["autosize"] = True
-    payload = to_json_plotly({"data": fig_dict.get("data") or [], "layout": layout})
+    payload = to_json_plotly({"data": fig_dict.get("data") or [], "layout": layout, "narrow": narrow})
     # the same figures give the same page: the id comes from the content and the figure's rank
     digest = hashlib.sha256(payload.encode()).hexdigest()[:10]
     div_id = f"relreps-{next(_FIGURES)}-{digest}"
@@ -131,9 +126,26 @@ def figure_html(fig: Any) -> str:
         f'<div id="{div_id}" class="plotly-graph-div" style="{";".join(style)}"></div>\n'
         "<script type=\"text/javascript\">\n(function () {\n"
         f"  var fig = {payload};\n"
+        '  var config = {"responsive": true, "displaylogo": false};\n'
+        "  function theme(gd) { if (window.relrepsFigureTheme) { window.relrepsFigureTheme(gd); } }\n"
+        "  // a figure with a narrow layout stacks its panels in a column narrower than NARROW px\n"
+        "  function layoutFor(gd) {\n"
+        f"    return fig.narrow && gd.clientWidth < {NARROW} ? fig.narrow : fig.layout;\n"
+        "  }\n"
+        "  function plot(gd, layout, how) {\n"
+        "    gd.relrepsLayout = layout; gd.relrepsDark = undefined;\n"
+        '    if (fig.narrow) { gd.style.height = layout.height + "px"; }\n'
+        "    how(gd, fig.data, JSON.parse(JSON.stringify(layout)), config).then(theme);\n"
+        "  }\n"
         "  function draw() {\n"
-        f'    Plotly.newPlot("{div_id}", fig.data, fig.layout, {{"responsive": true, "displaylogo": false}})'
-        ".then(function (gd) { if (window.relrepsFigureTheme) { window.relrepsFigureTheme(gd); } });\n"
+        f'    var gd = document.getElementById("{div_id}");\n'
+        "    plot(gd, layoutFor(gd), Plotly.newPlot);\n"
+        "    if (fig.narrow) {\n"
+        '      window.addEventListener("resize", function () {\n'
+        "        var next = layoutFor(gd);\n"
+        "        if (next !== gd.relrepsLayout) { plot(gd, next, Plotly.react); }\n"
+        "      });\n"
+        "    }\n"
         "  }\n"
         "  if (window.Plotly) { draw(); return; }\n"
         '  var s = document.getElementById("relreps-plotlyjs");\n'
@@ -142,3 +154,23 @@ def figure_html(fig: Any) -> str:
         '  s.addEventListener("load", draw);\n'
         "})();\n</script>\n</div>"
     )
+
+
+def _page_layout(layout_in: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any, bool]:
+    """A figure's layout for the page: (layout without title and width, title text, natural
+    width, height without the title's space, keep_aspect)."""
+    layout: dict[str, Any] = copy.deepcopy(dict(layout_in))
+    meta = layout.get("meta")
+    ours: dict[str, Any] = meta.get("relreps", {}) if isinstance(meta, dict) else {}
+    title = layout.pop("title", None)
+    text = title.get("text") if isinstance(title, dict) else title
+    if text and ours.get("title_space"):
+        margin = dict(layout.get("margin") or {})
+        if "t" in margin:
+            margin["t"] = max(10, int(margin["t"]) - int(ours["title_space"]))
+            layout["margin"] = margin
+        if layout.get("height"):
+            layout["height"] = int(layout["height"]) - int(ours["title_space"])
+    width = layout.pop("width", None)
+    layout["autosize"] = True
+    return layout, text, width, layout.get("height"), bool(ours.get("keep_aspect"))

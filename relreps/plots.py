@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-__all__ = ["TEMPLATE", "TEXT_WIDTH", "as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_bytes", "png_data_uri", "return_curve",
+__all__ = ["NARROW", "TEMPLATE", "TEXT_WIDTH", "as_rgb", "bar_speed", "frames_grid", "learning_curves", "matched_histograms", "png_bytes", "png_data_uri", "return_curve",
            "similarity_heatmaps", "stitching_heatmaps"]
 
 _PALETTE = ["#888888", "#2a9d8f", "#e9c46a", "#e76f51"]  # bars: stock grey first
@@ -36,6 +36,9 @@ _LINES = ["#2a9d8f", "#e76f51", "#6a4c93", "#e9c46a", "#264653", "#f4a261", "#8a
 #: desktop screen; measured in a browser). Wider figures would hide their right side behind a
 #: scroll bar, so multi-panel figures fit their panels into it (stitching tables two to a row).
 TEXT_WIDTH = 660
+
+#: Below this width (px) a multi-panel figure is drawn with its panels one under another.
+NARROW = 560
 
 #: The name of the plotly template every figure here uses (registered in ``plotly.io.templates``).
 TEMPLATE = "relreps"
@@ -61,7 +64,8 @@ _register_template()
 
 
 def _finish(fig: go.Figure, title: str | None, *, width: int, height: int, margin: dict[str, int],
-            panels: bool = False, keep_aspect: bool = False, **layout: Any) -> go.Figure:
+            panels: bool = False, keep_aspect: bool = False, narrow: go.Figure | None = None,
+            **layout: Any) -> go.Figure:
     """Size a figure, add its title, apply the template.
 
     ``height`` and ``margin["t"]`` are without the title: the title's lines (wrapped to ``width``,
@@ -69,6 +73,8 @@ def _finish(fig: go.Figure, title: str | None, *, width: int, height: int, margi
     ``layout.meta["relreps"]["title_space"]`` so that :func:`relreps.notebook.figure_html` can take
     it back when it moves the title into the page. ``panels``: the title sits above subplot
     titles. ``keep_aspect``: the figure keeps its proportions when it shrinks (images).
+    ``narrow``: the same figure with its panels one under another (same traces, same axes), whose
+    layout :func:`relreps.notebook.figure_html` uses in a column narrower than :data:`NARROW`.
     """
     lines = _wrap(title, width) if title else []
     space = 20 * len(lines) + (10 if lines else 0)
@@ -84,7 +90,8 @@ def _finish(fig: go.Figure, title: str | None, *, width: int, height: int, margi
         width=width,
         height=height + space,
         margin=dict(margin, t=margin["t"] + space),
-        meta={"relreps": {"title_space": space, "keep_aspect": keep_aspect}},
+        meta={"relreps": {"title_space": space, "keep_aspect": keep_aspect,
+                          **({"narrow": narrow.layout.to_plotly_json()} if narrow is not None else {})}},
         **layout,
     )
     return fig
@@ -239,17 +246,19 @@ def stitching_heatmaps(
     title: str | None = None,
     *,
     zmax: float = 1000.0,
+    columns: int | None = None,
 ) -> go.Figure:
     """Side-by-side heatmaps of encoder (rows) x policy (columns) tables.
 
     ``tables`` maps a panel title (e.g. ``"ours"``, ``"paper"``) to ``cells[encoder][policy] =
     (mean, std)``. Every panel uses the same colour scale (0 to ``zmax``), and each cell shows its
-    mean and std; missing cells are left blank.
+    mean and std; missing cells are left blank. ``columns``: panels to a row (default two, as the
+    book's text column holds no more; on a phone the book shows them one under another).
     """
     if not tables:
         raise ValueError("stitching_heatmaps needs at least one table")
     names = list(tables)
-    n_cols = min(len(names), 2)  # two panels to a row: the book's text column holds no more
+    n_cols = min(len(names), columns or 2)
     n_rows = -(-len(names) // n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=names, horizontal_spacing=0.14,
                         vertical_spacing=0.3 / n_rows)
@@ -272,8 +281,9 @@ def stitching_heatmaps(
         fig.update_yaxes(autorange="reversed", title_text="encoder (track colour)" if col == 1 else None,
                          row=row, col=col)
         fig.update_xaxes(title_text="policy", row=row, col=col)
-    return _finish(fig, title, width=min(360 * n_cols + 120, TEXT_WIDTH), height=330 * n_rows + 70,
-                   margin=dict(l=90, r=20, t=70, b=60), panels=True)
+    narrow = stitching_heatmaps(tables, title, zmax=zmax, columns=1) if n_cols > 1 else None
+    return _finish(fig, title, width=min(360 * n_cols + 120, TEXT_WIDTH), height=330 * n_rows + 45,
+                   margin=dict(l=90, r=20, t=45, b=60), panels=True, narrow=narrow)
 
 
 def learning_curves(
@@ -281,12 +291,14 @@ def learning_curves(
     title: str | None = None,
     *,
     y_title: str = "mean max return (held-out tracks)",
+    columns: int | None = None,
 ) -> go.Figure:
     """The paper's Figure 2: one panel per representation, one line per colour.
 
     ``curves[name] = {"steps": [...], "value": [...], "representation": "relative"|"absolute",
     "color": "green"|...}``, e.g. read from a zoo agent's ``eval.csv``; with an optional ``"seed"``,
     the curves of a colour's other seeds than its first are dotted, so that they stay apart.
+    ``columns``: panels to a row (default: side by side; on a phone the book stacks them).
     """
     if not curves:
         raise ValueError("learning_curves needs at least one curve")
@@ -294,10 +306,13 @@ def learning_curves(
     for c in sorted(curves.values(), key=lambda c: (c.get("seed") is None, c.get("seed") or 0)):
         first_seed.setdefault((c["representation"], c["color"]), c.get("seed"))
     panels = [r for r in ("absolute", "relative") if any(c["representation"] == r for c in curves.values())]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True,
-                        horizontal_spacing=0.06)
+    n_cols = min(len(panels), columns or len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=panels, shared_yaxes=True,
+                        horizontal_spacing=0.06, vertical_spacing=0.3 / n_rows)
     for name, c in curves.items():
-        col = panels.index(c["representation"]) + 1
+        k = panels.index(c["representation"])
+        row, col = k // n_cols + 1, k % n_cols + 1
         fig.add_trace(
             go.Scatter(
                 x=list(c["steps"]), y=list(c["value"]), mode="lines+markers", name=name,
@@ -306,14 +321,17 @@ def learning_curves(
                 marker=dict(size=5),
                 hovertemplate=name + ": %{y:.0f} at %{x:,} steps<extra></extra>",
             ),
-            row=1, col=col,
+            row=row, col=col,
         )
-        fig.update_xaxes(title_text="environment steps", row=1, col=col)
-    fig.update_yaxes(title_text=y_title, row=1, col=1)
-    legend_rows = -(-len(curves) // 3)  # the legend goes below the panels, about three names a row
-    return _finish(fig, title, width=TEXT_WIDTH if len(panels) > 1 else 560, height=410 + 22 * legend_rows,
-                   margin=dict(l=70, r=20, t=70, b=70 + 22 * legend_rows), panels=True,
-                   legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.01 * legend_rows, x=0))
+        fig.update_xaxes(title_text="environment steps", row=row, col=col)
+    for row in range(1, n_rows + 1):
+        fig.update_yaxes(title_text=y_title, row=row, col=1)
+    legend_rows = -(-len(curves) // (3 if n_cols > 1 else 2))  # the legend goes below the panels
+    narrow = learning_curves(curves, title, y_title=y_title, columns=1) if n_cols > 1 else None
+    plot = 340 * n_rows
+    return _finish(fig, title, width=TEXT_WIDTH if n_cols > 1 else 560, height=plot + 45 + 22 * legend_rows,
+                   margin=dict(l=70, r=20, t=45, b=70 + 22 * legend_rows), panels=True, narrow=narrow,
+                   legend=dict(orientation="h", yanchor="top", y=-55 / (plot - 70), x=0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,6 +347,7 @@ def similarity_heatmaps(
     zrange: tuple[float, float] | None = None,
     x_title: str = "frame j (second encoder)",
     y_title: str = "frame i (first encoder)",
+    columns: int | None = None,
 ) -> go.Figure:
     """Side-by-side cosine-similarity matrices (the paper's Figures 3-5), one panel per entry.
 
@@ -337,7 +356,8 @@ def similarity_heatmaps(
     a printed matrix, so matched frames lie on the diagonal from top left to bottom right. All
     panels share one colour scale: ``zrange``, or the smallest and largest value over all panels.
     Matrices larger than ``max_frames`` show every k-th row and column (the title says so), to
-    keep the page light.
+    keep the page light. ``columns``: panels to a row (default: all in one row; on a phone the book
+    shows them one under another).
     """
     if not matrices:
         raise ValueError("similarity_heatmaps needs at least one matrix")
@@ -348,9 +368,13 @@ def similarity_heatmaps(
     lo = min(float(m.min()) for m in mats.values()) if zrange is None else float(zrange[0])
     hi = max(float(m.max()) for m in mats.values()) if zrange is None else float(zrange[1])
     names = list(mats)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    n_cols = min(len(names), columns or len(names))
+    n_rows = -(-len(names) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=names, horizontal_spacing=0.08,
+                        vertical_spacing=0.25 / n_rows)
     step = 1
     for k, name in enumerate(names, start=1):
+        row, col = (k - 1) // n_cols + 1, (k - 1) % n_cols + 1
         m = mats[name]
         s = max(1, -(-len(m) // max_frames))  # ceil: at most max_frames rows shown
         step = max(step, s)
@@ -360,16 +384,20 @@ def similarity_heatmaps(
                 z=m[np.ix_(idx, idx)].astype(np.float32), x=idx, y=idx, coloraxis="coloraxis",
                 hovertemplate="frame %{y} vs frame %{x}: cosine %{z:.3f}<extra>" + name + "</extra>",
             ),
-            row=1, col=k,
+            row=row, col=col,
         )
         axis = "x" if k == 1 else f"x{k}"
         fig.update_yaxes(autorange="reversed", scaleanchor=axis, constrain="domain",
-                         title_text=y_title if k == 1 else None, row=1, col=k)
-        fig.update_xaxes(constrain="domain", title_text=x_title, row=1, col=k)
+                         title_text=y_title if col == 1 else None, row=row, col=col)
+        fig.update_xaxes(constrain="domain", title_text=x_title, row=row, col=col)
+    narrow = None
+    if n_cols > 1:
+        narrow = similarity_heatmaps(matrices, title, max_frames=max_frames, zrange=(lo, hi), x_title=x_title,
+                                     y_title=y_title, columns=1)
     if step > 1:
         title = f"{title or ''}; one frame in {step} shown".strip("; ")
-    return _finish(fig, title, width=min(330 * len(names) + 150, TEXT_WIDTH), height=380,
-                   margin=dict(l=70, r=20, t=60, b=50), panels=True,
+    return _finish(fig, title, width=min(330 * n_cols + 150, TEXT_WIDTH), height=330 * n_rows + 50,
+                   margin=dict(l=70, r=20, t=45, b=50), panels=True, narrow=narrow,
                    coloraxis=dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(title="cosine")))
 
 

@@ -199,3 +199,29 @@ def test_multi_panel_figures_fit_the_text_column():
     assert lc.layout.width <= plots.TEXT_WIDTH and lc.layout.legend.orientation == "h"
     sim = plots.similarity_heatmaps({"a": np.eye(5), "b": np.eye(5)})
     assert sim.layout.width <= plots.TEXT_WIDTH
+
+
+def _payload(html: str) -> dict:
+    return json.loads(html.split("var fig = ", 1)[1].split(";\n", 1)[0].replace("<\\/", "</"))
+
+
+def test_multi_panel_figures_stack_their_panels_in_a_narrow_column():
+    table = {e: {p: (800.0, 50.0) for p in ("green", "red")} for e in ("green", "red")}
+    wide = plots.stitching_heatmaps({"ours": table, "paper": table}, title="t")
+    payload = _payload(notebook.figure_html(wide))
+    narrow = payload["narrow"]
+    # side by side on a desktop, one under the other on a phone: same axes, taller
+    assert payload["layout"]["xaxis2"]["domain"][0] > payload["layout"]["xaxis"]["domain"][1]
+    assert narrow["xaxis2"]["domain"] == narrow["xaxis"]["domain"]
+    assert narrow["yaxis2"]["domain"][1] < narrow["yaxis"]["domain"][0]
+    assert narrow["height"] > payload["layout"]["height"] and "title" not in narrow and "width" not in narrow
+    assert "narrow" not in payload["layout"]["meta"]["relreps"]
+    assert f"gd.clientWidth < {plots.NARROW}" in notebook.figure_html(wide)
+    sim = _payload(notebook.figure_html(plots.similarity_heatmaps({"a": np.eye(4), "b": np.eye(4)})))
+    assert sim["narrow"]["xaxis2"]["domain"] == sim["narrow"]["xaxis"]["domain"]
+    curve = {"steps": [0, 1], "value": [0.0, 1.0], "color": "green"}
+    lc = _payload(notebook.figure_html(plots.learning_curves(
+        {r: dict(curve, representation=r) for r in ("absolute", "relative")})))
+    assert lc["narrow"]["yaxis2"]["domain"][1] < lc["narrow"]["yaxis"]["domain"][0]
+    # one panel: nothing to stack
+    assert _payload(notebook.figure_html(plots.stitching_heatmaps({"ours": table})))["narrow"] is None
