@@ -374,7 +374,7 @@ def test_similarity_heatmaps_share_one_scale_and_thin_large_matrices():
     assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
     assert fig.layout.coloraxis.cmin == pytest.approx(large.min()) and fig.layout.coloraxis.cmax == 1.0
     assert np.asarray(fig.data[1].z).shape == (217, 217)  # every 3rd of 650 frames
-    assert fig.layout.title.text.endswith("(one frame in 3 shown)")
+    assert fig.layout.title.text.replace("<br>", " ").endswith("Fig; one frame in 3 shown")
     assert np.asarray(fig.data[0].z).shape == (4, 4) and fig.layout.yaxis.autorange == "reversed"
     fig = plots.similarity_heatmaps({"a": small}, zrange=(-1, 1))
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-1, 1)
