@@ -99,11 +99,12 @@ def figure_html(fig: Any) -> str:
     from .plots import NARROW
 
     fig_dict = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig
-    layout, text, width, height, keep_aspect = _page_layout(fig_dict.get("layout") or {})
-    narrow = layout["meta"]["relreps"].pop("narrow", None) if "relreps" in (layout.get("meta") or {}) else None
-    if narrow is not None:
-        narrow = _page_layout(narrow)[0]
-        narrow["meta"]["relreps"].pop("narrow", None)
+    layout, text, width, height, keep_aspect, narrow_in = _page_layout(fig_dict.get("layout") or {})
+    narrow = None
+    if narrow_in is not None:  # the same template and meta as the wide layout: sent once, in it
+        narrow = _page_layout(narrow_in)[0]
+        narrow.pop("template", None)
+        narrow.pop("meta", None)
     style = ["width:100%"]
     if width:
         style.append(f"max-width:{int(width)}px")
@@ -127,6 +128,7 @@ def figure_html(fig: Any) -> str:
         "<script type=\"text/javascript\">\n(function () {\n"
         f"  var fig = {payload};\n"
         '  var config = {"responsive": true, "displaylogo": false};\n'
+        "  if (fig.narrow) { fig.narrow.template = fig.layout.template; fig.narrow.meta = fig.layout.meta; }\n"
         "  function theme(gd) { if (window.relrepsFigureTheme) { window.relrepsFigureTheme(gd); } }\n"
         "  // a figure with a narrow layout stacks its panels in a column narrower than NARROW px\n"
         "  function layoutFor(gd) {\n"
@@ -156,12 +158,13 @@ def figure_html(fig: Any) -> str:
     )
 
 
-def _page_layout(layout_in: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any, bool]:
+def _page_layout(layout_in: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any, bool, dict | None]:
     """A figure's layout for the page: (layout without title and width, title text, natural
-    width, height without the title's space, keep_aspect)."""
+    width, height without the title's space, keep_aspect, the narrow layout if it has one)."""
     layout: dict[str, Any] = copy.deepcopy(dict(layout_in))
     meta = layout.get("meta")
     ours: dict[str, Any] = meta.get("relreps", {}) if isinstance(meta, dict) else {}
+    narrow = ours.pop("narrow", None)
     title = layout.pop("title", None)
     text = title.get("text") if isinstance(title, dict) else title
     if text and ours.get("title_space"):
@@ -173,4 +176,4 @@ def _page_layout(layout_in: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, A
             layout["height"] = int(layout["height"]) - int(ours["title_space"])
     width = layout.pop("width", None)
     layout["autosize"] = True
-    return layout, text, width, layout.get("height"), bool(ours.get("keep_aspect"))
+    return layout, text, width, layout.get("height"), bool(ours.get("keep_aspect")), narrow

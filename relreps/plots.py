@@ -78,12 +78,13 @@ def _finish(fig: go.Figure, title: str | None, *, width: int, height: int, margi
     """
     lines = _wrap(title, width) if title else []
     space = 20 * len(lines) + (10 if lines else 0)
-    if not lines:
-        title_layout = None
-    elif panels:
-        title_layout, _ = _panel_title(title, width)
-    else:
+    title_layout: dict[str, Any] | None = None
+    if lines:
         title_layout = dict(text="<br>".join(lines), font_size=14, x=0, xref="paper")
+        if panels:
+            # plotly anchors a multi-line title by its first line: lift it by the lines below that
+            # one, or they fall onto the subplot titles
+            title_layout.update(y=1, yref="paper", yanchor="bottom", pad=dict(b=30 + 19 * (len(lines) - 1)))
     fig.update_layout(
         template=TEMPLATE,
         title=title_layout,
@@ -191,17 +192,6 @@ def frames_grid(
     fig.update_annotations(font_size=12)  # the column labels
     return _finish(fig, title, width=width, height=top + 10 + n_rows * cell,
                    margin=dict(l=left, r=10, t=top, b=10), keep_aspect=True)
-
-
-def _panel_title(title: str | None, width_px: int) -> tuple[dict | None, list[str]]:
-    """A figure title wrapped to ``width_px``, placed above subplot titles: (layout, lines)."""
-    if not title:
-        return None, []
-    lines = _wrap(title, width_px)
-    # plotly anchors a multi-line title by its first line: lift it by the lines below that one,
-    # or they fall onto the subplot titles
-    return dict(text="<br>".join(lines), font_size=14, x=0, xref="paper", y=1, yref="paper",
-                yanchor="bottom", pad=dict(b=30 + 19 * (len(lines) - 1))), lines
 
 
 def _wrap(text: str, width_px: int, char_px: float = 7.5) -> list[str]:
