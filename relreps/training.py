@@ -407,12 +407,17 @@ REPLAY_FILE = "replay.npz"
 _REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
+def _replay_buffer(model):
+    """The model's replay buffer (DQN family), or None (PPO)."""
+    return getattr(model, "replay_buffer", None)
+
+
+def save_checkpoint(model, path: Path, elapsed_s: float = 0.0, *, replay: bool = True) -> None:
     """Weights, optimiser state, counters and training wall time as plain tensors; atomic.
 
     A model with a replay buffer (DQN family) also writes the buffer to ``replay.npz`` beside
-    ``path`` (first, so that a checkpoint never names a buffer that is not there yet) and its
-    target-update call count.
+    ``path`` (first, so that a checkpoint never names a buffer that is not there yet; not with
+    ``replay=False``) and its target-update call count.
     """
     state = {
         "elapsed_s": float(elapsed_s),
@@ -421,8 +426,9 @@ def save_checkpoint(model, path: Path, elapsed_s: float = 0.0) -> None:
         "num_timesteps": model.num_timesteps,
         "n_updates": model._n_updates,
     }
-    if getattr(model, "replay_buffer", None) is not None:
-        save_replay(model.replay_buffer, path.parent / REPLAY_FILE, model.num_timesteps)
+    if _replay_buffer(model) is not None:
+        if replay:
+            save_replay(model.replay_buffer, path.parent / REPLAY_FILE, model.num_timesteps)
         state["n_calls"] = int(model._n_calls)
     with files.atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -504,7 +510,7 @@ def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise ValueError(f"{path} is not a checkpoint of this run's model ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    if replay and getattr(model, "replay_buffer", None) is not None:
+    if replay and _replay_buffer(model) is not None:
         replay_path = path.parent / REPLAY_FILE
         if replay_path.exists():
             load_replay(model.replay_buffer, replay_path, model.num_timesteps)
@@ -628,12 +634,12 @@ class _Periodic(BaseCallback):
             self.next_eval = self._next(self.config.eval_every)
         # A value-based model stores this step's transition, counts the call and updates its target
         # network after the callbacks: its checkpoint waits for the next rollout's start.
-        if n >= self.next_ckpt and getattr(self.model, "replay_buffer", None) is None:
+        if n >= self.next_ckpt and _replay_buffer(self.model) is None:
             self._checkpoint()
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.num_timesteps >= self.next_ckpt and getattr(self.model, "replay_buffer", None) is not None:
+        if self.num_timesteps >= self.next_ckpt and _replay_buffer(self.model) is not None:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -890,8 +896,9 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         if remaining > 0:
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress_bar)
-        save_checkpoint(model, ckpt, time.time() - t0)  # full precision: resuming stays exact
-        (run / REPLAY_FILE).unlink(missing_ok=True)  # a finished run is not resumed: gigabytes freed
+        # A finished run is not resumed: its replay buffer (gigabytes) is neither written again nor kept.
+        (run / REPLAY_FILE).unlink(missing_ok=True)
+        save_checkpoint(model, ckpt, time.time() - t0, replay=False)  # full precision: resuming stays exact
         _merge_progress(run)
         facts = {
             "steps": model.num_timesteps,

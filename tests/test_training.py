@@ -149,8 +149,8 @@ def test_double_dqn_resumes_with_its_replay_buffer_as_if_uninterrupted(tmp_path,
     saved: dict[str, dict] = {}
     real_save = training.save_checkpoint
 
-    def save(model, path, elapsed_s=0.0, kill=False):
-        real_save(model, path, elapsed_s)
+    def save(model, path, elapsed_s=0.0, **kw):
+        real_save(model, path, elapsed_s, **kw)
         key = str(path.parent.name)
         if key not in saved:  # the first checkpoint of each run, as written
             with np.load(path.parent / training.REPLAY_FILE) as z:
