@@ -12,6 +12,7 @@
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps table --representations relative --colors green --seeds 1 2 --cross-seed  # across seeds
+    relreps table --representations relative --colors green red --algos ppo ddqn    # across algorithms
     relreps zoo list | relreps zoo ship RUN NAME
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
@@ -230,12 +231,41 @@ def _table_colors(args) -> list[str]:
     if args.agent and seeds != [1]:
         raise ValueError("--agent replaces one agent of the seed-1 table; with --seeds, the zoo's agents of each seed "
                          "(ALGO-rel|abs-COLOUR-sSEED) are used")
+    if args.algos is not None:
+        from .algos import ALGORITHMS
+
+        if len(args.algos) < 2 or len(set(args.algos)) != len(args.algos):
+            raise ValueError(f"--algos {' '.join(args.algos)}: expected two distinct algorithms or more among "
+                             f"{', '.join(ALGORITHMS)}, e.g. --algos ppo ddqn")
+        if args.algo is not None:
+            raise ValueError("--algo names the algorithm of single-algorithm tables, --algos the algorithms of the "
+                             "tables across algorithms: pass one of the two")
+        if args.cross_seed:
+            raise ValueError("--algos and --cross-seed: one factor at a time (the tables across algorithms use one "
+                             "training seed, --seeds SEED)")
+        if len(seeds) != 1:
+            raise ValueError(f"--algos takes one training seed (--seeds {' '.join(map(str, seeds))} names "
+                             f"{len(seeds)}): the agents of every algorithm with that seed")
+        if args.agent:
+            raise ValueError("--agent replaces one agent of a single-algorithm table; with --algos, the zoo's agents "
+                             "of each algorithm (ALGO-rel|abs-COLOUR) are used")
     colors: list[str] = args.colors or list(COLORS)
     wrong = [c for c in colors if c not in COLORS]
     if wrong or len(set(colors)) != len(colors):
         raise ValueError(f"--colors {' '.join(colors)}: expected distinct colours among {', '.join(COLORS)}"
                          + (f" ({', '.join(wrong)} is not one)" if wrong else ""))
     return colors
+
+
+def _table_algo(args) -> str:
+    """The algorithm of single-algorithm tables: ``--algo``, PPO when not given."""
+    return args.algo or "ppo"
+
+
+def _table_groups(args) -> list:
+    """What sets the agents of ``relreps table`` apart: the training seeds, or with ``--algos`` the
+    algorithms (one seed)."""
+    return list(args.algos) if args.algos else list(args.seeds)
 
 
 def _table_replaced(args, colors: list[str]) -> dict:
@@ -257,7 +287,7 @@ def _table_replaced(args, colors: list[str]) -> dict:
             agent = zoo.load(given)
         except zoo.ZooError as e:
             raise ValueError(f"--agent {spec!r}: {e}") from None
-        want = {"algo": args.algo, "representation": args.representations[0], "color": color}
+        want = {"algo": _table_algo(args), "representation": args.representations[0], "color": color}
         have = {"algo": agent.algo, "representation": agent.representation, "color": agent.color}
         if have != want:
             differ = ", ".join(f"{k} {have[k]} (the table needs {v})" for k, v in want.items() if have[k] != v)
@@ -274,11 +304,15 @@ def _table_files(args, colors: list[str], replaced: dict) -> dict:
     align_suffix = f"-{args.align}" if args.align else ""
     replaced_suffix = "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
     names: dict[Any, str]
-    if args.cross_seed:
-        names = {rep: f"table-{args.algo}-{rep}{align_suffix}-seeds-{'-'.join(map(str, seeds))}.json"
+    algo = _table_algo(args)
+    if args.algos:
+        names = {rep: f"table-algos-{'-'.join(args.algos)}-{rep}{align_suffix}{_seed_suffix(seeds[0])}.json"
+                 for rep in args.representations}
+    elif args.cross_seed:
+        names = {rep: f"table-{algo}-{rep}{align_suffix}-seeds-{'-'.join(map(str, seeds))}.json"
                  for rep in args.representations}
     else:
-        names = {(rep, s): f"table-{args.algo}-{rep}{align_suffix}{_seed_suffix(s)}{replaced_suffix}.json"
+        names = {(rep, s): f"table-{algo}-{rep}{align_suffix}{_seed_suffix(s)}{replaced_suffix}.json"
                  for rep in args.representations for s in seeds}
     for name in names.values():
         if (out_dir / name).exists() and not args.overwrite:
@@ -288,31 +322,38 @@ def _table_files(args, colors: list[str], replaced: dict) -> dict:
 
 def _table_agents(args, colors: list[str], replaced: dict) -> dict:
     """Every agent the tables need, loaded, and every stitch among them checked, before any episode:
-    (representation, seed) -> {colour: agent}."""
+    (representation, seed or algorithm) -> {colour: agent}."""
     from . import stitching, zoo
 
-    seeds = args.seeds
+    groups = _table_groups(args)
 
-    def source(rep: str, color: str, seed: int):
-        name = zoo.seed_agent_name(args.algo, rep, color, seed)
+    def algo_seed(group) -> tuple[str, int]:
+        return (group, args.seeds[0]) if args.algos else (_table_algo(args), group)
+
+    def source(rep: str, color: str, group):
+        algo, seed = algo_seed(group)
+        name = zoo.seed_agent_name(algo, rep, color, seed)
         return Path(args.agents_dir) / name if args.agents_dir else name
 
-    agents: dict = {}  # (representation, seed) -> {colour: agent}, all loaded before any episode
+    agents: dict = {}  # (representation, seed or algorithm) -> {colour: agent}, all loaded before any episode
     for rep in args.representations:
-        for s in seeds:
-            agents[rep, s] = {}
+        for g in groups:
+            agents[rep, g] = {}
+            algo, seed = algo_seed(g)
             for color in colors:
                 if color in replaced:
-                    agents[rep, s][color] = replaced[color]
+                    agents[rep, g][color] = replaced[color]
                     continue
                 try:
-                    agents[rep, s][color] = zoo.load(source(rep, color, s))
+                    agents[rep, g][color] = zoo.load(source(rep, color, g))
                 except zoo.ZooError as e:
-                    others = ", ".join(zoo.variants(args.algo, rep, color)) or "none"
-                    raise ValueError(f"seed {s}, {rep} {color}: {e} (other seeds of this agent in the zoo: {others})") from None
+                    others = ", ".join(zoo.variants(algo, rep, color)) or "none"
+                    what = f"{algo}, {rep} {color}" if args.algos else f"seed {seed}, {rep} {color}"
+                    raise ValueError(f"{what}: {e} (other seeds of this agent in the zoo: {others})") from None
+    cross = args.cross_seed or bool(args.algos)
     for rep in args.representations:  # every stitch the tables need, refused before any file or episode
-        for s in seeds:
-            for t in (seeds if args.cross_seed else [s]):
+        for s in groups:
+            for t in (groups if cross else [s]):
                 for enc in agents[rep, s].values():
                     for pol in agents[rep, t].values():
                         if enc is not pol:
@@ -330,43 +371,33 @@ def _table(args) -> int:
     replaced = _table_replaced(args, colors)
     names = _table_files(args, colors, replaced)
     agents = _table_agents(args, colors, replaced)
-    out_dir, seeds = Path(args.out), args.seeds
+    out_dir, seeds, algo = Path(args.out), args.seeds, _table_algo(args)
     align_suffix = f"-{args.align}" if args.align else ""
     out_dir.mkdir(parents=True, exist_ok=True)
     tracks = EVAL_TRACKS[: args.tracks]
     how = f", stitches aligned by {args.align}" if args.align else ""
 
     def earlier(rep: str) -> list:
-        """The single-seed tables already in the output folder: their cells with the same weights are
-        copied, e.g. the zoo's own table when one agent is replaced, or each seed's table in --cross-seed."""
-        found = []
-        for s in seeds:
-            path = out_dir / f"table-{args.algo}-{rep}{align_suffix}{_seed_suffix(s)}.json"
-            if path.is_file():
-                found.append(json.loads(path.read_text()))
-        return found
+        """The single tables already in the output folder: their cells with the same weights are
+        copied, e.g. the zoo's own table when one agent is replaced, each seed's table in --cross-seed,
+        or each algorithm's in --algos."""
+        files = ([f"table-{a}-{rep}{align_suffix}{_seed_suffix(seeds[0])}.json" for a in args.algos] if args.algos
+                 else [f"table-{algo}-{rep}{align_suffix}{_seed_suffix(s)}.json" for s in seeds])
+        return [json.loads((out_dir / f).read_text()) for f in files if (out_dir / f).is_file()]
 
     for rep in args.representations:
-        known = earlier(rep) if (replaced or args.cross_seed) else None
-        if args.cross_seed:
-            result = stitching.seed_tables({s: agents[rep, s] for s in seeds}, track_seeds=tracks,
-                                           processes=args.processes, max_steps=args.max_steps,
-                                           align=args.align, known=known)
-            result.update(algo=args.algo, representation=rep, score="mean and std of the episode maximum return",
+        known = earlier(rep) if (replaced or args.cross_seed or args.algos) else None
+        if args.cross_seed or args.algos:
+            factor = "algo" if args.algos else "seed"
+            made = stitching.algorithm_tables if args.algos else stitching.seed_tables
+            groups = _table_groups(args)
+            result = made({g: agents[rep, g] for g in groups}, track_seeds=tracks, processes=args.processes,
+                          max_steps=args.max_steps, align=args.align, known=known)
+            result.update(representation=rep, score="mean and std of the episode maximum return",
+                          **({"seed": seeds[0]} if args.algos else {"algo": algo}),
                           **({"align": args.align} if args.align else {}))
-            for key, t in result["tables"].items():
-                enc_seed, _, pol_seed = key.partition("-")
-                _print_table(t, f"{rep} stitching ({args.algo}{how}), seed-{enc_seed} encoders (rows) x seed-{pol_seed} "
-                                f"policies (columns), {len(t['tracks'])} tracks:")
-            print("cells as mean +- std over the (encoder seed, policy seed) pairs:")
-            print("encoder \\ policy " + "".join(f"{c:>14s}" for c in colors))
-            for ec in colors:
-                cells = result["summary"]["cells"][ec]
-                print(f"{ec:17s}" + "".join(f"{cells[pc]['mean']:8.0f} +-{cells[pc]['std']:4.0f}" for pc in colors))
-            for group, g in result["summary"]["groups"].items():
-                ratio = f", {g['ratio']:.2f} of the agents alone" if "ratio" in g else ""
-                print(f"  {group:12s} {g['mean']:6.0f} over {g['cells']} cells{ratio}; worst {g['worst']:.0f} "
-                      f"({g['worst_cell']})")
+            which = algo if factor == "seed" else f"seed {seeds[0]}"
+            _print_factor_tables(result, factor, f"{rep} stitching ({which}{how})")
             path = out_dir / names[rep]
             _write_json(path, result)
             print(f"written to {path}")
@@ -379,15 +410,40 @@ def _table(args) -> int:
                              for e in colors for p in colors)
                 print(f"{copied} of {len(colors) ** 2} cells copied from earlier tables in {out_dir} "
                       "(same agents, tracks and steps)")
-            t["algo"], t["representation"] = args.algo, rep
+            t["algo"], t["representation"] = algo, rep
             t["score"] = "mean and std of the episode maximum return"
             path = out_dir / names[rep, s]
             _write_json(path, t)
             seed_note = f", seed {s}" if seeds != [1] else ""
-            _print_table(t, f"{rep} stitching ({args.algo}{how}{seed_note}), encoder (rows) x policy (columns), "
+            _print_table(t, f"{rep} stitching ({algo}{how}{seed_note}), encoder (rows) x policy (columns), "
                             f"{len(t['tracks'])} tracks:")
             print(f"written to {path}")
     return 0
+
+
+def _print_factor_tables(result: dict, factor: str, what: str) -> None:
+    """Print :func:`relreps.stitching.seed_tables`' or :func:`~relreps.stitching.algorithm_tables`'
+    tables, then each colour pair as mean +- std over the pairs, then the groups."""
+    from .stitching import FACTORS
+
+    word = FACTORS[factor][1]
+    colors = result["colors"]
+    def label(value: str) -> str:
+        return f"{word}-{value}" if factor == "seed" else value
+
+    for key, t in result["tables"].items():
+        enc, _, pol = key.partition("-")
+        _print_table(t, f"{what}, {label(enc)} encoders (rows) x {label(pol)} policies (columns), "
+                        f"{len(t['tracks'])} tracks:")
+    print(f"cells as mean +- std over the (encoder {word}, policy {word}) pairs:")
+    print("encoder \\ policy " + "".join(f"{c:>14s}" for c in colors))
+    for ec in colors:
+        cells = result["summary"]["cells"][ec]
+        print(f"{ec:17s}" + "".join(f"{cells[pc]['mean']:8.0f} +-{cells[pc]['std']:4.0f}" for pc in colors))
+    for group, g in result["summary"]["groups"].items():
+        ratio = f", {g['ratio']:.2f} of the agents alone" if "ratio" in g else ""
+        print(f"  {group:16s} {g['mean']:6.0f} over {g['cells']} cells{ratio}; worst {g['worst']:.0f} "
+              f"({g['worst_cell']})")
 
 
 def _zoo_ship(args) -> int:
@@ -755,7 +811,7 @@ def _add_table(sub) -> None:
     from .training import REPRESENTATIONS
 
     tb = sub.add_parser("table", help="the encoder-by-policy stitching tables (paper's Table 1)")
-    tb.add_argument("--algo", default="ppo", choices=ALGORITHMS)
+    tb.add_argument("--algo", choices=ALGORITHMS, help="the agents' algorithm (default ppo)")
     tb.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS), choices=REPRESENTATIONS)
     tb.add_argument("--colors", nargs="+", help="default: green red blue yellow")
     tb.add_argument("--agents-dir", help="folder of agents named ALGO-rel|abs-COLOUR (default: the zoo, $RELREPS_ZOO or the shipped one)")
@@ -779,6 +835,11 @@ def _add_table(sub) -> None:
                     help="with two seeds or more: every pair (encoder seed, policy seed), the same colour's "
                          "cell included, and each colour pair's mean +- std over the pairs, written to "
                          "table-ALGO-REPRESENTATION[-ALIGN]-seeds-S1-S2....json")
+    tb.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
+                    help="two algorithms or more (e.g. ppo ddqn): every pair (encoder algorithm, head algorithm), "
+                         "the same colour's cell included, with the zoo's agents ALGO-rel|abs-COLOUR[-sSEED] of "
+                         "one --seeds SEED, and each colour pair's mean +- std over the pairs, written to "
+                         "table-algos-A1-A2...-REPRESENTATION[-ALIGN][-sSEED].json")
     tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=_table)

@@ -48,14 +48,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALIGNMENTS",
+    "FACTORS",
     "REPRESENTATIONS",
     "RIDGE",
     "SEED_GROUPS",
     "Agreement",
     "AlignedEncoder",
     "Table",
+    "algorithm_tables",
     "anchor_mean",
     "check_stitchable",
+    "factor_groups",
+    "factor_summary",
     "fit_affine",
     "greedy_actions",
     "head_actions",
@@ -230,7 +234,7 @@ def _head_input(policy) -> int:
 def check_stitchable(encoder_agent: Agent, policy_agent: Agent, mode: str | None = None, *,
                      align: str | None = None) -> None:
     """Refuse, with a ValueError saying why (see :func:`stitch`), a stitch that :func:`stitch` would
-    refuse, without building it: :func:`table` and :func:`seed_tables` check every pair before
+    refuse, without building it: :func:`table`, :func:`seed_tables` and :func:`algorithm_tables` check every pair before
     driving any episode."""
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
@@ -424,10 +428,55 @@ def summary(t: Table) -> dict:
     return {**out, "ratio": out["off_diagonal_mean"] / out["diagonal_mean"]}
 
 
-def _pair_key(encoder_seed: int, policy_seed: int) -> str:
-    """The key of an (encoder seed, policy seed) table in :func:`seed_tables`: ``"1-2"`` is the
-    seed-1 encoders with the seed-2 policies."""
-    return f"{encoder_seed}-{policy_seed}"
+def _pair_key(encoder_value, policy_value) -> str:
+    """The key of an (encoder, policy) table in :func:`seed_tables` and :func:`algorithm_tables`:
+    ``"1-2"`` is the seed-1 encoders with the seed-2 policies, ``"ppo-ddqn"`` the PPO encoders with
+    the Double DQN heads."""
+    return f"{encoder_value}-{policy_value}"
+
+
+#: What sets two groups of agents apart in :func:`seed_tables` and :func:`algorithm_tables`: the
+#: factor -> (the card field that names it, its name in the summary's groups, how a value is told).
+FACTORS = {"seed": ("seed", "seed", lambda v: f"seed {v}"),
+           "algo": ("algo", "algorithm", lambda v: str(v))}
+
+
+def _factor_tables(agents: dict, factor: str, *, track_seeds, processes: int | None, max_steps: int | None,
+                   align: str | None, known: Table | list[Table] | None) -> dict:
+    """:func:`seed_tables` and :func:`algorithm_tables`: one :func:`table` per ordered pair of the
+    factor's values, checked first, and their :func:`factor_summary`."""
+    field, word, _ = FACTORS[factor]
+    if not agents:
+        raise ValueError(f"no {word}s: expected {{{word}: {{colour: agent}}}} with at least one {word}")
+    values = list(agents)
+    if factor == "algo":
+        for v in values:
+            if not isinstance(v, str) or "-" in v:
+                raise ValueError(f"algorithm {v!r}: expected an algorithm's name without '-' (e.g. 'ppo', 'ddqn')")
+    colors = list(agents[values[0]])
+    for v in values:
+        if list(agents[v]) != colors:
+            raise ValueError(f"{word} {v} has colours {list(agents[v])}, {word} {values[0]} has {colors}: "
+                             f"every {word} needs the same colours")
+        for c, agent in agents[v].items():
+            card_value, card_color = agent.card.get(field), agent.card.get("color")
+            if card_value is not None and str(card_value) != str(v):
+                raise ValueError(f"{agent.name} was trained with {word} {card_value}, not {v}")
+            if card_color is not None and card_color != c:
+                raise ValueError(f"{agent.name} is a {card_color} agent, not {c}")
+    for s in values:  # every stitch of every table refused before any episode is driven
+        for t in values:
+            for enc in agents[s].values():
+                for pol in agents[t].values():
+                    if enc is not pol:
+                        check_stitchable(enc, pol, align=align)
+    tables = {}
+    for s in values:
+        for t in values:
+            tables[_pair_key(s, t)] = table(agents[s], agents[t], track_seeds=track_seeds, processes=processes,
+                                            max_steps=max_steps, align=align, known=known)
+    listed = [int(v) for v in values] if factor == "seed" else values
+    return {f"{field}s": listed, "colors": colors, "tables": tables, "summary": factor_summary(tables, factor)}
 
 
 def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
@@ -450,63 +499,72 @@ def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_
             another seed or colour than the one it stands for, or a pair that cannot be stitched
             (:func:`check_stitchable`); all checked before any episode is driven.
     """
-    if not agents:
-        raise ValueError("no seeds: expected {seed: {colour: agent}} with at least one seed")
-    seeds = list(agents)
-    colors = list(agents[seeds[0]])
-    for s in seeds:
-        if list(agents[s]) != colors:
-            raise ValueError(f"seed {s} has colours {list(agents[s])}, seed {seeds[0]} has {colors}: "
-                             "every seed needs the same colours")
-        for c, agent in agents[s].items():
-            card_seed, card_color = agent.card.get("seed"), agent.card.get("color")
-            if card_seed is not None and int(card_seed) != int(s):
-                raise ValueError(f"{agent.name} was trained with seed {card_seed}, not {s}")
-            if card_color is not None and card_color != c:
-                raise ValueError(f"{agent.name} is a {card_color} agent, not {c}")
-    for s in seeds:  # every stitch of every table refused before any episode is driven
-        for t in seeds:
-            for enc in agents[s].values():
-                for pol in agents[t].values():
-                    if enc is not pol:
-                        check_stitchable(enc, pol, align=align)
-    tables = {}
-    for s in seeds:
-        for t in seeds:
-            tables[_pair_key(s, t)] = table(agents[s], agents[t], track_seeds=track_seeds, processes=processes,
-                                            max_steps=max_steps, align=align, known=known)
-    return {"seeds": [int(s) for s in seeds], "colors": colors, "tables": tables,
-            "summary": seed_summary(tables)}
+    return _factor_tables(agents, "seed", track_seeds=track_seeds, processes=processes, max_steps=max_steps,
+                          align=align, known=known)
+
+
+def algorithm_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
+                     align: str | None = None, known: Table | list[Table] | None = None) -> dict:
+    """Stitching across training algorithms, as :func:`seed_tables` across seeds: one :func:`table`
+    per ordered pair of algorithms ``(a, b)``, the encoders trained with ``a`` and the heads trained
+    with ``b`` (``"ppo-ddqn"``: PPO encoders with Double DQN heads, each stitched agent acting
+    greedily, the argmax of the head's Q-values; ``"ddqn-ppo"``: the reverse, the argmax of PPO's
+    logits), the same colour's cell included (the algorithm factor alone), and their
+    :func:`factor_summary` with the groups ``alone``, ``algorithm``, ``colour`` and
+    ``colour+algorithm``.
+
+    Args:
+        agents: ``{algorithm: {colour: agent}}`` (``"ppo"``, ``"ddqn"``, ...), the same colours for
+            every algorithm; each agent's card must name that algorithm and colour.
+
+    Returns ``{"algos": [...], "colors": [...], "tables": {"a-b": table}, "summary": ...}``.
+
+    Raises:
+        ValueError: as :func:`seed_tables`, for algorithms: checked before any episode is driven.
+    """
+    return _factor_tables(agents, "algo", track_seeds=track_seeds, processes=processes, max_steps=max_steps,
+                          align=align, known=known)
 
 
 #: The groups of cells :func:`seed_summary` averages: (same colour?, same seed?) -> name.
 SEED_GROUPS = {(True, True): "alone", (True, False): "seed", (False, True): "colour", (False, False): "colour+seed"}
 
 
-def seed_summary(tables: dict) -> dict:
-    """The summary of :func:`seed_tables`' tables (``{"s-t": table}``), in the style of the authors'
-    follow-up: each (encoder colour, policy colour) cell as the mean and standard deviation, over
-    the seed pairs, of the cell's mean score (``values`` lists them in the tables' order), and the
-    mean of four groups of cells, with its worst cell and its ratio to the agents alone:
+def factor_groups(factor: str) -> dict:
+    """The groups of cells :func:`factor_summary` averages: (same colour?, same value of the
+    factor?) -> name (:data:`SEED_GROUPS` for seeds)."""
+    word = FACTORS[factor][1]
+    return {(True, True): "alone", (True, False): word, (False, True): "colour", (False, False): f"colour+{word}"}
+
+
+def factor_summary(tables: dict, factor: str = "seed") -> dict:
+    """The summary of :func:`seed_tables`' tables (``{"s-t": table}``) or :func:`algorithm_tables`'
+    (``{"a-b": table}``), in the style of the authors' follow-up: each (encoder colour, policy
+    colour) cell as the mean and standard deviation, over the (encoder, policy) pairs of the factor,
+    of the cell's mean score (``values`` lists them in the tables' order), and the mean of four
+    groups of cells, with its worst cell and its ratio to the agents alone (for seeds):
 
     - ``alone``: same colour, same seed (an agent with itself, not stitched);
     - ``seed``: same colour, another seed (the seed factor alone);
     - ``colour``: another colour, same seed (Table 1's off-diagonal);
     - ``colour+seed``: both differ.
 
-    A group without cells (e.g. ``seed`` from one seed) is left out.
+    For algorithms the groups are ``alone``, ``algorithm``, ``colour`` and ``colour+algorithm``. A
+    group without cells (e.g. ``seed`` from one seed) is left out.
     """
     import numpy as np
 
+    groups_of = factor_groups(factor)
+    tell = FACTORS[factor][2]
     per_cell: dict = {}
-    groups: dict = {name: [] for name in SEED_GROUPS.values()}
+    groups: dict = {name: [] for name in groups_of.values()}
     for key, t in tables.items():
         s, _, p = key.partition("-")
         for ec, row in t["cells"].items():
             for pc, cell in row.items():
                 score = float(cell["mean_max_return"])
                 per_cell.setdefault(ec, {}).setdefault(pc, []).append(score)
-                groups[SEED_GROUPS[(ec == pc, s == p)]].append((score, f"{ec} encoder (seed {s}) + {pc} policy (seed {p})"))
+                groups[groups_of[(ec == pc, s == p)]].append((score, f"{ec} encoder ({tell(s)}) + {pc} policy ({tell(p)})"))
     cells = {ec: {pc: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v), "values": v}
                   for pc, v in row.items()} for ec, row in per_cell.items()}
     alone = float(np.mean([v for v, _ in groups["alone"]])) if groups["alone"] else None
@@ -519,6 +577,11 @@ def seed_summary(tables: dict) -> dict:
         out[name] = {"mean": mean, "cells": len(found), "worst": worst[0], "worst_cell": worst[1],
                      **({"ratio": mean / alone} if alone else {})}
     return {"cells": cells, "groups": out}
+
+
+def seed_summary(tables: dict) -> dict:
+    """:func:`factor_summary` of :func:`seed_tables`' tables (groups :data:`SEED_GROUPS`)."""
+    return factor_summary(tables, "seed")
 
 
 # --------------------------------------------------------------------------------------------

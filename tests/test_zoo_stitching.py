@@ -576,3 +576,94 @@ def test_affine_fit_set_is_one_that_can_be_found(tmp_path):
     custom.mkdir()
     (custom / "anchors.json").write_text("{}")
     assert stitching._fit_set(agent(lost), agent()) == str(custom)
+
+
+def test_stitch_across_algorithms(agents):
+    """A PPO encoder with a Double DQN head acts by the argmax of the Q-values of its features; a
+    Double DQN encoder with a PPO head by the argmax of PPO's logits."""
+    ppo, dqn = agents["rel-red"], agents["dqn-green"]
+    obs, _ = ppo.policy.obs_to_tensor(OBS)
+    with torch.no_grad():
+        ppo_features = ppo.policy.extract_features(obs, ppo.policy.pi_features_extractor)
+        dqn_features = dqn.policy.q_net.extract_features(obs, dqn.policy.q_net.features_extractor)
+        q = dqn.policy.q_net.q_net(ppo_features)
+        logits = ppo.policy.action_net(ppo.policy.mlp_extractor.forward_actor(dqn_features))
+    ppo_enc_q_head = stitching.stitch(ppo, dqn)
+    assert ppo_enc_q_head.algo == "ddqn" and ppo_enc_q_head.card["stitched"]["encoder"] == ppo.name
+    assert ppo_enc_q_head.policy.q_net.features_extractor is ppo_enc_q_head.policy.q_net_target.features_extractor
+    assert np.array_equal(ppo_enc_q_head.predict(OBS)[0], q.argmax(1).numpy())
+    q_enc_ppo_head = stitching.stitch(dqn, ppo)
+    assert q_enc_ppo_head.algo == "ppo"
+    assert np.array_equal(q_enc_ppo_head.predict(OBS)[0], logits.argmax(1).numpy())
+    # the representations must still match: an absolute PPO encoder cannot feed a relative Q head
+    with pytest.raises(ValueError, match="absolute encoder .* relative head"):
+        stitching.stitch(agents["abs-red"], dqn)
+
+
+def test_algorithm_tables(agents, monkeypatch):
+    by_algo = {"ppo": {"red": agents["rel-red"], "green": agents["rel-green"]},
+               "ddqn": {"red": agents["dqn-red"], "green": agents["dqn-green"]}}
+    kw = dict(track_seeds=[10_000_002], processes=1, max_steps=8)
+    out = stitching.algorithm_tables(by_algo, **kw)
+    assert out["algos"] == ["ppo", "ddqn"] and out["colors"] == ["red", "green"]
+    assert list(out["tables"]) == ["ppo-ppo", "ppo-ddqn", "ddqn-ppo", "ddqn-ddqn"]
+    cross = out["tables"]["ppo-ddqn"]
+    assert cross["encoders"]["red"] == agents["rel-red"].name and cross["policies"]["red"] == agents["dqn-red"].name
+    assert set(out["summary"]["groups"]) == {"alone", "algorithm", "colour", "colour+algorithm"}
+    assert out["summary"]["groups"]["algorithm"]["cells"] == 4
+    import re
+
+    worst = re.fullmatch(r"(\w+) encoder \((\w+)\) \+ (\w+) policy \((\w+)\)",
+                         out["summary"]["groups"]["algorithm"]["worst_cell"])
+    assert worst and worst[1] == worst[3] and {worst[2], worst[4]} == {"ppo", "ddqn"}  # same colour, two algorithms
+    # refused before any episode: an agent of another algorithm than it stands for, or a bad name
+    import relreps.evaluation
+
+    def driven(*args, **kwargs):
+        raise AssertionError("an episode was driven before the bad input was refused")
+
+    monkeypatch.setattr(relreps.evaluation, "evaluate", driven)
+    with pytest.raises(ValueError, match="trained with algorithm ppo, not ddqn"):
+        stitching.algorithm_tables({"ppo": by_algo["ppo"], "ddqn": by_algo["ppo"]}, **kw)
+    with pytest.raises(ValueError, match="without '-'"):
+        stitching.algorithm_tables({"ppo-x": by_algo["ppo"]}, **kw)
+    with pytest.raises(ValueError, match="no algorithms"):
+        stitching.algorithm_tables({}, **kw)
+
+
+def test_cli_table_algorithms(agents, tmp_path, capsys):
+    from relreps.cli import main
+
+    zoo_dir = tmp_path / "zoo"
+    for key, name in {"rel-red": "ppo-rel-red", "rel-green": "ppo-rel-green",
+                      "dqn-red": "ddqn-rel-red", "dqn-green": "ddqn-rel-green"}.items():
+        zoo.save(agents[key].policy, zoo_dir / name, agents[key].card)
+    out = tmp_path / "results"
+    args = ["table", "--representations", "relative", "--colors", "red", "green", "--agents-dir", str(zoo_dir),
+            "--tracks", "1", "--max-steps", "5", "--processes", "1", "--out", str(out)]
+    assert main([*args, "--algo", "ddqn"]) == 0
+    own = json.loads((out / "table-ddqn-relative.json").read_text())
+    assert own["algo"] == "ddqn" and own["encoders"]["red"] == "ddqn-rel-red"
+    capsys.readouterr()
+    assert main([*args, "--algos", "ppo", "ddqn"]) == 0
+    printed = capsys.readouterr().out
+    assert "ppo encoders (rows) x ddqn policies (columns)" in printed and "colour+algorithm" in printed
+    both = json.loads((out / "table-algos-ppo-ddqn-relative.json").read_text())
+    assert list(both["tables"]) == ["ppo-ppo", "ppo-ddqn", "ddqn-ppo", "ddqn-ddqn"] and both["seed"] == 1
+    assert both["tables"]["ddqn-ddqn"]["cells"] == own["cells"]  # copied from the single table
+    assert both["tables"]["ddqn-ppo"]["encoders"]["green"] == "ddqn-rel-green"
+    assert both["tables"]["ddqn-ppo"]["policies"]["green"] == "ppo-rel-green"
+    # bad selections: one clear error, nothing written
+    before = sorted(p.name for p in out.iterdir())
+    bad = {("--algos", "ppo"): "expected two distinct algorithms or more",
+           ("--algos", "ppo", "ppo"): "expected two distinct algorithms or more",
+           ("--algos", "ppo", "ddqn", "--algo", "ppo"): "pass one of the two",
+           ("--algos", "ppo", "ddqn", "--seeds", "1", "2", "--cross-seed"): "one factor at a time",
+           ("--algos", "ppo", "ddqn", "--seeds", "1", "2"): "--algos takes one training seed",
+           ("--algos", "ppo", "ddqn", "--agent", "red=ppo-rel-red"): "--agent replaces one agent",
+           ("--algos", "ppo", "qrdqn"): "qrdqn, relative red",
+           ("--algos", "ppo", "ddqn"): "exists; pass --overwrite"}
+    for extra, message in bad.items():
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
