@@ -285,12 +285,15 @@ def bench_update(*, latent_dim: int | None = None, n_anchors: int | None = None,
 
 #: Base variants of :func:`bench_train`: stock SB3 PPO ``CnnPolicy`` on stock gymnasium
 #: ``CarRacing-v3`` (discrete actions), and relreps' PPO in float32, in bfloat16, and in what
-#: ``precision="auto"`` picks on the device (:func:`relreps.precision.resolve`).
-TRAIN_BASES = ("sb3", "fp32", "bf16", "auto")
+#: ``precision="auto"`` picks on the device (:func:`relreps.precision.resolve`); and relreps'
+#: Double DQN (float32, :data:`relreps.algos.DQN_DEFAULTS`) in its steady state: learning from the
+#: first step, exploring at its final epsilon.
+TRAIN_BASES = ("sb3", "fp32", "bf16", "auto", "ddqn")
 #: The variants ``relreps bench train`` runs by default.
 TRAIN_DEFAULT = ("sb3", "fp32", "bf16")
 #: Options a variant may add after its base, ``:``-separated (e.g. ``fp32:threads=1/2``).
 TRAIN_OPTIONS = ("threads=R/U (torch threads in rollouts / updates)", "channels-last",
+                 "compile (torch.compile of the networks; compiled in the warm-up)",
                  "rollout=fp32|bf16 (the rollout's autocast; relreps variants)")
 #: How the stock baseline steps its environments: SB3's ``SubprocVecEnv`` (one process per
 #: environment) or ``DummyVecEnv`` (all in the training process).
@@ -305,6 +308,7 @@ class TrainVariant:
     base: str
     threads: tuple[int, int] | None = None
     channels_last: bool = False
+    compile: bool = False
     rollout: str | None = None
 
     @classmethod
@@ -318,16 +322,18 @@ class TrainVariant:
             key, _, value = opt.partition("=")
             if key == "channels-last" and not value:
                 v.channels_last = True
+            elif key == "compile" and not value:
+                v.compile = True
             elif key == "threads":
                 parts = value.split("/")
                 if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
                     raise ValueError(f"variant {spec!r}: threads takes R/U, two counts >= 1 (e.g. threads=1/2)")
                 v.threads = (int(parts[0]), int(parts[1]))
-            elif key == "rollout" and value in ("fp32", "bf16") and base != "sb3":
+            elif key == "rollout" and value in ("fp32", "bf16") and base not in ("sb3", "ddqn"):
                 v.rollout = value
             else:
                 raise ValueError(f"variant {spec!r}: unknown option {opt!r}; options: {TRAIN_OPTIONS} "
-                                 "(rollout= for relreps variants only)")
+                                 "(rollout= for relreps' PPO variants only)")
         return v
 
 
@@ -410,6 +416,22 @@ class _PhaseTimer(BaseCallback):
             torch.set_num_threads(self.threads[1])
 
 
+def _compile_networks(policy) -> None:
+    """``torch.compile`` every network module of an SB3 policy in place (``nn.Module.compile``):
+    the features extractors, PPO's MLP and heads, the DQN family's Q-networks' heads."""
+    seen: set[int] = set()
+    for name in ("features_extractor", "pi_features_extractor", "vf_features_extractor", "mlp_extractor",
+                 "action_net", "value_net"):
+        module = getattr(policy, name, None)
+        if isinstance(module, torch.nn.Module) and id(module) not in seen:
+            seen.add(id(module))
+            module.compile()
+    for net in (getattr(policy, "q_net", None), getattr(policy, "q_net_target", None)):
+        if isinstance(net, torch.nn.Module) and id(net) not in seen:
+            seen.add(id(net))
+            net.compile()
+
+
 def _sb3_model(n_envs: int, seed: int, vec: str, n_steps: int, device: str = "cpu"):
     """Stock SB3 PPO ``CnnPolicy`` on stock gymnasium ``CarRacing-v3`` (discrete actions), with
     relreps' PPO preset (:data:`relreps.algos.PPO_DEFAULTS`)."""
@@ -458,7 +480,8 @@ def bench_train(
     workers: int | None = None, representation: str = "relative", eval_tracks: int = 1,
     eval_max_steps: int = 200, sb3_vec: str = "subproc", seed: int = 0, device: str = "cpu",
 ) -> TrainBench:
-    """End-to-end PPO training throughput of several variants, interleaved update by update.
+    """End-to-end training throughput of several variants (PPO; Double DQN with ``"ddqn"``),
+    interleaved update by update.
 
     Every variant builds its model and environments, then runs one untimed rollout and update
     (warm-up). Then, ``updates`` times, each variant in turn collects one rollout of
@@ -469,6 +492,11 @@ def bench_train(
     ``eval_max_steps`` steps: relreps' protocol, or stock episodes in one process for ``sb3``); its
     cost per played step is charged at the training cadence (``TrainConfig``'s defaults: episodes
     on ``len(eval_tracks)`` tracks of ``eval_max_steps`` steps every ``eval_every`` steps).
+
+    For ``"ddqn"`` an "update" plays the same ``n_envs x n_steps`` steps the way SB3's off-policy
+    loop does: ``n_steps`` times one vectorised step (its rollout), then the preset's gradient steps
+    (4 of batch 32, the target copied every 1,000 transitions), learning from the first transition
+    and exploring at the final epsilon (the state of a run after its first 10%).
 
     Variants: :data:`TRAIN_BASES` with options (:class:`TrainVariant`). All counts must be >= 1,
     and every variant must be runnable on ``device`` (bf16 needs native bfloat16), before any work
@@ -502,7 +530,7 @@ def bench_train(
         raise ValueError("device 'cuda' asked for, but torch sees no GPU here")
     resolved = {}
     for v in parsed:
-        if v.base != "sb3":  # refuses bf16 on a device without native bfloat16
+        if v.base not in ("sb3", "ddqn"):  # refuses bf16 on a device without native bfloat16
             resolved[v.spec] = (resolve(v.base, device), None if v.rollout is None else resolve(v.rollout, device))
 
     defaults = TrainConfig(representation=representation)
@@ -518,6 +546,21 @@ def bench_train(
             if v.base == "sb3":
                 model, venv = _sb3_model(n_envs, seed, sb3_vec, n_steps, device)
                 extra: list = []
+            elif v.base == "ddqn":
+                from .envs import make_vec_env
+
+                venv = make_vec_env(defaults.color, n_envs, seed=seed, workers=workers)
+                encoder_class, encoder_kwargs = defaults.encoder()
+                # the steady state of a run: learning from the first transition, exploring at the final
+                # epsilon; a buffer that holds every timed transition (none is overwritten)
+                model = algos.make_model("ddqn", venv, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
+                                         head_dim=defaults.head_dim, seed=seed, device=device, learning_starts=0,
+                                         buffer_size=steps * (updates + 1) + n_envs)
+                final_eps = algos.DQN_DEFAULTS["exploration_final_eps"]
+                model.exploration_schedule = lambda _progress, eps=final_eps: eps
+                extra = []
+                if representation == "relative":
+                    extra.append(algos.AnchorUpdateCallback(per_gradient_step=defaults.anchor_update == "gradient-step"))
             else:
                 from .envs import make_vec_env
 
@@ -532,6 +575,8 @@ def bench_train(
                     extra.append(algos.AnchorUpdateCallback(per_gradient_step=defaults.anchor_update == "gradient-step"))
             if v.channels_last:
                 model.policy.to(memory_format=torch.channels_last)
+            if v.compile:
+                _compile_networks(model.policy)
             timer = _PhaseTimer(v.threads)
             total, callback = model._setup_learn(steps * (updates + 1), CallbackList([*extra, timer]),
                                                  True, "bench", False)
@@ -543,15 +588,24 @@ def bench_train(
             if device == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
-            model._update_current_progress_remaining(model.num_timesteps, total)
-            model.train()
+            if v.base == "ddqn":  # SB3's off-policy loop: one vectorised step, then its gradient steps
+                for _ in range(n_steps):
+                    model.collect_rollouts(model.env, callback=callback, train_freq=model.train_freq,
+                                           replay_buffer=model.replay_buffer, learning_starts=0)
+                    model._update_current_progress_remaining(model.num_timesteps, total)
+                    model.train(batch_size=model.batch_size, gradient_steps=model.gradient_steps)
+            else:
+                model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+                model._update_current_progress_remaining(model.num_timesteps, total)
+                model.train()
             if device == "cuda":
                 torch.cuda.synchronize()
             return time.perf_counter() - t0
 
-        for v, model, _, callback, timer, total in runs:  # warm-up, not timed
+        for v, model, venv, callback, timer, total in runs:  # warm-up, not timed
             one_update(v, model, callback, total)
+            if v.compile:  # the evaluation's batch of one compiles here too, not in the timed evaluation
+                model.predict(venv.observation_space.sample()[None], deterministic=True)
             timer.rollout_s = 0.0
         spent = {v.spec: 0.0 for v in parsed}
         for _ in range(updates):
@@ -574,7 +628,8 @@ def bench_train(
             venv.close()
     procs = "one per core" if workers is None else workers
     precisions = ", ".join(f"{k}: update {u}, rollout {r or u}" for k, (u, r) in resolved.items())
-    setup = (f"PPO on {device} ({representation} encoder for relreps variants; {precisions}), {n_envs} envs x {n_steps} steps per update "
+    algos_run = "PPO" + (" and Double DQN (ddqn: float32, steady state)" if "ddqn" in [v.base for v in parsed] else "")
+    setup = (f"{algos_run} on {device} ({representation} encoder for relreps variants; {precisions}), {n_envs} envs x {n_steps} steps per update "
              f"({steps} env steps), {updates} timed updates per variant after one warm-up, interleaved; relreps "
              f"env processes: {procs}; sb3 envs: {sb3_vec}; "
              f"torch threads: {base_threads}; evaluation charged at {share:.3f} evaluated steps per training "

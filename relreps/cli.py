@@ -507,6 +507,7 @@ def _bench_train(args) -> int:
 
 
 def _latent_analysis(args) -> int:
+    import dataclasses
     import json
 
     from . import files, latent, stitching, zoo
@@ -517,6 +518,9 @@ def _latent_analysis(args) -> int:
     suffix = "-reembedded" if args.reembed_anchors else ""
     out = Path(args.out) if args.out else Path("results") / f"latent-{a.name}-{b.name}{suffix}.json"
     files.check_new(out, overwrite=args.overwrite)
+    if a.name == b.name:  # e.g. two runs' RUN/agent.json: told apart by what was given
+        given = (args.agent_a, args.agent_b) if args.agent_a != args.agent_b else (f"{a.name} (A)", f"{b.name} (B)")
+        a, b = dataclasses.replace(a, name=str(given[0])), dataclasses.replace(b, name=str(given[1]))
     colors = tuple(args.colors) if args.colors else (a.color, b.color)
     drift = {}
     if args.reembed_anchors:  # a diagnostic: the anchors as each final encoder embeds them
@@ -903,8 +907,8 @@ def _add_bench(sub) -> None:
     u.add_argument("--steps", type=_at_least(1), default=256, help="rollout steps per environment (2 envs)")
     u.add_argument("--repeats", type=_at_least(1), default=3)
     u.set_defaults(func=_bench_update)
-    bt = bsub.add_parser("train", help="end-to-end PPO training speed: stock SB3 + gymnasium, relreps fp32 "
-                                      "and bf16, interleaved update by update")
+    bt = bsub.add_parser("train", help="end-to-end training speed: stock SB3 + gymnasium, relreps fp32 "
+                                      "and bf16 PPO, Double DQN (ddqn), interleaved update by update")
     bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
                     help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
                          f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")

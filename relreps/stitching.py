@@ -633,8 +633,12 @@ def stitch_agreement(a, b, drive: latent.ParallelDrive, *, align: str | None = N
     episode, where one wrong turn changes every later frame, each frame here is judged alone.
 
     Raises:
-        ValueError: the agents cannot be stitched (:func:`stitch`).
+        ValueError: the agents cannot be stitched (:func:`stitch`), or have the same name (the
+            results are keyed by name).
     """
+    if a.name == b.name:
+        raise ValueError(f"both agents are named {a.name!r}: the agreement is reported by name, so give them "
+                         "different names (e.g. dataclasses.replace(agent, name=...))")
     own = {x.name: greedy_actions(x, drive.frames(x.color)) for x in (a, b)}
     out: Agreement = {
         "frames": len(drive),

@@ -4,6 +4,7 @@ embeddings taken from the extractor that predict() uses, comparisons of agents, 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -320,6 +321,19 @@ def test_cli_reembed_anchors_writes_its_own_file(agents, tmp_path, capsys, monke
     result = json.loads(out.read_text())
     assert result["reembedded_anchors"] and set(result["anchor_drift"]) == {"rel-green", "rel-red"}
     assert "saved anchor embeddings vs re-embedded" in capsys.readouterr().out
+
+
+def test_cli_tells_apart_two_agents_of_the_same_name(agents, tmp_path, capsys):
+    """Two runs' ``RUN/agent.json``: both agents are named ``agent``; each stitch is still reported."""
+    paths = [str(zoo.save(agents[n].policy, tmp_path / n / "agent", agents[n].card)) for n in ("rel-green", "rel-red")]
+    out = tmp_path / "same-name.json"
+    assert cli.main(["latent", *paths, "--steps", "80", "--stride", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["names"]) == set(paths) and set(result["stitch_agreement"]["own_actions"]) == set(paths)
+    assert len(result["stitch_agreement"]["stitched"]) == 2
+    with pytest.raises(ValueError, match="both agents are named 'agent'"):
+        stitching.stitch_agreement(*(dataclasses.replace(agents[n], name="agent") for n in ("rel-green", "rel-red")),
+                                   drive=None)
 
 
 def test_stitch_agreement_judges_each_frame_against_the_policys_own_agent(agents, drive):

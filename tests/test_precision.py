@@ -188,12 +188,14 @@ def test_bench_train_refuses_bad_counts_before_any_work(monkeypatch, kw, bad):
 
 def test_bench_train_refuses_bad_variants_before_any_work(monkeypatch, capsys):
     _no_work(monkeypatch)
-    with pytest.raises(ValueError, match=r"base must be one of \('sb3', 'fp32', 'bf16', 'auto'\)"):
+    with pytest.raises(ValueError, match=r"base must be one of \('sb3', 'fp32', 'bf16', 'auto', 'ddqn'\)"):
         bench.bench_train(["fp32", "fp16"])
     with pytest.raises(ValueError, match="threads takes R/U"):
         bench.bench_train(["fp32:threads=0/2"])
     with pytest.raises(ValueError, match="unknown option"):
         bench.bench_train(["sb3:rollout=bf16"])
+    with pytest.raises(ValueError, match="unknown option"):
+        bench.bench_train(["ddqn:rollout=bf16"])  # Double DQN trains in float32
     with pytest.raises(ValueError, match="repeat"):
         bench.bench_train(["fp32", "fp32"])
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
@@ -214,3 +216,14 @@ def test_bench_train_refuses_bad_variants_before_any_work(monkeypatch, capsys):
 def test_bench_train_variant_options():
     v = bench.TrainVariant.parse("bf16:threads=1/2:channels-last:rollout=fp32")
     assert (v.base, v.threads, v.channels_last, v.rollout) == ("bf16", (1, 2), True, "fp32")
+
+
+def test_bench_train_runs_ppo_and_double_dqn_side_by_side():
+    """A tiny run of the two algorithms: the same environment steps timed for each, Double DQN
+    learning from its first transitions at its final epsilon."""
+    out = bench.bench_train(["fp32", "ddqn"], updates=1, n_envs=2, n_steps=4, workers=0,
+                            representation="absolute", eval_max_steps=5)
+    by = {t.variant: t for t in out.timings}
+    assert set(by) == {"fp32", "ddqn"} and by["fp32"].steps == by["ddqn"].steps == 8
+    assert all(t.rollout_s > 0 and t.update_s > 0 and t.eval_steps == 5 for t in out.timings)
+    assert "Double DQN" in out.setup and "ddqn" in out.report()
