@@ -1,0 +1,116 @@
+"""Diagnosis (not part of the package): the relative-recipe pilots side by side, one table read
+from the files their commands wrote. Usage:
+
+    python scripts/diagnosis/pilots.py > results/diagnosis/pilots.md
+
+Each row is a recipe at some number of training steps: green and red runs of the same seed (1), each
+measured with `relreps latent GREEN RED` on the parallel drive (238 frames of a track no run uses,
+each encoder on its own colour: matched / unmatched cosine, top-1 retrieval, linear CKA, and how
+often each plain stitch picks the policy's own agent's action, frame by frame), and at the end of a
+pilot its 2x2 table (`relreps table --colors green red --representations relative ...`, 5 held-out
+tracks; the zoo's agents: the 10-track Table 1). The cost of a PPO update, relative against
+absolute, is `relreps bench update` for the recipe's latent and anchor count
+(`results/diagnosis/bench-update-*.txt`). A file that does not exist yet leaves its cells empty.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+D = RESULTS / "diagnosis"
+
+def checkpoints(tag: str) -> dict[str, tuple[Path, Path | None]]:
+    """A 500K-step pilot's files: its latent comparison every 100K steps from 200K, its 2x2 table at the end."""
+    return {f"{k}K": (D / f"latent-{tag}-green-{k}K-vs-red-{k}K.json",
+                      D / f"table-ppo-relative-green-red-{tag}-500K.json" if k == 500 else None)
+            for k in (200, 300, 400, 500)}
+
+
+#: recipe -> (what it is, the bench-update file of its cost, {steps: (latent file, table file or None)})
+PILOTS: dict[str, tuple[str, str | None, dict[str, tuple[Path, Path | None]]]] = {
+    "zoo": (
+        "the zoo's: 256-d latent with a parameter-free LayerNorm, centred projection, 256 anchors of "
+        "`scripted-3136`, anchor average 0.999 per gradient step",
+        "bench-update-256.txt",
+        {"200K": (D / "latent-layernorm-centred-green-200K-vs-red-200K.json", None),
+         "2M": (RESULTS / "latent-ppo-rel-green-ppo-rel-red.json", RESULTS / "table-ppo-relative.json")},
+    ),
+    "(a) authors'": (
+        "3136 convolution features and anchors (`scripted-3136`), per-dimension standardisation, "
+        "no latent norm, anchor average 0.999 per gradient step",
+        "bench-update-3136.txt",
+        checkpoints("authors-config"),
+    ),
+    "(b) authors', agent anchors": (
+        "(a) with anchors recorded by the trained absolute agent (`agent-3136`)",
+        "bench-update-3136.txt",
+        checkpoints("agent-anchors"),
+    ),
+    "(c) zoo, 1024 anchors": (
+        "the zoo's recipe with 1024 anchors instead of 256",
+        "bench-update-1024.txt",
+        checkpoints("1024-anchors"),
+    ),
+}
+
+
+def cost(name: str | None) -> str:
+    path = D / name if name else None
+    if not path or not path.is_file():
+        return ""
+    found = re.search(r"ratio\s*:\s*([\d.]+)x", path.read_text())
+    return f"{float(found[1]):.2f}x" if found else ""
+
+
+def agreement(latent: dict, encoder_colour: str) -> str:
+    """How often the plain stitch with ``encoder_colour``'s encoder picks the policy's own action."""
+    st = latent.get("stitch_agreement", {})
+    names = dict(zip(latent["colors"], latent["names"]))
+    for s in st.get("stitched", {}).values():
+        if s["encoder"] == names[encoder_colour] and s["policy"] != s["encoder"]:
+            return f"{s['with_policy_agent']:.0%}"
+    return ""
+
+
+def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None, update_cost: str) -> str:
+    cells = [recipe, steps]
+    if latent_file.is_file():
+        d = json.loads(latent_file.read_text())
+        m = d["metrics"]
+        cka = d.get("cka")
+        cells += [f"{m['matched']:.3f}", f"{m['unmatched']:.3f}", f"{m['top1']:.1%}",
+                  "" if cka is None else f"{cka:.3f}", agreement(d, "green"), agreement(d, "red")]
+    else:
+        cells += [""] * 6
+    if table_file is not None and table_file.is_file():
+        t = json.loads(table_file.read_text())["cells"]
+
+        def score(e: str, p: str) -> str:
+            return f"{t[e][p]['mean_max_return']:.0f}"
+
+        n = len(t["green"]["green"]["episodes"])
+        cells += [f"{score('green', 'green')} / {score('red', 'red')}",
+                  f"{score('green', 'red')} / {score('red', 'green')}", str(n)]
+    else:
+        cells += ["", "", ""]
+    return "| " + " | ".join([*cells, update_cost]) + " |"
+
+
+def main() -> None:
+    print("| recipe | steps | matched | unmatched | top-1 | CKA | actions: green enc + red head | "
+          "red enc + green head | alone: green / red | stitched: green enc / red enc | tracks | "
+          "update cost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for recipe, (_, bench, steps) in PILOTS.items():
+        for s, (latent_file, table_file) in steps.items():
+            print(row(recipe, s, latent_file, table_file, cost(bench)))
+    print()
+    for recipe, (what, _, _) in PILOTS.items():
+        print(f"- **{recipe}**: {what}.")
+
+
+if __name__ == "__main__":
+    main()
