@@ -294,6 +294,7 @@ TRAIN_DEFAULT = ("sb3", "fp32", "bf16")
 #: Options a variant may add after its base, ``:``-separated (e.g. ``fp32:threads=1/2``).
 TRAIN_OPTIONS = ("threads=R/U (torch threads in rollouts / updates)", "channels-last",
                  "compile (torch.compile of the networks; compiled in the warm-up)",
+                 "replay=B/G (ddqn: batch size B, G gradient steps per vectorised step)",
                  "rollout=fp32|bf16 (the rollout's autocast; relreps variants)")
 #: How the stock baseline steps its environments: SB3's ``SubprocVecEnv`` (one process per
 #: environment) or ``DummyVecEnv`` (all in the training process).
@@ -309,6 +310,7 @@ class TrainVariant:
     threads: tuple[int, int] | None = None
     channels_last: bool = False
     compile: bool = False
+    replay: tuple[int, int] | None = None
     rollout: str | None = None
 
     @classmethod
@@ -324,6 +326,11 @@ class TrainVariant:
                 v.channels_last = True
             elif key == "compile" and not value:
                 v.compile = True
+            elif key == "replay" and base == "ddqn":
+                parts = value.split("/")
+                if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+                    raise ValueError(f"variant {spec!r}: replay takes B/G, two counts >= 1 (e.g. replay=128/1)")
+                v.replay = (int(parts[0]), int(parts[1]))
             elif key == "threads":
                 parts = value.split("/")
                 if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
@@ -333,7 +340,7 @@ class TrainVariant:
                 v.rollout = value
             else:
                 raise ValueError(f"variant {spec!r}: unknown option {opt!r}; options: {TRAIN_OPTIONS} "
-                                 "(rollout= for relreps' PPO variants only)")
+                                 "(rollout= for relreps' PPO variants only, replay= for ddqn)")
         return v
 
 
@@ -553,9 +560,12 @@ def bench_train(
                 encoder_class, encoder_kwargs = defaults.encoder()
                 # the steady state of a run: learning from the first transition, exploring at the final
                 # epsilon; a buffer that holds every timed transition (none is overwritten)
+                batch, gradient_steps = v.replay or (algos.DQN_DEFAULTS["batch_size"],
+                                                     algos.DQN_DEFAULTS["gradient_steps"])
                 model = algos.make_model("ddqn", venv, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
                                          head_dim=defaults.head_dim, seed=seed, device=device, learning_starts=0,
-                                         buffer_size=steps * (updates + 1) + n_envs)
+                                         buffer_size=steps * (updates + 1) + n_envs, batch_size=batch,
+                                         gradient_steps=gradient_steps)
                 final_eps = algos.DQN_DEFAULTS["exploration_final_eps"]
                 model.exploration_schedule = lambda _progress, eps=final_eps: eps
                 extra = []

@@ -216,6 +216,12 @@ def test_bench_train_refuses_bad_variants_before_any_work(monkeypatch, capsys):
 def test_bench_train_variant_options():
     v = bench.TrainVariant.parse("bf16:threads=1/2:channels-last:rollout=fp32")
     assert (v.base, v.threads, v.channels_last, v.rollout) == ("bf16", (1, 2), True, "fp32")
+    assert bench.TrainVariant.parse("ddqn:replay=128/1").replay == (128, 1)
+    assert bench.TrainVariant.parse("fp32:compile").compile
+    for bad, message in (("fp32:replay=128/1", "unknown option"), ("ddqn:replay=0/1", "replay takes B/G"),
+                         ("ddqn:replay=128", "replay takes B/G"), ("fp32:compile=yes", "unknown option")):
+        with pytest.raises(ValueError, match=message):
+            bench.TrainVariant.parse(bad)
 
 
 def test_bench_train_runs_ppo_and_double_dqn_side_by_side():
