@@ -110,6 +110,10 @@ def main() -> None:
     print()
     for recipe, (what, _, _) in PILOTS.items():
         print(f"- **{recipe}**: {what}.")
+    print("\nLinear CKA compares the two representations up to a rotation; with 3136 anchors (3136 "
+          "dimensions) and 238 frames it is biased upwards, so the CKA of (a) and (b) is not comparable with "
+          "the 256- and 1024-anchor rows. An empty cell: not measured (the zoo's 200K runs were compared before "
+          "`relreps latent` reported CKA and actions), or not yet.")
 
 
 if __name__ == "__main__":
