@@ -34,6 +34,8 @@ from .extractors import Head, HeadActorCriticPolicy, HeadDimMixin, HeadDQNPolicy
 
 __all__ = [
     "ALGORITHMS",
+    "ANCHOR_UPDATES",
+    "DQN_ANCHOR_APPLY_EVERY",
     "DQN_DEFAULTS",
     "PPO_DEFAULTS",
     "REGISTRY",
@@ -42,6 +44,7 @@ __all__ = [
     "DoubleDQN",
     "HeadQRDQNPolicy",
     "PrecisionPPO",
+    "anchor_update_callback",
     "linear_schedule",
     "make_model",
     "relative_encoders",
@@ -270,13 +273,25 @@ class AnchorUpdateCallback(BaseCallback):
     anchor embeddings is still the untrained encoder's at the end: the relative representation
     then depends on each agent's random initialisation, and stitching fails (the book's lab notes).
 
-    DQN family: every ``every_steps`` environment steps, one step of the average.
+    DQN family, ``per_gradient_step=True`` with ``apply_every=16`` (:func:`anchor_update_callback`):
+    the same average, one step per gradient step, applied at a rollout's start once 16 gradient steps
+    have gathered (:data:`DQN_ANCHOR_APPLY_EVERY`: every 4 vectorised steps of the preset), so the
+    anchors are embedded once per 16 gradient steps as in PPO, not after each vectorised step. The
+    count left over is ``model._n_updates % apply_every`` at any rollout's start, which a resumed run
+    takes up again.
+
+    ``every_steps``: every so many environment steps, one step of the average (the DQN family with
+    ``anchor_update="rollout"``).
     """
 
-    def __init__(self, every_steps: int | None = None, per_gradient_step: bool = True, verbose: int = 0):
+    def __init__(self, every_steps: int | None = None, per_gradient_step: bool = True, verbose: int = 0, *,
+                 apply_every: int = 1):
         super().__init__(verbose)
+        if apply_every < 1:
+            raise ValueError(f"apply_every must be >= 1, got {apply_every}")
         self.every_steps = every_steps
         self.per_gradient_step = per_gradient_step
+        self.apply_every = apply_every
         self._last = 0
         self._gradient_steps = 0  # since the last anchor update
         self._hook: Any = None  # the optimizer hook's handle while training
@@ -291,6 +306,8 @@ class AnchorUpdateCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.every_steps is None and self.per_gradient_step:
             self._hook = self.model.policy.optimizer.register_step_post_hook(self._count)
+            if self.apply_every > 1:  # a resumed run: the gradient steps not yet applied
+                self._gradient_steps = int(self.model._n_updates) % self.apply_every
 
     def _on_training_end(self) -> None:
         if self._hook is not None:
@@ -301,8 +318,8 @@ class AnchorUpdateCallback(BaseCallback):
         if self.every_steps is not None:
             return
         if self.per_gradient_step:
-            steps, self._gradient_steps = self._gradient_steps, 0
-            if steps:
+            if self._gradient_steps >= self.apply_every:
+                steps, self._gradient_steps = self._gradient_steps, 0
                 self._update(steps)
         elif self.model._n_updates > 0:
             self._update()
@@ -312,6 +329,30 @@ class AnchorUpdateCallback(BaseCallback):
             self._last = self.num_timesteps
             self._update()
         return True
+
+
+#: How the anchor embeddings' moving average steps (:func:`anchor_update_callback`).
+ANCHOR_UPDATES = ("gradient-step", "rollout")
+
+#: The DQN family's anchor update (:func:`anchor_update_callback`): the anchors are embedded again
+#: once per this many gradient steps (PPO: once per update of 4 epochs x 4 minibatches = 16).
+DQN_ANCHOR_APPLY_EVERY = 16
+
+
+def anchor_update_callback(algo: str, model, anchor_update: str = "gradient-step") -> AnchorUpdateCallback:
+    """The callback that moves a relative model's anchor embeddings in training, and in
+    ``relreps bench train``. ``anchor_update="gradient-step"`` (the authors'): one step of the
+    average per gradient step, applied at a rollout's start (PPO: after each update; the DQN family:
+    once :data:`DQN_ANCHOR_APPLY_EVERY` gradient steps have gathered). ``"rollout"``: one step per
+    PPO update, or for the DQN family one per ``target_update_interval`` environment steps."""
+    if algo not in REGISTRY:
+        raise ValueError(f"unknown algorithm {algo!r}: expected one of {ALGORITHMS}")
+    if anchor_update not in ANCHOR_UPDATES:
+        raise ValueError(f"unknown anchor_update {anchor_update!r}: expected one of {ANCHOR_UPDATES}")
+    if anchor_update == "gradient-step":
+        return AnchorUpdateCallback(apply_every=1 if algo == "ppo" else DQN_ANCHOR_APPLY_EVERY)
+    return AnchorUpdateCallback(every_steps=None if algo == "ppo" else model.target_update_interval,
+                                per_gradient_step=False)
 
 
 def make_model(

@@ -570,7 +570,7 @@ def bench_train(
                 model.exploration_schedule = lambda _progress, eps=final_eps: eps
                 extra = []
                 if representation == "relative":
-                    extra.append(algos.AnchorUpdateCallback(per_gradient_step=defaults.anchor_update == "gradient-step"))
+                    extra.append(algos.anchor_update_callback("ddqn", model, defaults.anchor_update))
             else:
                 from .envs import make_vec_env
 
@@ -582,7 +582,7 @@ def bench_train(
                                          n_steps=n_steps)
                 extra = []
                 if representation == "relative":
-                    extra.append(algos.AnchorUpdateCallback(per_gradient_step=defaults.anchor_update == "gradient-step"))
+                    extra.append(algos.anchor_update_callback("ppo", model, defaults.anchor_update))
             if v.channels_last:
                 model.policy.to(memory_format=torch.channels_last)
             if v.compile:

@@ -77,8 +77,8 @@ __all__ = [
 ]
 
 
-#: How often PPO moves the anchors' moving average (TrainConfig.anchor_update).
-ANCHOR_UPDATES = ("gradient-step", "rollout")
+#: How the anchors' moving average steps (TrainConfig.anchor_update; relreps.algos.anchor_update_callback).
+ANCHOR_UPDATES = algos.ANCHOR_UPDATES
 
 
 #: What a saved config that lacks a field trained with (``TrainConfig.from_json``).
@@ -127,10 +127,11 @@ class TrainConfig:
     alpha: float = 0.999
     """Anchor update factor (0: re-embed at each update)."""
     anchor_update: str = "gradient-step"
-    """PPO: ``gradient-step`` (the authors' code: the moving average steps once per gradient step,
-    16 per PPO update) or ``rollout`` (once per PPO update: the first zoo runs, whose anchors kept
-    38% of the untrained encoder's embeddings and did not stitch; a saved config without this
-    field means ``rollout``). See :class:`relreps.algos.AnchorUpdateCallback`."""
+    """``gradient-step`` (the authors' code: the moving average steps once per gradient step, 16 per
+    PPO update; the DQN family applies them once 16 have gathered) or ``rollout`` (once per PPO
+    update: the first zoo runs, whose anchors kept 38% of the untrained encoder's embeddings and did
+    not stitch; a saved config without this field means ``rollout``; the DQN family: once per target
+    update). See :func:`relreps.algos.anchor_update_callback`."""
     std_floor: float | None = None
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``, the default: no floor). See
@@ -889,10 +890,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         remaining = config.total_steps - model.num_timesteps
         periodic = _Periodic(config, run, t0)
         callbacks = [periodic, _FirstStep(stepped if stepped is not None else [])]
-        if config.representation == "relative":
-            every = None if config.algo == "ppo" else model.target_update_interval
-            callbacks.append(algos.AnchorUpdateCallback(
-                every_steps=every, per_gradient_step=config.anchor_update == "gradient-step"))
+        if config.representation == "relative":  # first: the anchors move before a checkpoint is written
+            callbacks.insert(0, algos.anchor_update_callback(config.algo, model, config.anchor_update))
         if remaining > 0:
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress_bar)
