@@ -274,11 +274,13 @@ class AnchorUpdateCallback(BaseCallback):
     then depends on each agent's random initialisation, and stitching fails (the book's lab notes).
 
     DQN family, ``per_gradient_step=True`` with ``apply_every=16`` (:func:`anchor_update_callback`):
-    the same average, one step per gradient step, applied at a rollout's start once 16 gradient steps
-    have gathered (:data:`DQN_ANCHOR_APPLY_EVERY`: every 4 vectorised steps of the preset), so the
-    anchors are embedded once per 16 gradient steps as in PPO, not after each vectorised step. The
-    count left over is ``model._n_updates % apply_every`` at any rollout's start, which a resumed run
-    takes up again.
+    the same average, one step per gradient step, applied in whole blocks of 16 at a rollout's start
+    (:data:`DQN_ANCHOR_APPLY_EVERY`: every 4 vectorised steps of the preset), so the anchors are
+    embedded once per 16 gradient steps as in PPO. The steps are counted by the model's own
+    ``_n_updates`` (the DQN family's gradient steps, saved in a checkpoint; PPO's counts epochs):
+    after this callback has run at a rollout's start, ``16 * (_n_updates // 16)`` steps have been
+    applied, whatever the gradient steps per vectorised step, so a resumed run takes up exactly the
+    steps left over (the callback runs before the checkpoint is written).
 
     ``every_steps``: every so many environment steps, one step of the average (the DQN family with
     ``anchor_update="rollout"``).
@@ -293,7 +295,8 @@ class AnchorUpdateCallback(BaseCallback):
         self.per_gradient_step = per_gradient_step
         self.apply_every = apply_every
         self._last = 0
-        self._gradient_steps = 0  # since the last anchor update
+        self._gradient_steps = 0  # since the last anchor update (PPO)
+        self._blocks = 0  # blocks of apply_every gradient steps applied (the DQN family)
         self._hook: Any = None  # the optimizer hook's handle while training
 
     def _update(self, steps: int = 1) -> None:
@@ -305,9 +308,10 @@ class AnchorUpdateCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         if self.every_steps is None and self.per_gradient_step:
-            self._hook = self.model.policy.optimizer.register_step_post_hook(self._count)
-            if self.apply_every > 1:  # a resumed run: the gradient steps not yet applied
-                self._gradient_steps = int(self.model._n_updates) % self.apply_every
+            if self.apply_every > 1:  # blocks already applied (a resumed run's too), from the model's count
+                self._blocks = int(self.model._n_updates) // self.apply_every
+            else:
+                self._hook = self.model.policy.optimizer.register_step_post_hook(self._count)
 
     def _on_training_end(self) -> None:
         if self._hook is not None:
@@ -317,9 +321,14 @@ class AnchorUpdateCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         if self.every_steps is not None:
             return
-        if self.per_gradient_step:
-            if self._gradient_steps >= self.apply_every:
-                steps, self._gradient_steps = self._gradient_steps, 0
+        if self.per_gradient_step and self.apply_every > 1:
+            blocks = int(self.model._n_updates) // self.apply_every
+            if blocks > self._blocks:
+                self._update(self.apply_every * (blocks - self._blocks))
+                self._blocks = blocks
+        elif self.per_gradient_step:
+            steps, self._gradient_steps = self._gradient_steps, 0
+            if steps:
                 self._update(steps)
         elif self.model._n_updates > 0:
             self._update()

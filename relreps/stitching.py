@@ -449,10 +449,11 @@ def _factor_tables(agents: dict, factor: str, *, track_seeds, processes: int | N
     if not agents:
         raise ValueError(f"no {word}s: expected {{{word}: {{colour: agent}}}} with at least one {word}")
     values = list(agents)
-    if factor == "algo":
-        for v in values:
-            if not isinstance(v, str) or "-" in v:
-                raise ValueError(f"algorithm {v!r}: expected an algorithm's name without '-' (e.g. 'ppo', 'ddqn')")
+    for v in values:
+        if factor == "algo" and (not isinstance(v, str) or "-" in v):
+            raise ValueError(f"algorithm {v!r}: expected an algorithm's name without '-' (e.g. 'ppo', 'ddqn')")
+        if factor == "seed" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"seed {v!r}: expected a training seed, an integer >= 1")
     colors = list(agents[values[0]])
     for v in values:
         if list(agents[v]) != colors:
@@ -526,15 +527,15 @@ def algorithm_tables(agents: dict, *, track_seeds, processes: int | None = None,
                           align=align, known=known)
 
 
-#: The groups of cells :func:`seed_summary` averages: (same colour?, same seed?) -> name.
-SEED_GROUPS = {(True, True): "alone", (True, False): "seed", (False, True): "colour", (False, False): "colour+seed"}
-
-
 def factor_groups(factor: str) -> dict:
     """The groups of cells :func:`factor_summary` averages: (same colour?, same value of the
     factor?) -> name (:data:`SEED_GROUPS` for seeds)."""
     word = FACTORS[factor][1]
     return {(True, True): "alone", (True, False): word, (False, True): "colour", (False, False): f"colour+{word}"}
+
+
+#: The groups of cells :func:`seed_summary` averages: (same colour?, same seed?) -> name.
+SEED_GROUPS = factor_groups("seed")
 
 
 def factor_summary(tables: dict, factor: str = "seed") -> dict:

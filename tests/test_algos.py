@@ -133,29 +133,34 @@ def test_ppo_anchor_update_once_per_rollout(frames, monkeypatch):
     venv.close()
 
 
-def test_dqn_anchor_update_gathers_16_gradient_steps(frames, monkeypatch):
-    """The DQN family: one step of the average per gradient step, as PPO, applied once 16 have
-    gathered (every 4 vectorised steps of 4 gradient steps), and taken up again by a resumed run."""
+@pytest.mark.parametrize("gradient_steps", [4, 3])
+def test_dqn_anchor_update_gathers_16_gradient_steps(frames, monkeypatch, gradient_steps):
+    """The DQN family: one step of the average per gradient step, as PPO, applied in blocks of 16
+    (with 4 gradient steps per vectorised step: every 4 of them); after each application, 16 x
+    (gradient steps // 16) steps have been applied, in one run or in a run resumed by a new callback."""
     venv = _venv(1)
     model = algos.make_model("ddqn", venv, encoder_class=RelativeEncoder,
                              encoder_kwargs=dict(anchors=frames, latent_dim=16), head_dim=32, seed=0,
-                             learning_starts=0, buffer_size=64, batch_size=4, gradient_steps=4)
+                             learning_starts=0, buffer_size=64, batch_size=4, gradient_steps=gradient_steps)
     encoders = algos.relative_encoders(model)
     assert len(encoders) == 2  # online and target networks
     calls = []
-    for enc in encoders:
-        original = enc.update_anchors
-        monkeypatch.setattr(enc, "update_anchors",
-                            lambda steps=1, _o=original: (calls.append((model._n_updates, steps)), _o(steps))[1])
+    online = encoders[0]
+    original = online.update_anchors
+    monkeypatch.setattr(online, "update_anchors",
+                        lambda steps=1: (calls.append((model._n_updates, steps)), original(steps))[1])
     cb = algos.anchor_update_callback("ddqn", model)
     assert cb.apply_every == algos.DQN_ANCHOR_APPLY_EVERY == 16
-    model.learn(10, callback=cb)  # 10 vectorised steps, 4 gradient steps each
-    applied = [c for c in calls if c[1] > 1]
-    assert applied == [(16, 16), (16, 16), (32, 16), (32, 16)]  # both encoders, after 4 and 8 vectorised steps
-    # a resumed run (a new callback) takes up the 8 gradient steps gathered since
-    calls.clear()
-    model.learn(3, callback=algos.anchor_update_callback("ddqn", model), reset_num_timesteps=False)
-    assert [c for c in calls if c[1] > 1] == [(48, 16), (48, 16)]
+    model.learn(10, callback=cb)  # 10 vectorised steps of one environment
+    model.learn(7, callback=algos.anchor_update_callback("ddqn", model), reset_num_timesteps=False)  # resumed
+    applied = [(n, steps) for n, steps in calls if steps > 1]  # (steps=1: the lazy first embedding)
+    assert applied and all(steps % 16 == 0 for _, steps in applied)
+    total = 0
+    for n, steps in applied:
+        total += steps
+        assert total == 16 * (n // 16)
+    if gradient_steps == 4:
+        assert [n for n, _ in applied] == [16, 32, 48, 64]  # every 4 vectorised steps
     with pytest.raises(ValueError, match="unknown anchor_update 'often'"):
         algos.anchor_update_callback("ddqn", model, "often")
     rollout = algos.anchor_update_callback("ddqn", model, "rollout")

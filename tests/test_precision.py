@@ -227,9 +227,9 @@ def test_bench_train_variant_options():
 def test_bench_train_runs_ppo_and_double_dqn_side_by_side():
     """A tiny run of the two algorithms: the same environment steps timed for each, Double DQN
     learning from its first transitions at its final epsilon."""
-    out = bench.bench_train(["fp32", "ddqn"], updates=1, n_envs=2, n_steps=4, workers=0,
-                            representation="absolute", eval_max_steps=5)
+    out = bench.bench_train(["fp32", "ddqn", "ddqn:replay=8/1"], updates=1, n_envs=2, n_steps=4, workers=0,
+                            representation="relative", eval_max_steps=5)
     by = {t.variant: t for t in out.timings}
-    assert set(by) == {"fp32", "ddqn"} and by["fp32"].steps == by["ddqn"].steps == 8
+    assert set(by) == {"fp32", "ddqn", "ddqn:replay=8/1"} and by["fp32"].steps == by["ddqn"].steps == 8
     assert all(t.rollout_s > 0 and t.update_s > 0 and t.eval_steps == 5 for t in out.timings)
     assert "Double DQN" in out.setup and "ddqn" in out.report()

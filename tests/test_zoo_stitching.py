@@ -497,6 +497,8 @@ def test_seed_tables(agents):
         stitching.seed_tables({1: {"red": by_seed[1]["red"], "green": by_seed[1]["red"]}}, **kw)
     with pytest.raises(ValueError, match="no seeds"):
         stitching.seed_tables({}, **kw)
+    with pytest.raises(ValueError, match="seed 'a': expected a training seed"):
+        stitching.seed_tables({"a": by_seed[1]}, **kw)
 
 
 def test_cli_table_seeds(agents, tmp_path, capsys):
@@ -631,7 +633,7 @@ def test_algorithm_tables(agents, monkeypatch):
         stitching.algorithm_tables({}, **kw)
 
 
-def test_cli_table_algorithms(agents, tmp_path, capsys):
+def test_cli_table_algorithms(agents, tmp_path, capsys, monkeypatch):
     from relreps.cli import main
 
     zoo_dir = tmp_path / "zoo"
@@ -645,7 +647,14 @@ def test_cli_table_algorithms(agents, tmp_path, capsys):
     own = json.loads((out / "table-ddqn-relative.json").read_text())
     assert own["algo"] == "ddqn" and own["encoders"]["red"] == "ddqn-rel-red"
     capsys.readouterr()
+    import relreps.evaluation
+
+    driven = []
+    evaluate = relreps.evaluation.evaluate
+    monkeypatch.setattr(relreps.evaluation, "evaluate", lambda agent, **kw: (driven.append(agent.name), evaluate(agent, **kw))[1])
     assert main([*args, "--algos", "ppo", "ddqn"]) == 0
+    assert len(driven) == 12  # the 4 cells of the Double DQN table are copied from it, not driven
+    monkeypatch.undo()
     printed = capsys.readouterr().out
     assert "ppo encoders (rows) x ddqn policies (columns)" in printed and "colour+algorithm" in printed
     both = json.loads((out / "table-algos-ppo-ddqn-relative.json").read_text())

@@ -8,8 +8,8 @@ for each batch size, interleaved round by round, a forward and backward pass of 
 plus one Adam step, and (what a Double DQN step adds) two forward passes without gradients of the
 same batch (the next observations through the online and target networks). Medians, in ms per
 sample; random frames (the cost does not depend on their content). For a relative encoder, also the
-cost of one anchor update (the anchor frames embedded again, then the moving average), which the
-Double DQN preset pays for the online and the target encoder after every vectorised step.
+cost of one anchor update (the anchor frames embedded again, then the moving average), which a
+relative Double DQN run pays for the online and the target encoder once per 16 gradient steps.
 """
 
 from __future__ import annotations
