@@ -54,6 +54,11 @@ PILOTS: dict[str, tuple[str, str | None, dict[str, tuple[Path, Path | None]]]] =
         "bench-update-1024.txt",
         checkpoints("1024-anchors"),
     ),
+    "(d) zoo, agent anchors": (
+        "the zoo's recipe with anchors recorded by the trained absolute agent (`agent-3136`)",
+        "bench-update-256.txt",
+        checkpoints("agent-anchors-zoo"),
+    ),
 }
 
 
