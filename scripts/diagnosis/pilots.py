@@ -8,15 +8,13 @@ measured with `relreps latent GREEN RED` on the parallel drive (238 frames of a 
 each encoder on its own colour: matched / unmatched cosine, top-1 retrieval, linear CKA, and how
 often each plain stitch picks the policy's own agent's action, frame by frame), and at the end of a
 pilot its 2x2 table (`relreps table --colors green red --representations relative ...`, 5 held-out
-tracks; the zoo's agents: the 10-track Table 1). The cost of a PPO update, relative against
-absolute, is `relreps bench update` for the recipe's latent and anchor count
-(`results/diagnosis/bench-update-*.txt`). A file that does not exist yet leaves its cells empty.
+tracks; the zoo's agents: the 10-track Table 1). A file that does not exist yet leaves its cells
+empty. (The cost of an update of each recipe, `relreps bench update`, is in the lab notes.)
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -29,45 +27,32 @@ def checkpoints(tag: str) -> dict[str, tuple[Path, Path | None]]:
             for k in (200, 300, 400, 500)}
 
 
-#: recipe -> (what it is, the bench-update file of its cost, {steps: (latent file, table file or None)})
-PILOTS: dict[str, tuple[str, str | None, dict[str, tuple[Path, Path | None]]]] = {
+#: recipe -> (what it is, {steps: (latent file, table file or None)})
+PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     "zoo": (
         "the zoo's: 256-d latent with a parameter-free LayerNorm, centred projection, 256 anchors of "
         "`scripted-3136`, anchor average 0.999 per gradient step",
-        "bench-update-256.txt",
         {"200K": (D / "latent-layernorm-centred-green-200K-vs-red-200K.json", None),
          "2M": (RESULTS / "latent-ppo-rel-green-ppo-rel-red.json", RESULTS / "table-ppo-relative.json")},
     ),
     "(a) authors'": (
         "3136 convolution features and anchors (`scripted-3136`), per-dimension standardisation, "
         "no latent norm, anchor average 0.999 per gradient step",
-        "bench-update-3136.txt",
         checkpoints("authors-config"),
     ),
     "(b) authors', agent anchors": (
         "(a) with anchors recorded by the trained absolute agent (`agent-3136`)",
-        "bench-update-3136.txt",
         checkpoints("agent-anchors"),
     ),
     "(c) zoo, 1024 anchors": (
         "the zoo's recipe with 1024 anchors instead of 256",
-        "bench-update-1024.txt",
         checkpoints("1024-anchors"),
     ),
     "(d) zoo, agent anchors": (
         "the zoo's recipe with anchors recorded by the trained absolute agent (`agent-3136`)",
-        "bench-update-256.txt",
         checkpoints("agent-anchors-zoo"),
     ),
 }
-
-
-def cost(name: str | None) -> str:
-    path = D / name if name else None
-    if not path or not path.is_file():
-        return ""
-    found = re.search(r"ratio\s*:\s*([\d.]+)x", path.read_text())
-    return f"{float(found[1]):.2f}x" if found else ""
 
 
 def agreement(latent: dict, encoder_colour: str) -> str:
@@ -80,7 +65,7 @@ def agreement(latent: dict, encoder_colour: str) -> str:
     return ""
 
 
-def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None, update_cost: str) -> str:
+def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None) -> str:
     cells = [recipe, steps]
     if latent_file.is_file():
         d = json.loads(latent_file.read_text())
@@ -101,19 +86,18 @@ def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None, upd
                   f"{score('green', 'red')} / {score('red', 'green')}", str(n)]
     else:
         cells += ["", "", ""]
-    return "| " + " | ".join([*cells, update_cost]) + " |"
+    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:
     print("| recipe | steps | matched | unmatched | top-1 | CKA | actions: green enc + red head | "
-          "red enc + green head | alone: green / red | stitched: green enc / red enc | tracks | "
-          "update cost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for recipe, (_, bench, steps) in PILOTS.items():
+          "red enc + green head | alone: green / red | stitched: green enc / red enc | tracks |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for recipe, (_, steps) in PILOTS.items():
         for s, (latent_file, table_file) in steps.items():
-            print(row(recipe, s, latent_file, table_file, cost(bench)))
+            print(row(recipe, s, latent_file, table_file))
     print()
-    for recipe, (what, _, _) in PILOTS.items():
+    for recipe, (what, _) in PILOTS.items():
         print(f"- **{recipe}**: {what}.")
     print("\nLinear CKA compares the two representations up to a rotation; with 3136 anchors (3136 "
           "dimensions) and 238 frames it is biased upwards, so the CKA of (a) and (b) is not comparable with "
