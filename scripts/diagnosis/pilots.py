@@ -9,7 +9,7 @@ each encoder on its own colour: matched / unmatched cosine, top-1 retrieval, lin
 often each plain stitch picks the policy's own agent's action, frame by frame), and at the end of a
 pilot its 2x2 table (`relreps table --colors green red --representations relative ...`, 5 held-out
 tracks; the zoo's agents: the 10-track Table 1). A file that does not exist yet leaves its cells
-empty. (The cost of an update of each recipe, `relreps bench update`, is in the lab notes.)
+empty, and a row with no file yet is left out. (The cost of an update of each recipe, `relreps bench update`, is in the lab notes.)
 """
 
 from __future__ import annotations
@@ -95,14 +95,16 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for recipe, (_, steps) in PILOTS.items():
         for s, (latent_file, table_file) in steps.items():
-            print(row(recipe, s, latent_file, table_file))
+            if latent_file.is_file() or (table_file is not None and table_file.is_file()):
+                print(row(recipe, s, latent_file, table_file))
     print()
-    for recipe, (what, _) in PILOTS.items():
-        print(f"- **{recipe}**: {what}.")
+    for recipe, (what, steps) in PILOTS.items():
+        if any(f.is_file() for files in steps.values() for f in files if f is not None):
+            print(f"- **{recipe}**: {what}.")
     print("\nLinear CKA compares the two representations up to a rotation; with 3136 anchors (3136 "
           "dimensions) and 238 frames it is biased upwards, so the CKA of (a) and (b) is not comparable with "
           "the 256- and 1024-anchor rows. An empty cell: not measured (the zoo's 200K runs were compared before "
-          "`relreps latent` reported CKA and actions), or not yet.")
+          "`relreps latent` reported CKA and actions).")
 
 
 if __name__ == "__main__":
