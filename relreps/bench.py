@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -426,17 +427,13 @@ class _PhaseTimer(BaseCallback):
 def _compile_networks(policy) -> None:
     """``torch.compile`` every network module of an SB3 policy in place (``nn.Module.compile``):
     the features extractors, PPO's MLP and heads, the DQN family's Q-networks' heads."""
-    seen: set[int] = set()
+    seen: set[int] = set()  # PPO shares one extractor under three names
     for name in ("features_extractor", "pi_features_extractor", "vf_features_extractor", "mlp_extractor",
-                 "action_net", "value_net"):
+                 "action_net", "value_net", "q_net", "q_net_target"):
         module = getattr(policy, name, None)
         if isinstance(module, torch.nn.Module) and id(module) not in seen:
             seen.add(id(module))
             module.compile()
-    for net in (getattr(policy, "q_net", None), getattr(policy, "q_net_target", None)):
-        if isinstance(net, torch.nn.Module) and id(net) not in seen:
-            seen.add(id(net))
-            net.compile()
 
 
 def _sb3_model(n_envs: int, seed: int, vec: str, n_steps: int, device: str = "cpu"):
@@ -553,36 +550,29 @@ def bench_train(
             if v.base == "sb3":
                 model, venv = _sb3_model(n_envs, seed, sb3_vec, n_steps, device)
                 extra: list = []
-            elif v.base == "ddqn":
-                from .envs import make_vec_env
-
-                venv = make_vec_env(defaults.color, n_envs, seed=seed, workers=workers)
-                encoder_class, encoder_kwargs = defaults.encoder()
-                # the steady state of a run: learning from the first transition, exploring at the final
-                # epsilon; a buffer that holds every timed transition (none is overwritten)
-                batch, gradient_steps = v.replay or (algos.DQN_DEFAULTS["batch_size"],
-                                                     algos.DQN_DEFAULTS["gradient_steps"])
-                model = algos.make_model("ddqn", venv, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
-                                         head_dim=defaults.head_dim, seed=seed, device=device, learning_starts=0,
-                                         buffer_size=steps * (updates + 1) + n_envs, batch_size=batch,
-                                         gradient_steps=gradient_steps)
-                final_eps = algos.DQN_DEFAULTS["exploration_final_eps"]
-                model.exploration_schedule = lambda _progress, eps=final_eps: eps
-                extra = []
-                if representation == "relative":
-                    extra.append(algos.anchor_update_callback("ddqn", model, defaults.anchor_update))
             else:
                 from .envs import make_vec_env
 
                 venv = make_vec_env(defaults.color, n_envs, seed=seed, workers=workers)
                 encoder_class, encoder_kwargs = defaults.encoder()
-                model = algos.make_model("ppo", venv, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
-                                         head_dim=defaults.head_dim, seed=seed, device=device,
-                                         precision=resolved[v.spec][0], rollout_precision=resolved[v.spec][1],
-                                         n_steps=n_steps)
-                extra = []
-                if representation == "relative":
-                    extra.append(algos.anchor_update_callback("ppo", model, defaults.anchor_update))
+                common: dict[str, Any] = dict(encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
+                                              head_dim=defaults.head_dim, seed=seed, device=device)
+                algo = "ddqn" if v.base == "ddqn" else "ppo"
+                if algo == "ddqn":
+                    # the steady state of a run: learning from the first transition, exploring at the
+                    # final epsilon; a buffer that holds every timed transition (none is overwritten)
+                    batch, gradient_steps = v.replay or (algos.DQN_DEFAULTS["batch_size"],
+                                                         algos.DQN_DEFAULTS["gradient_steps"])
+                    model = algos.make_model("ddqn", venv, **common, learning_starts=0,
+                                             buffer_size=steps * (updates + 1) + n_envs, batch_size=batch,
+                                             gradient_steps=gradient_steps)
+                    final_eps = algos.DQN_DEFAULTS["exploration_final_eps"]
+                    model.exploration_schedule = lambda _progress, eps=final_eps: eps
+                else:
+                    model = algos.make_model("ppo", venv, **common, precision=resolved[v.spec][0],
+                                             rollout_precision=resolved[v.spec][1], n_steps=n_steps)
+                extra = ([algos.anchor_update_callback(algo, model, defaults.anchor_update)]
+                         if representation == "relative" else [])
             if v.channels_last:
                 model.policy.to(memory_format=torch.channels_last)
             if v.compile:
