@@ -8,6 +8,8 @@
   action is chosen by the online network and valued by the target network. (SB3's DQN takes the
   target network's maximum, which over-estimates.)
 - QR-DQN from sb3-contrib, with the same head (:class:`HeadQRDQNPolicy`).
+- :class:`TargetAnchorsMixin`: the DQN family's target network is a copy of the online network,
+  anchor embeddings included (:class:`AnchoredDQN`, :class:`DoubleDQN`, :class:`AnchoredQRDQN`).
 - :class:`AnchorUpdateCallback`: moves every relative encoder's anchor embeddings as training goes.
 - :class:`PrecisionPPO`: SB3's PPO whose update (and rollout) may run under autocast
   (:mod:`relreps.precision`); in float32 it is SB3's PPO unchanged.
@@ -41,13 +43,19 @@ __all__ = [
     "REGISTRY",
     "Algorithm",
     "AnchorUpdateCallback",
+    "AnchoredDQN",
+    "AnchoredQRDQN",
     "DoubleDQN",
     "HeadQRDQNPolicy",
     "PrecisionPPO",
+    "TargetAnchorsMixin",
     "anchor_update_callback",
     "linear_schedule",
     "make_model",
     "relative_encoders",
+    "relative_encoders_in",
+    "target_network",
+    "trained_relative_encoders",
 ]
 
 
@@ -104,7 +112,67 @@ DQN_DEFAULTS: dict = dict(
 )
 
 
-class DoubleDQN(DQN):
+def target_network(model) -> nn.Module | None:
+    """The DQN family's target network (DQN's ``q_net_target``, QR-DQN's ``quantile_net_target``),
+    or ``None`` for a model without one (PPO)."""
+    for name in ("q_net_target", "quantile_net_target"):
+        net = getattr(model, name, None)
+        if net is not None:
+            return net
+    return None
+
+
+def _online_network(model) -> nn.Module:
+    return model.q_net if hasattr(model, "q_net") else model.quantile_net
+
+
+class TargetAnchorsMixin:
+    """The target network as a copy of the online network, its anchors included.
+
+    SB3's DQN family copies the online network's parameters into the target network every
+    ``target_update_interval`` transitions (with ``tau=1``; a Polyak average otherwise), and its
+    batch-norm statistics, but not other buffers: a relative encoder's anchor embeddings would stay
+    the target encoder's own, embedded or averaged with weights that are not the ones it was just
+    given. Here they are copied (averaged with the same ``tau``) at each target update, with the
+    "embedded" flag; between updates the target's anchors do not move (the anchor update callback
+    moves the online network's only, :func:`trained_relative_encoders`), so the target is the whole
+    online network as it was at the last update.
+    """
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        pairs = zip(relative_encoders_in(_online_network(self)), relative_encoders_in(target_network(self)),
+                    strict=True)
+        self._anchor_pairs = list(pairs)
+
+    def _on_step(self) -> None:
+        due = (self._n_calls + 1) % max(self.target_update_interval // self.n_envs, 1) == 0  # type: ignore[attr-defined]
+        super()._on_step()  # type: ignore[misc]  # counts the call; copies the parameters when due
+        if due:
+            self.sync_target_anchors()
+
+    @th.no_grad()
+    def sync_target_anchors(self) -> None:
+        """Copy (``tau=1``) or average the online encoders' anchor embeddings into the target's."""
+        tau = float(self.tau)  # type: ignore[attr-defined]
+        for online, target in self._anchor_pairs:
+            if tau == 1.0:
+                target.anchor_embeddings.copy_(online.anchor_embeddings)
+            else:
+                target.anchor_embeddings.mul_(1.0 - tau).add_(online.anchor_embeddings, alpha=tau)
+            target.anchors_ready.copy_(online.anchors_ready)
+
+
+class AnchoredDQN(TargetAnchorsMixin, DQN):
+    """SB3's DQN whose target network takes the online network's anchors (:class:`TargetAnchorsMixin`)."""
+
+
+class AnchoredQRDQN(TargetAnchorsMixin, QRDQN):
+    """sb3-contrib's QR-DQN whose target network takes the online network's anchors
+    (:class:`TargetAnchorsMixin`)."""
+
+
+class DoubleDQN(AnchoredDQN):
     """SB3's DQN with the Double DQN target: ``r + gamma * Q_target(s', argmax_a Q_online(s', a))``."""
 
     def td_target(self, replay_data, discounts) -> th.Tensor:
@@ -249,13 +317,25 @@ class HeadQRDQNPolicy(HeadDimMixin, QRDQNPolicy):
         return _HeadQuantileNetwork(**net_args, head_dim=self.head_dim).to(self.device)
 
 
-def relative_encoders(model) -> list[RelativeEncoder]:
-    """Every relative encoder in a model's policy (PPO: one; DQN family: online and target)."""
+def relative_encoders_in(module: nn.Module | None) -> list[RelativeEncoder]:
+    """Every relative encoder in a module, once each, in module order."""
     seen: dict[int, RelativeEncoder] = {}
-    for m in model.policy.modules():
+    for m in module.modules() if module is not None else ():
         if isinstance(m, RelativeEncoder):
             seen[id(m)] = m
     return list(seen.values())
+
+
+def relative_encoders(model) -> list[RelativeEncoder]:
+    """Every relative encoder in a model's policy (PPO: one; DQN family: online and target)."""
+    return relative_encoders_in(model.policy)
+
+
+def trained_relative_encoders(model) -> list[RelativeEncoder]:
+    """The relative encoders whose anchors training moves: all but the target network's, which
+    takes the online network's at each target update (:class:`TargetAnchorsMixin`)."""
+    frozen = {id(m) for m in relative_encoders_in(target_network(model))}
+    return [e for e in relative_encoders(model) if id(e) not in frozen]
 
 
 class AnchorUpdateCallback(BaseCallback):
@@ -300,7 +380,7 @@ class AnchorUpdateCallback(BaseCallback):
         self._hook: Any = None  # the optimizer hook's handle while training
 
     def _update(self, steps: int = 1) -> None:
-        for enc in relative_encoders(self.model):
+        for enc in trained_relative_encoders(self.model):
             enc.update_anchors(steps)
 
     def _count(self, *_args) -> None:
@@ -455,7 +535,7 @@ class Algorithm:
 REGISTRY: dict[str, Algorithm] = {
     "ppo": Algorithm(PrecisionPPO, HeadActorCriticPolicy, PPO_DEFAULTS, export=PPO, mixed_precision=True),
     "ddqn": Algorithm(DoubleDQN, HeadDQNPolicy, DQN_DEFAULTS, export=DoubleDQN),
-    "dqn": Algorithm(DQN, HeadDQNPolicy, DQN_DEFAULTS, export=DQN),
-    "qrdqn": Algorithm(QRDQN, HeadQRDQNPolicy, DQN_DEFAULTS, export=None),
+    "dqn": Algorithm(AnchoredDQN, HeadDQNPolicy, DQN_DEFAULTS, export=DQN),
+    "qrdqn": Algorithm(AnchoredQRDQN, HeadQRDQNPolicy, DQN_DEFAULTS, export=None),
 }
 ALGORITHMS = tuple(REGISTRY)

@@ -166,3 +166,28 @@ def test_dqn_anchor_update_gathers_16_gradient_steps(frames, monkeypatch, gradie
     rollout = algos.anchor_update_callback("ddqn", model, "rollout")
     assert rollout.every_steps == model.target_update_interval and not rollout.per_gradient_step
     venv.close()
+
+
+@pytest.mark.parametrize("algo", ["ddqn", "dqn", "qrdqn"])
+def test_dqn_target_network_takes_the_online_anchors(frames, algo):
+    """The target network is the online network as it was at the last target update, anchor
+    embeddings included: they are copied at each update and do not move in between (the anchor
+    callback moves the online encoder's only)."""
+    venv = _venv(1)
+    model = algos.make_model(algo, venv, encoder_class=RelativeEncoder,
+                             encoder_kwargs=dict(anchors=frames, latent_dim=16), head_dim=32, seed=0,
+                             learning_starts=0, buffer_size=64, batch_size=4, gradient_steps=4,
+                             target_update_interval=8)
+    online, target = algos.relative_encoders(model)
+    assert algos.trained_relative_encoders(model) == [online]
+    assert algos.relative_encoders_in(algos.target_network(model)) == [target]
+    model.learn(8, callback=algos.anchor_update_callback(algo, model))  # the 8th step updates the target
+    assert bool(target.anchors_ready)
+    assert torch.equal(target.anchor_embeddings, online.anchor_embeddings)
+    frozen = target.anchor_embeddings.clone()
+    model.learn(7, callback=algos.anchor_update_callback(algo, model), reset_num_timesteps=False)
+    assert not torch.equal(online.anchor_embeddings, frozen)  # 28 gradient steps: one block of 16 applied
+    assert torch.equal(target.anchor_embeddings, frozen)  # no target update in steps 9-15
+    model.learn(1, callback=algos.anchor_update_callback(algo, model), reset_num_timesteps=False)
+    assert torch.equal(target.anchor_embeddings, online.anchor_embeddings)  # step 16: copied again
+    venv.close()
