@@ -610,6 +610,7 @@ def _train_options() -> dict[str, _Option]:
     from .evaluation import EVAL_TRACKS
     from .precision import PRECISIONS
     from .training import ANCHOR_UPDATES, REPRESENTATIONS, parse_overrides
+    from .zoo import ANCHOR_EMBEDDINGS
 
     return {
         "algo": _Option("--algo", {"choices": ALGORITHMS}),
@@ -627,6 +628,7 @@ def _train_options() -> dict[str, _Option]:
                                lambda v: _choice_of(_LATENT_NORM, v)),
         "alpha": _Option("--alpha", {"type": float}),
         "anchor_update": _Option("--anchor-update", {"choices": ANCHOR_UPDATES}),
+        "anchor_embeddings": _Option("--anchor-embeddings", {"choices": ANCHOR_EMBEDDINGS}),
         "std_floor": _Option("--std-floor", {"type": float}),
         "standardize": _Option("--standardize", {"choices": list(_STANDARDIZE)}, _STANDARDIZE.__getitem__,
                                lambda v: _choice_of(_STANDARDIZE, v)),

@@ -132,6 +132,11 @@ class TrainConfig:
     update: the first zoo runs, whose anchors kept 38% of the untrained encoder's embeddings and did
     not stitch; a saved config without this field means ``rollout``; the DQN family: once per target
     update). See :func:`relreps.algos.anchor_update_callback`."""
+    anchor_embeddings: str = "saved"
+    """Relative encoders: what the agent file keeps of the anchor embeddings: ``saved`` (default: the
+    moving average the policy learnt with) or ``reembedded`` (none: the anchor frames are embedded with
+    the final weights when the agent is loaded; 3136 anchors' 39 MB would not fit an agent file). See
+    :func:`relreps.zoo.save`."""
     std_floor: float | None = None
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``, the default: no floor). See
@@ -176,6 +181,12 @@ class TrainConfig:
         check_latent_norm(self.latent_norm)
         if self.anchor_update not in ANCHOR_UPDATES:
             raise ValueError(f"unknown anchor_update {self.anchor_update!r}: expected one of {ANCHOR_UPDATES}")
+        if self.anchor_embeddings not in zoo.ANCHOR_EMBEDDINGS:
+            raise ValueError(f"unknown anchor_embeddings {self.anchor_embeddings!r}: expected one of "
+                             f"{zoo.ANCHOR_EMBEDDINGS}")
+        if self.anchor_embeddings != "saved" and self.representation != "relative":
+            raise ValueError(f"anchor_embeddings={self.anchor_embeddings!r} is for relative encoders; "
+                             f"a {self.representation} encoder has no anchors (use 'saved')")
         _check_settings(self)
         check_precision(self.precision)
         if not algos.REGISTRY[self.algo].mixed_precision and self.precision != "fp32":
@@ -546,7 +557,8 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
         elapsed = load_checkpoint(model, ckpt, replay=False)
         facts = {"steps": model.num_timesteps, "wall_s": round(elapsed, 1), "checkpoint": True,
                  "run": str(run)}
-        return zoo.save(model, out, card_for(config, training=facts), overwrite=overwrite, half=True)
+        return zoo.save(model, out, card_for(config, training=facts), overwrite=overwrite, half=True,
+                        anchor_embeddings=config.anchor_embeddings)
     finally:
         env.close()
 
@@ -911,7 +923,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
         card_path = zoo.save(model, run / "agent", cast(zoo.Card, {**card_base, "training": facts}),
-                             overwrite=True, half=True)
+                             overwrite=True, half=True, anchor_embeddings=config.anchor_embeddings)
         periodic.init_callback(model)
         final = periodic.evaluate(zoo.load(card_path))
         facts["final_eval"] = final.summary()

@@ -114,6 +114,7 @@ class AnchorInfo(TypedDict, total=False):
     used_checksum: str  #: sha256 of the frames the encoder uses (after the n_anchors choice)
     path: str  #: the set's folder, for a set that is not shipped
     copy: str  #: the file beside the card holding those frames, for a set that is not shipped
+    embeddings: str  #: ``"reembedded"``: the file holds no anchor embeddings (:data:`ANCHOR_EMBEDDINGS`)
 
 
 class Card(TypedDict, total=False):
@@ -264,9 +265,28 @@ def _settings_of(policy, card: Card) -> dict[str, Any]:
 #: State kept in float32 by ``save(..., half=True)`` (tensor names ending so).
 FULL_PRECISION = ("anchor_embeddings",)
 
+#: What a relative agent's file holds of its anchor embeddings (:func:`save`'s ``anchor_embeddings``):
+#: ``"saved"``, the moving average that training kept, or ``"reembedded"``, none: the anchor frames
+#: are embedded with the agent's weights when it is loaded.
+ANCHOR_EMBEDDINGS = ("saved", "reembedded")
+
+
+def _relative_encoders(policy) -> list:
+    from .extractors import RelativeEncoder
+
+    return list({id(m): m for m in policy.modules() if isinstance(m, RelativeEncoder)}.values())
+
+
+@torch.no_grad()
+def _reembed(policy) -> None:
+    """Every relative encoder's anchor embeddings made anew from its anchor frames and weights."""
+    for enc in _relative_encoders(policy):
+        enc.anchor_embeddings.copy_(enc.embed_anchors())
+        enc.anchors_ready.fill_(True)
+
 
 def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: bool = False,
-         half: bool = False) -> Path:
+         half: bool = False, anchor_embeddings: str = "saved") -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
 
     ``half`` stores floating-point tensors as float16 (half the size; the loaded agent computes in
@@ -276,6 +296,13 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
     resolution (the book's lab notes: with float16 anchors such an agent drove differently, with
     float16 weights alone identically). Refuses to replace an
     existing agent unless ``overwrite=True``.
+
+    ``anchor_embeddings="reembedded"`` (relative agents): the file leaves the anchor embeddings out and
+    the card says so (``anchors.embeddings``); :func:`load` embeds the anchor frames with the loaded
+    weights. With 3136 anchors on 3136 features they are 39 MB, over what an agent file may take
+    (:data:`MAX_BYTES`); and the moving average lags the final encoder, whose own embedding of the
+    anchors made two colours' encoders agree more (the book's lab notes). The policy learnt with the
+    average: evaluate the agent as loaded.
 
     A relative agent's card records the checksum of the anchor frames its encoder uses
     (``anchors.used_checksum``); when its set is not a shipped one, those frames are also written
@@ -287,6 +314,11 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
     from . import anchors, files
 
     policy = policy_of(model_or_policy)
+    if anchor_embeddings not in ANCHOR_EMBEDDINGS:
+        raise ValueError(f"unknown anchor_embeddings {anchor_embeddings!r}: expected one of {ANCHOR_EMBEDDINGS}")
+    reembed = anchor_embeddings == "reembedded"
+    if reembed and not _relative_encoders(policy):
+        raise ValueError("anchor_embeddings='reembedded' is for relative agents: this one has no anchors")
     if isinstance(card.get("stitched"), dict) and card["stitched"].get("align"):
         raise ValueError(f"a stitch made with align={card['stitched']['align']!r} cannot be saved as an agent file "
                          "(its encoder is wrapped, which no card describes): save the two agents and stitch again")
@@ -300,6 +332,8 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
     if (weights.exists() or card_path.exists()) and not overwrite:
         raise FileExistsError(f"an agent already exists at {base}; choose another name or pass overwrite=True")
     tensors, _ = _unique_state(policy)
+    if reembed:
+        tensors = {k: v for k, v in tensors.items() if not k.endswith("anchor_embeddings")}
     if half:
         tensors = {k: v.half() if v.is_floating_point() and not k.endswith(FULL_PRECISION) else v
                    for k, v in tensors.items()}
@@ -319,6 +353,9 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
             if not _is_shipped_set(info):
                 copy_bytes = anchors.frames_bytes(used)
                 info["copy"] = copy_path.name
+            info.pop("embeddings", None)
+            if reembed:
+                info["embeddings"] = "reembedded"
             card["anchors"] = info
     if copy_bytes is not None:
         files.write_bytes(copy_path, copy_bytes)
@@ -574,10 +611,19 @@ def load(name_or_path: str | os.PathLike) -> Agent:
         tensors = load_file(str(weights))
     except SafetensorError as e:
         raise ZooError(f"agent {card['name']!r}: cannot read {weights.name}: {e}") from None
-    relative_weights = any(k.endswith("anchor_embeddings") for k in tensors)
+    relative_weights = any(k.endswith(("anchor_embeddings", "anchors_ready")) for k in tensors)
     if relative_weights != (card["representation"] == "relative"):
         raise ZooError(f"agent {card['name']!r}: the card says {card['representation']}, but the weights are "
                        f"those of {'a relative' if relative_weights else 'an absolute'} encoder")
+    embeddings = card.get("anchors", {}).get("embeddings", "saved")
+    if embeddings not in ANCHOR_EMBEDDINGS:
+        raise ZooError(f"agent {card['name']!r}: anchors.embeddings is {embeddings!r}; expected one of "
+                       f"{ANCHOR_EMBEDDINGS}")
+    reembed = card["representation"] == "relative" and embeddings == "reembedded"
+    saved_embeddings = any(k.endswith("anchor_embeddings") for k in tensors)
+    if relative_weights and saved_embeddings == reembed:
+        raise ZooError(f"agent {card['name']!r}: the card says its anchor embeddings are {embeddings}, but the "
+                       f"weights {'hold' if saved_embeddings else 'lack'} them")
     frames = _anchor_frames(card, card_path) if card["representation"] == "relative" else None
     policy = build_policy(card, anchor_frames=frames)
     expected, aliases = _unique_state(policy)
@@ -587,12 +633,15 @@ def load(name_or_path: str | os.PathLike) -> Agent:
         raise ZooError(f"agent {card['name']!r}: the card does not match the weights (tensor shapes: "
                        f"{mismatch[:3]})")
     missing, unexpected = policy.load_state_dict(tensors, strict=False)
-    missing = [k for k in missing if k not in aliases]  # filled through the tensor they alias
+    missing = [k for k in missing if k not in aliases  # filled through the tensor they alias
+               and not (reembed and k.endswith("anchor_embeddings"))]  # embedded below
     if missing or unexpected:
         raise ZooError(f"agent {card['name']!r}: the card does not match the weights "
                        f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})")
     if card["representation"] == "relative":
         _check_used_anchors(policy, card)
+    if reembed:
+        _reembed(policy)
     policy.set_training_mode(False)
     return Agent(name=card["name"], policy=policy, card=card)
 

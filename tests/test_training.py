@@ -216,6 +216,28 @@ def test_bad_config():
         TrainConfig.from_json({"algo": "ppo", "lr": 1})
     with pytest.raises(ValueError, match=r"unknown anchor_update 'epoch': expected one of \('gradient-step', 'rollout'\)"):
         tiny(anchor_update="epoch")
+    with pytest.raises(ValueError, match=r"unknown anchor_embeddings 'none': expected one of \('saved', 'reembedded'\)"):
+        tiny(anchor_embeddings="none")
+    with pytest.raises(ValueError, match="anchor_embeddings='reembedded' is for relative encoders"):
+        tiny(representation="absolute", anchor_embeddings="reembedded")
+
+
+def test_run_whose_agent_file_leaves_the_anchor_embeddings_out(tmp_path):
+    """``anchor_embeddings="reembedded"``: the run's agent and its exported checkpoint hold no anchor
+    embeddings; the final evaluation is of the agent as loaded, its anchors embedded again."""
+    from safetensors.torch import load_file
+
+    from relreps import zoo
+
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=32, eval_every=0, anchor_embeddings="reembedded"), run)
+    card = json.loads((run / "agent.json").read_text())
+    assert card["anchors"]["embeddings"] == "reembedded" and "final_eval" in card["training"]
+    exported = training.export_checkpoint(run, tmp_path / "ckpt")
+    for weights in (run / "agent.safetensors", tmp_path / "ckpt.safetensors"):
+        assert not any(k.endswith("anchor_embeddings") for k in load_file(weights))
+    enc = zoo.load(exported).policy.features_extractor
+    assert torch.equal(enc.anchor_embeddings, enc.embed_anchors())
 
 
 @pytest.mark.slow

@@ -676,3 +676,39 @@ def test_cli_table_algorithms(agents, tmp_path, capsys, monkeypatch):
         assert main([*args, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_agent_file_without_anchor_embeddings(agents, tmp_path):
+    """``anchor_embeddings="reembedded"``: the file leaves the anchor embeddings out, the card says so,
+    and loading embeds the anchor frames with the loaded weights; a card and file that disagree are
+    refused, as are an absolute agent and an unknown choice."""
+    from safetensors.torch import load_file
+
+    a = agents["rel-red"]
+    path = zoo.save(a.policy, tmp_path / "fresh", a.card, half=True, anchor_embeddings="reembedded")
+    assert not any(k.endswith("anchor_embeddings") for k in load_file(tmp_path / "fresh.safetensors"))
+    card = json.loads(path.read_text())
+    assert card["anchors"]["embeddings"] == "reembedded"
+    b = zoo.load(path)
+    enc = encoder_of(b)
+    assert bool(enc.anchors_ready)
+    assert torch.equal(enc.anchor_embeddings, enc.embed_anchors())  # what its own weights make of the frames
+    assert not torch.equal(enc.anchor_embeddings, encoder_of(a).anchor_embeddings)  # not the average
+    assert b.predict(OBS)[0].shape == (len(OBS),)
+    # saved again as usual, the card no longer says re-embedded
+    again = json.loads(zoo.save(b.policy, tmp_path / "again", b.card).read_text())
+    assert "embeddings" not in again["anchors"]
+    # the card and the weights must agree
+    card["anchors"].pop("embeddings")
+    path.write_text(json.dumps(card))
+    with pytest.raises(zoo.ZooError, match="anchor embeddings are saved, but the weights lack them"):
+        zoo.load(path)
+    card["anchors"]["embeddings"] = "somewhere"
+    path.write_text(json.dumps(card))
+    with pytest.raises(zoo.ZooError, match="anchors.embeddings is 'somewhere'"):
+        zoo.load(path)
+    with pytest.raises(ValueError, match="for relative agents"):
+        zoo.save(agents["abs-red"].policy, tmp_path / "abs", agents["abs-red"].card, anchor_embeddings="reembedded")
+    with pytest.raises(ValueError, match="unknown anchor_embeddings 'none'"):
+        zoo.save(a.policy, tmp_path / "bad", a.card, anchor_embeddings="none")
+    assert not (tmp_path / "abs.json").exists() and not (tmp_path / "bad.json").exists()
