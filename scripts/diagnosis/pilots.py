@@ -65,42 +65,60 @@ def agreement(latent: dict, encoder_colour: str) -> str:
     return ""
 
 
-def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None) -> str:
-    cells = [recipe, steps]
-    if latent_file.is_file():
-        d = json.loads(latent_file.read_text())
-        m = d["metrics"]
+def reembedded(path: Path) -> Path:
+    """The file of the same measurement with each agent's anchors embedded again by its final weights."""
+    return path.with_name(path.stem + "-reembedded" + path.suffix)
+
+
+def latent_cells(latent_file: Path, *, actions: bool) -> list[str]:
+    if not latent_file.is_file():
+        return [""] * (6 if actions else 3)
+    d = json.loads(latent_file.read_text())
+    m = d["metrics"]
+    cells = [f"{m['matched']:.3f}", f"{m['unmatched']:.3f}", f"{m['top1']:.1%}"]
+    if actions:
         cka = d.get("cka")
-        cells += [f"{m['matched']:.3f}", f"{m['unmatched']:.3f}", f"{m['top1']:.1%}",
-                  "" if cka is None else f"{cka:.3f}", agreement(d, "green"), agreement(d, "red")]
-    else:
-        cells += [""] * 6
-    if table_file is not None and table_file.is_file():
-        t = json.loads(table_file.read_text())["cells"]
+        cells += ["" if cka is None else f"{cka:.3f}", agreement(d, "green"), agreement(d, "red")]
+    return cells
 
-        def score(e: str, p: str) -> str:
-            return f"{t[e][p]['mean_max_return']:.0f}"
 
-        n = len(t["green"]["green"]["episodes"])
-        cells += [f"{score('green', 'green')} / {score('red', 'red')}",
-                  f"{score('green', 'red')} / {score('red', 'green')}", str(n)]
-    else:
-        cells += ["", "", ""]
+def table_cells(table_file: Path | None) -> list[str]:
+    if table_file is None or not table_file.is_file():
+        return ["", ""]
+    t = json.loads(table_file.read_text())["cells"]
+
+    def score(e: str, p: str) -> str:
+        return f"{t[e][p]['mean_max_return']:.0f}"
+
+    return [f"{score('green', 'green')} / {score('red', 'red')}", f"{score('green', 'red')} / {score('red', 'green')}"]
+
+
+def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None) -> str:
+    cells = [recipe, steps, *latent_cells(latent_file, actions=True), *table_cells(table_file)]
+    cells += [str(len(json.loads(table_file.read_text())["cells"]["green"]["green"]["episodes"]))
+              if table_file is not None and table_file.is_file() else ""]
+    cells += latent_cells(reembedded(latent_file), actions=False)
+    cells += table_cells(reembedded(table_file) if table_file is not None else None)
     return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:
     print("| recipe | steps | matched | unmatched | top-1 | CKA | actions: green enc + red head | "
-          "red enc + green head | alone: green / red | stitched: green enc / red enc | tracks |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "red enc + green head | alone: green / red | stitched: green enc / red enc | tracks | "
+          "re-embedded: matched | unmatched | top-1 | alone | stitched |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for recipe, (_, steps) in PILOTS.items():
         for s, (latent_file, table_file) in steps.items():
-            if latent_file.is_file() or (table_file is not None and table_file.is_file()):
+            if any(f is not None and f.is_file() for f in (latent_file, table_file, reembedded(latent_file))):
                 print(row(recipe, s, latent_file, table_file))
     print()
     for recipe, (what, steps) in PILOTS.items():
         if any(f.is_file() for files in steps.values() for f in files if f is not None):
             print(f"- **{recipe}**: {what}.")
+    print("\n**Re-embedded**: the same measurements with each agent's anchor embeddings made anew by its final "
+          "weights (`relreps latent --reembed-anchors`; the 2x2 table: "
+          "`python scripts/diagnosis/reembed_scores.py`), as an agent file without them is loaded "
+          "(`relreps train --anchor-embeddings reembedded`), instead of the moving average that training kept.")
     print("\nLinear CKA compares the two representations up to a rotation; with 3136 anchors (3136 "
           "dimensions) and 238 frames it is biased upwards, so the CKA of (a) and (b) is not comparable with "
           "the 256- and 1024-anchor rows. An empty cell: not measured (the zoo's 200K runs were compared before "
