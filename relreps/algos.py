@@ -10,7 +10,8 @@
 - QR-DQN from sb3-contrib, with the same head (:class:`HeadQRDQNPolicy`).
 - :class:`TargetAnchorsMixin`: the DQN family's target network is a copy of the online network,
   anchor embeddings included (:class:`AnchoredDQN`, :class:`DoubleDQN`, :class:`AnchoredQRDQN`).
-- :class:`AnchorUpdateCallback`: moves every relative encoder's anchor embeddings as training goes.
+- :class:`AnchorUpdateCallback`: moves the relative encoders' anchor embeddings as training goes
+  (the online network's; a DQN target takes them at each target update).
 - :class:`PrecisionPPO`: SB3's PPO whose update (and rollout) may run under autocast
   (:mod:`relreps.precision`); in float32 it is SB3's PPO unchanged.
 """
@@ -144,6 +145,10 @@ class TargetAnchorsMixin:
         pairs = zip(relative_encoders_in(_online_network(self)), relative_encoders_in(target_network(self)),
                     strict=True)
         self._anchor_pairs = list(pairs)
+
+    def _excluded_save_params(self) -> list[str]:
+        # the encoder pairs (anchor frames included) are rebuilt by _setup_model; an SB3 zip must not pickle them
+        return [*super()._excluded_save_params(), "_anchor_pairs"]  # type: ignore[misc]
 
     def _on_step(self) -> None:
         due = (self._n_calls + 1) % max(self.target_update_interval // self.n_envs, 1) == 0  # type: ignore[attr-defined]
@@ -339,7 +344,8 @@ def trained_relative_encoders(model) -> list[RelativeEncoder]:
 
 
 class AnchorUpdateCallback(BaseCallback):
-    """Moves the anchor embeddings of every relative encoder during training.
+    """Moves the anchor embeddings of the relative encoders that training updates
+    (:func:`trained_relative_encoders`: all but a DQN target network's) during training.
 
     PPO, ``per_gradient_step=True`` (the default, the authors' code): the moving average steps once
     per gradient step, as their trainer does before every minibatch. The steps of one PPO update

@@ -271,16 +271,12 @@ FULL_PRECISION = ("anchor_embeddings",)
 ANCHOR_EMBEDDINGS = ("saved", "reembedded")
 
 
-def _relative_encoders(policy) -> list:
-    from .extractors import RelativeEncoder
-
-    return list({id(m): m for m in policy.modules() if isinstance(m, RelativeEncoder)}.values())
-
-
 @torch.no_grad()
 def _reembed(policy) -> None:
     """Every relative encoder's anchor embeddings made anew from its anchor frames and weights."""
-    for enc in _relative_encoders(policy):
+    from .algos import relative_encoders_in
+
+    for enc in relative_encoders_in(policy):
         enc.anchor_embeddings.copy_(enc.embed_anchors())
         enc.anchors_ready.fill_(True)
 
@@ -317,8 +313,14 @@ def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: boo
     if anchor_embeddings not in ANCHOR_EMBEDDINGS:
         raise ValueError(f"unknown anchor_embeddings {anchor_embeddings!r}: expected one of {ANCHOR_EMBEDDINGS}")
     reembed = anchor_embeddings == "reembedded"
-    if reembed and not _relative_encoders(policy):
-        raise ValueError("anchor_embeddings='reembedded' is for relative agents: this one has no anchors")
+    if reembed:
+        from .algos import relative_encoders_in
+
+        if not relative_encoders_in(policy):
+            raise ValueError("anchor_embeddings='reembedded' is for relative agents: this one has no anchors")
+        if card.get("representation") != "relative" or not isinstance(card.get("anchors"), dict):
+            raise ValueError("anchor_embeddings='reembedded' needs a relative agent's card with its anchors "
+                             "(representation 'relative' and an 'anchors' entry), which says so to the loader")
     if isinstance(card.get("stitched"), dict) and card["stitched"].get("align"):
         raise ValueError(f"a stitch made with align={card['stitched']['align']!r} cannot be saved as an agent file "
                          "(its encoder is wrapped, which no card describes): save the two agents and stitch again")

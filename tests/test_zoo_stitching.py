@@ -284,6 +284,24 @@ def test_export_sb3(agents, tmp_path):
     assert np.array_equal(model.predict(OBS, deterministic=True)[0], a.predict(OBS)[0])
 
 
+def test_export_sb3_double_dqn(agents, tmp_path):
+    """A relative Double DQN's zip loads with ``DoubleDQN.load`` and acts as the agent; it does not
+    pickle the model's pairs of online and target encoders (rebuilt when the zip is loaded)."""
+    import zipfile
+
+    from relreps.algos import DoubleDQN, relative_encoders_in, target_network
+
+    a = agents["dqn-red"]
+    path = zoo.export_sb3(a, tmp_path / "dqn-red")
+    with zipfile.ZipFile(path) as z:
+        assert "_anchor_pairs" not in json.loads(z.read("data"))
+    model = DoubleDQN.load(path, device="cpu")
+    assert np.array_equal(model.predict(OBS, deterministic=True)[0], a.predict(OBS)[0])
+    ((online, target),) = model._anchor_pairs
+    assert online is model.q_net.features_extractor
+    assert relative_encoders_in(target_network(model)) == [target]
+
+
 def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     from relreps.cli import main
 
@@ -691,7 +709,6 @@ def test_agent_file_without_anchor_embeddings(agents, tmp_path):
     assert card["anchors"]["embeddings"] == "reembedded"
     b = zoo.load(path)
     enc = encoder_of(b)
-    assert bool(enc.anchors_ready)
     assert torch.equal(enc.anchor_embeddings, enc.embed_anchors())  # what its own weights make of the frames
     assert not torch.equal(enc.anchor_embeddings, encoder_of(a).anchor_embeddings)  # not the average
     assert b.predict(OBS)[0].shape == (len(OBS),)
@@ -703,12 +720,21 @@ def test_agent_file_without_anchor_embeddings(agents, tmp_path):
     path.write_text(json.dumps(card))
     with pytest.raises(zoo.ZooError, match="anchor embeddings are saved, but the weights lack them"):
         zoo.load(path)
+    saved = json.loads(zoo.save(a.policy, tmp_path / "kept", a.card).read_text())
+    saved["anchors"]["embeddings"] = "reembedded"  # weights with the average, a card that says otherwise
+    (tmp_path / "kept.json").write_text(json.dumps(saved))
+    with pytest.raises(zoo.ZooError, match="anchor embeddings are reembedded, but the weights hold them"):
+        zoo.load(tmp_path / "kept.json")
     card["anchors"]["embeddings"] = "somewhere"
     path.write_text(json.dumps(card))
     with pytest.raises(zoo.ZooError, match="anchors.embeddings is 'somewhere'"):
         zoo.load(path)
     with pytest.raises(ValueError, match="for relative agents"):
         zoo.save(agents["abs-red"].policy, tmp_path / "abs", agents["abs-red"].card, anchor_embeddings="reembedded")
+    with pytest.raises(ValueError, match="needs a relative agent's card with its anchors"):
+        zoo.save(a.policy, tmp_path / "cardless", {k: v for k, v in a.card.items() if k != "anchors"},
+                 anchor_embeddings="reembedded")
+    assert not (tmp_path / "cardless.json").exists()
     with pytest.raises(ValueError, match="unknown anchor_embeddings 'none'"):
         zoo.save(a.policy, tmp_path / "bad", a.card, anchor_embeddings="none")
     assert not (tmp_path / "abs.json").exists() and not (tmp_path / "bad.json").exists()
