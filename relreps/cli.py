@@ -881,7 +881,8 @@ def _add_latent(sub) -> None:
                     "LATENT_TRACK_SEED, a track no training, anchor or evaluation run uses)")
     la.add_argument("--reembed-anchors", action="store_true",
                     help="relative agents: re-embed each one's anchors with its final weights first "
-                         "(a diagnostic of the anchors' moving average; prints how far it lagged)")
+                         "(as an agent file without anchor embeddings loads, relreps train "
+                         "--anchor-embeddings reembedded; prints how far the saved average lagged)")
     la.add_argument("--out", help="JSON file (default: results/latent-A-B.json)")
     la.add_argument("--overwrite", action="store_true")
     la.set_defaults(func=_latent_analysis)

@@ -413,9 +413,10 @@ def anchor_drift(model) -> dict:
 
 def reembedded(model):
     """A copy of ``model`` whose anchor embeddings are re-embedded with its own weights (the moving
-    average replaced by what the final encoder makes of the anchor frames): a diagnostic, to ask
-    whether two encoders' representations would agree without the lag. Its policy learnt with the
-    saved average, so the copy need not drive as well as the original."""
+    average replaced by what the final encoder makes of the anchor frames), as an agent file saved
+    without them loads (``zoo.save(..., anchor_embeddings="reembedded")``): whether two encoders'
+    representations agree without the average's lag. Its policy learnt with the saved average, so
+    evaluate the copy before trusting it to drive (the book's lab notes)."""
     import copy
 
     clone = copy.deepcopy(model)
