@@ -21,8 +21,10 @@ apart are nearly identical), and its mean rank.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -43,6 +45,7 @@ __all__ = [
     "embed",
     "encoder_of",
     "incomparable",
+    "load_numbers",
     "metrics",
     "pairs",
     "parallel_drive",
@@ -378,6 +381,28 @@ def compare(
         cka = None
     return Comparison(names=(names[0], names[1]), colors=colors, representation=rep, sim=sim,
                       metrics=metrics(sim, tolerance=tolerance), cka=cka)
+
+
+def load_numbers(path: str | os.PathLike) -> dict:
+    """The numbers of a comparison that ``relreps latent`` wrote to ``path`` (JSON), as
+    :meth:`Comparison.numbers` gives them: matched and unmatched cosine, gap, retrieval, mean rank,
+    CKA (``None`` where the file has none). A chapter shows saved measurements with it.
+
+    Raises:
+        ValueError: the file is not such a comparison (named in the message).
+    """
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+        numbers = {k: float(data["metrics"][k]) for k in Metrics.__dataclass_fields__ if k in data["metrics"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a comparison written by `relreps latent` ({type(e).__name__}: {e})") from None
+    if not {"matched", "unmatched", "top1"} <= set(numbers):
+        raise ValueError(f"{path} is not a comparison written by `relreps latent` (its metrics lack "
+                         f"{sorted({'matched', 'unmatched', 'top1'} - set(numbers))})")
+    cka = data.get("cka")
+    return {**numbers, "gap": numbers["matched"] - numbers["unmatched"], "cka": None if cka is None else float(cka)}
 
 
 # --------------------------------------------------------------------------------------------

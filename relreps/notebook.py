@@ -19,7 +19,10 @@ import os
 import sys
 from typing import Any, TypeVar
 
-__all__ = ["RENDERER", "SMOKE", "figure_html", "on_colab", "pick", "setup"]
+__all__ = ["RENDERER", "RESULTS_URL", "SMOKE", "figure_html", "on_colab", "pick", "results_file", "setup"]
+
+#: Where a chapter on Colab (no clone of the repository) reads the repository's ``results/``.
+RESULTS_URL = "https://raw.githubusercontent.com/relreps-book/relreps-book/main/results/"
 
 #: The name of the plotly renderer :func:`setup` registers: :func:`figure_html` as ``text/html``.
 RENDERER = "relreps"
@@ -38,6 +41,21 @@ def pick(full: T, smoke: T) -> T:
 def on_colab() -> bool:
     """True inside a Google Colab kernel."""
     return "google.colab" in sys.modules
+
+
+def results_file(name: str):
+    """``results/NAME`` of the repository, for a chapter that runs from ``book/``: the local file,
+    or on Colab a copy fetched from :data:`RESULTS_URL` into ``results/``. Returns its path."""
+    from pathlib import Path
+
+    path = Path("..") / "results" / name
+    if not path.exists() and on_colab():
+        import urllib.request
+
+        path = Path("results") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        urllib.request.urlretrieve(RESULTS_URL + name, path)
+    return path
 
 
 def setup() -> str:

@@ -440,3 +440,21 @@ def test_linear_cka():
     for bad in ((x, x[:10]), (x[:1], x[:1]), (np.ones((5, 3)), x[:5])):
         with pytest.raises(ValueError):
             latent.linear_cka(*bad)
+
+
+def test_load_numbers_reads_what_relreps_latent_writes(tmp_path):
+    """The numbers a chapter shows from a saved comparison are those the comparison had."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 8))
+    sim = latent.similarity(x, x + 0.1 * rng.standard_normal((12, 8)))
+    m = latent.metrics(sim)
+    path = tmp_path / "cmp.json"
+    path.write_text(json.dumps({"names": ["a", "b"], "metrics": m.to_dict(), "cka": 0.5}))
+    got = latent.load_numbers(path)
+    assert got == pytest.approx({**m.to_dict(), "cka": 0.5})
+    path.write_text(json.dumps({"cells": {}}))
+    with pytest.raises(ValueError, match="cmp.json is not a comparison written by `relreps latent`"):
+        latent.load_numbers(path)
+    path.write_text(json.dumps({"metrics": {"matched": 0.5}}))
+    with pytest.raises(ValueError, match=r"lack \['top1', 'unmatched'\]"):
+        latent.load_numbers(path)
