@@ -289,13 +289,18 @@ class RelativeEncoder(AbsoluteEncoder):
         """
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        new = self.embed_anchors()
         if not bool(self.anchors_ready) or self.alpha == 0.0:
-            self.anchor_embeddings.copy_(new)
-            self.anchors_ready.fill_(True)
+            self.reembed_anchors()
         else:
             keep = self.alpha ** steps
-            self.anchor_embeddings.mul_(keep).add_(new, alpha=1.0 - keep)
+            self.anchor_embeddings.mul_(keep).add_(self.embed_anchors(), alpha=1.0 - keep)
+
+    @torch.no_grad()
+    def reembed_anchors(self) -> None:
+        """Replace the anchor embeddings by what the current weights make of the anchor frames (the
+        first update, ``alpha=0``, an agent file saved without them, :func:`relreps.latent.reembedded`)."""
+        self.anchor_embeddings.copy_(self.embed_anchors())
+        self.anchors_ready.fill_(True)
 
     def _apply(self, fn, *args, **kwargs):
         # .to() / .cpu() / .cuda(): the cached prepared anchors stay behind on the old device

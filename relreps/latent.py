@@ -445,7 +445,5 @@ def reembedded(model):
     import copy
 
     clone = copy.deepcopy(model)
-    enc = _relative_encoder(clone)
-    with torch.no_grad():
-        enc.anchor_embeddings.copy_(enc.embed_anchors())
+    _relative_encoder(clone).reembed_anchors()
     return clone

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["RENDERER", "RESULTS_URL", "SMOKE", "figure_html", "on_colab", "pick", "results_file", "setup"]
@@ -43,11 +44,9 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def results_file(name: str):
+def results_file(name: str) -> Path:
     """``results/NAME`` of the repository, for a chapter that runs from ``book/``: the local file,
     or on Colab a copy fetched from :data:`RESULTS_URL` into ``results/``. Returns its path."""
-    from pathlib import Path
-
     path = Path("..") / "results" / name
     if not path.exists() and on_colab():
         import urllib.request

@@ -271,16 +271,6 @@ FULL_PRECISION = ("anchor_embeddings",)
 ANCHOR_EMBEDDINGS = ("saved", "reembedded")
 
 
-@torch.no_grad()
-def _reembed(policy) -> None:
-    """Every relative encoder's anchor embeddings made anew from its anchor frames and weights."""
-    from .algos import relative_encoders_in
-
-    for enc in relative_encoders_in(policy):
-        enc.anchor_embeddings.copy_(enc.embed_anchors())
-        enc.anchors_ready.fill_(True)
-
-
 def save(model_or_policy, path: str | os.PathLike, card: Card, *, overwrite: bool = False,
          half: bool = False, anchor_embeddings: str = "saved") -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the ``.json`` path.
@@ -643,7 +633,10 @@ def load(name_or_path: str | os.PathLike) -> Agent:
     if card["representation"] == "relative":
         _check_used_anchors(policy, card)
     if reembed:
-        _reembed(policy)
+        from .algos import relative_encoders_in
+
+        for enc in relative_encoders_in(policy):  # a DQN policy's target encoder too
+            enc.reembed_anchors()
     policy.set_training_mode(False)
     return Agent(name=card["name"], policy=policy, card=card)
 
