@@ -133,10 +133,15 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
-    from .training import TrainConfig, train
+    from .training import TrainConfig, TrainingStopped, train
 
     config = TrainConfig(**{name: option.value(getattr(args, name)) for name, option in _train_options().items()})
-    model = train(config, args.out, resume=args.resume, progress_bar=args.progress)
+    try:
+        model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
+                      checkpoint_minutes=args.checkpoint_minutes)
+    except TrainingStopped as e:
+        print(e, file=sys.stderr)
+        return 128 + e.signal
     print(f"trained {model.num_timesteps} steps; run folder {args.out}")
     return 0
 
@@ -696,6 +701,19 @@ def _at_least(low: int):
     return parse
 
 
+def _minutes(text: str) -> float:
+    """An argparse type: a finite number of minutes >= 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, got {text!r}") from None
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, got {text}")
+    return value
+
+
 def _track_count(text: str) -> int:
     """An argparse type: how many of the held-out tracks (:func:`relreps.evaluation.held_out_tracks`)."""
     from .evaluation import EVAL_TRACKS, held_out_tracks
@@ -755,11 +773,17 @@ def _add_anchors(sub) -> None:
 
 def _add_train(sub) -> None:
     """``relreps train``."""
+    from .training import CHECKPOINT_MINUTES
+
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
     t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
     _add_train_options(t)
     t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
+    t.add_argument("--checkpoint-minutes", type=_minutes, default=CHECKPOINT_MINUTES, metavar="M",
+                   help=f"also save a checkpoint every M minutes of wall time (default {CHECKPOINT_MINUTES:g}; 0: "
+                        "only every --checkpoint-every steps). Ctrl-C or SIGTERM saves one and stops "
+                        "(exit status 130 or 143); resume with --resume")
     t.set_defaults(func=_train)
 
 

@@ -439,7 +439,7 @@ def _run_point(out: str, name: str, config: TrainConfig, session: str, threads: 
         try:
             torch.set_num_threads(threads)
             if not (run / "done.json").is_file():
-                training.train(config, run, resume=True)
+                training.train(config, run, resume=True, stop_on_signals=False)  # Ray stops its workers
                 record["trained"] = True
             facts = json.loads((run / "done.json").read_text())
             record.update(status="finished", steps=facts.get("steps"), wall_s=facts.get("wall_s"),

@@ -9,15 +9,20 @@ A run writes into its folder:
   (:mod:`relreps.evaluation`) on the held-out ``eval_tracks``;
 - ``hardware.json``: each training segment's hardware (device, GPU, cores, environment
   processes, torch threads) from the step it started at (a resume may move to another machine);
-- ``checkpoint.pt``: every ``checkpoint_every`` steps and at the end: weights, optimiser state and
-  counters, as plain tensors (loaded with ``weights_only=True``: no pickled code runs);
+- ``checkpoint.pt``: every ``checkpoint_every`` steps, every ``checkpoint_minutes`` of wall time
+  (:func:`train`; default :data:`CHECKPOINT_MINUTES`), when the run is stopped by Ctrl-C or
+  ``SIGTERM``, and at the end: weights, optimiser state and counters, as plain tensors (loaded with
+  ``weights_only=True``: no pickled code runs);
 - ``replay.npz`` (value-based algorithms): the replay buffer beside each checkpoint, compressed
   numpy arrays (read with ``allow_pickle=False``); removed when the run finishes;
 - ``agent.safetensors`` + ``agent.json`` (:mod:`relreps.zoo`, float16 tensors) and ``done.json``
   when the run has finished: the agent, and the steps, wall time, hardware, versions and the final
   evaluation (of the agent file as loaded; it is also the last row of ``eval.csv``).
 
-A run killed mid-way continues from its last checkpoint with ``resume=True``
+A run stopped by Ctrl-C (``SIGINT``) or ``SIGTERM`` (a scheduler, a pre-empted or closing
+machine) saves a checkpoint at the next step and raises :class:`TrainingStopped`; a second signal
+stops it at once. A run killed without warning loses at most ``checkpoint_minutes`` of work. A run
+stopped or killed mid-way continues from its last checkpoint with ``resume=True``
 (``relreps train ... --resume``): same weights, optimiser, step count, learning-rate schedule and
 wall-time count; a DQN-family run also keeps its replay buffer, its exploration schedule and its
 target-network update count (its checkpoints are taken between a rollout and the next, after the
@@ -31,6 +36,7 @@ not resumed: train further in a new run folder.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -52,6 +58,7 @@ from .projection import DEFAULT_STANDARDIZE, check_options
 
 __all__ = [
     "ANCHOR_UPDATES",
+    "CHECKPOINT_MINUTES",
     "DEVICES",
     "LEGACY_DEFAULTS",
     "REPLAY_FILE",
@@ -59,6 +66,7 @@ __all__ = [
     "RUN_ANCHORS",
     "RunInUseError",
     "TrainConfig",
+    "TrainingStopped",
     "build_model",
     "card_for",
     "check_device",
@@ -621,43 +629,126 @@ def _merge_progress(run: Path) -> None:
     segments_path.unlink()
 
 
-class _Periodic(BaseCallback):
-    """Evaluation (learning curve) and checkpoints every so many steps."""
+#: Default wall-clock interval between checkpoints (:func:`train`'s ``checkpoint_minutes``,
+#: ``relreps train --checkpoint-minutes``): what a run killed without warning loses at most.
+CHECKPOINT_MINUTES = 10.0
 
-    def __init__(self, config: TrainConfig, run: Path, start_time: float):
+
+class TrainingStopped(Exception):
+    """A run stopped by a signal (Ctrl-C, ``SIGTERM``) after saving its checkpoint: continue it with
+    ``resume=True`` (``relreps train ... --resume``). ``signal``: the signal's number."""
+
+    def __init__(self, message: str, signal: int):
+        super().__init__(message)
+        self.signal = signal
+
+
+class _StopRequest:
+    """While active, the first ``SIGINT`` or ``SIGTERM`` asks the run to stop at its next step (after
+    a checkpoint); a second one acts as it would without this (``KeyboardInterrupt``, or the previous
+    handler). Installs nothing outside the main thread (signal handlers live there)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def __enter__(self) -> _StopRequest:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        import signal
+
+        if self.signal is None:
+            self.signal = signum
+            name = signal.Signals(signum).name
+            print(f"\n{name}: saving a checkpoint at the next step, then stopping (again to stop at once)",
+                  flush=True)
+            return
+        previous = self._previous.get(signum)
+        signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)
+        elif signum == signal.SIGINT or previous == signal.SIG_IGN:
+            raise KeyboardInterrupt
+        else:
+            signal.raise_signal(signum)
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+
+class _Periodic(BaseCallback):
+    """Evaluation (learning curve) and checkpoints every so many steps, every so many seconds of wall
+    time and when a stop is requested (which then ends training)."""
+
+    def __init__(self, config: TrainConfig, run: Path, start_time: float, *, checkpoint_s: float | None = None,
+                 stop: _StopRequest | None = None):
         """``start_time``: the run's start on the ``time.time()`` clock (earlier segments included)."""
         super().__init__()
         self.config, self.run, self.t0 = config, run, start_time
+        self.checkpoint_s, self.stop = checkpoint_s, stop
         self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
+        self.last_ckpt = time.monotonic()
+        self.saved_at: int | None = None  # the steps of this segment's last checkpoint
+        self.halting = False
 
     def _init_callback(self) -> None:
         self.next_eval = self._next(self.config.eval_every)
         self.next_ckpt = self._next(self.config.checkpoint_every)
+        self.last_ckpt = time.monotonic()
 
     def _next(self, every: int) -> float:
         if not every:
             return float("inf")
         return (self.model.num_timesteps // every + 1) * every
 
+    def _checkpoint_due(self) -> bool:
+        return (self.num_timesteps >= self.next_ckpt or self.stop_requested
+                or (self.checkpoint_s is not None and time.monotonic() - self.last_ckpt >= self.checkpoint_s))
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
     def _on_step(self) -> bool:
+        if self.halting:
+            return False
         n = self.num_timesteps
-        if n >= self.next_eval:
+        if n >= self.next_eval and not self.stop_requested:
             if n < self.config.total_steps:  # the last point is the saved agent's evaluation
                 self.evaluate()
             self.next_eval = self._next(self.config.eval_every)
         # A value-based model stores this step's transition, counts the call and updates its target
         # network after the callbacks: its checkpoint waits for the next rollout's start.
-        if n >= self.next_ckpt and _replay_buffer(self.model) is None:
+        if _replay_buffer(self.model) is None and self._checkpoint_due():
             self._checkpoint()
+            return not self.stop_requested
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.num_timesteps >= self.next_ckpt and _replay_buffer(self.model) is not None:
+        if _replay_buffer(self.model) is not None and self._checkpoint_due():
             self._checkpoint()
+            self.halting = self.stop_requested  # the next step ends training, past the checkpoint
 
     def _checkpoint(self) -> None:
         save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
         self.next_ckpt = self._next(self.config.checkpoint_every)
+        self.last_ckpt = time.monotonic()
+        self.saved_at = int(self.model.num_timesteps)
 
     def evaluate(self, agent=None) -> evaluation.Evaluation:
         """Evaluate the model (or ``agent``, e.g. the saved file) and append to ``eval.csv``."""
@@ -703,16 +794,29 @@ def _record_hardware(run: Path, model, venv) -> list[dict]:
     return segments
 
 
-def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False):
+def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False,
+          checkpoint_minutes: float | None = CHECKPOINT_MINUTES, stop_on_signals: bool = True):
     """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
     checkpoint (the config must be the same, except where it runs: ``device`` and ``workers``).
     Everything is checked before the folder is made (:func:`check_start`); a folder this call made
     is removed again if the run fails before its first step, so the same command can be retried.
+
+    ``checkpoint_minutes``: also save a checkpoint when this much wall time has passed since the last
+    one (``None`` or 0: only every ``config.checkpoint_every`` steps). Where the run is and how often
+    it is saved do not change what it learns. With ``stop_on_signals`` (default), Ctrl-C or
+    ``SIGTERM`` during training saves a checkpoint at the next step and raises
+    :class:`TrainingStopped` (main thread only; a second signal stops at once).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if checkpoint_minutes is not None and (isinstance(checkpoint_minutes, bool)
+                                           or not isinstance(checkpoint_minutes, (int, float))
+                                           or not checkpoint_minutes >= 0 or math.isinf(checkpoint_minutes)):
+        raise ValueError(f"checkpoint_minutes must be a number of minutes >= 0 (0 or None: only every "
+                         f"checkpoint_every steps), got {checkpoint_minutes!r}")
+    checkpoint_s = checkpoint_minutes * 60.0 if checkpoint_minutes else None
     check_start(config, out, resume=resume)
     run = Path(out)
     fresh = not run.exists()
@@ -721,7 +825,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     lock = _lock(run)  # one process per run folder: two resumes would overwrite each other's work
     stepped: list[bool] = []  # filled by the first training step
     try:
-        return _train(config, run, resume, progress_bar, stepped)
+        return _train(config, run, resume, progress_bar, stepped, checkpoint_s=checkpoint_s,
+                      stop_on_signals=stop_on_signals)
     except BaseException:
         if (fresh or emptied) and not stepped:
             _remove_failed_start(run, keep_folder=emptied)
@@ -865,7 +970,8 @@ class _FirstStep(BaseCallback):
         return True
 
 
-def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, stepped: list | None = None):
+def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, stepped: list | None = None, *,
+           checkpoint_s: float | None = None, stop_on_signals: bool = False):
     from importlib.metadata import version
 
     from stable_baselines3.common.logger import configure
@@ -900,13 +1006,21 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         t0 -= before
         segments_hw = _record_hardware(run, model, venv)
         remaining = config.total_steps - model.num_timesteps
-        periodic = _Periodic(config, run, t0)
+        stop = _StopRequest()
+        periodic = _Periodic(config, run, t0, checkpoint_s=checkpoint_s, stop=stop)
         callbacks = [periodic, _FirstStep(stepped if stepped is not None else [])]
         if config.representation == "relative":  # first: the anchors move before a checkpoint is written
             callbacks.insert(0, algos.anchor_update_callback(config.algo, model, config.anchor_update))
         if remaining > 0:
-            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                        progress_bar=progress_bar)
+            with stop if stop_on_signals else contextlib.nullcontext():
+                model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                            progress_bar=progress_bar)
+        if stop.signal is not None and model.num_timesteps < config.total_steps:
+            import signal
+
+            raise TrainingStopped(f"{signal.Signals(stop.signal).name}: stopped; checkpoint of {periodic.saved_at} "
+                                  f"of {config.total_steps} steps saved in {ckpt}; continue with the same "
+                                  "command and --resume", stop.signal)
         # A finished run is not resumed: its replay buffer (gigabytes) is neither written again nor kept.
         (run / REPLAY_FILE).unlink(missing_ok=True)
         save_checkpoint(model, ckpt, time.time() - t0, replay=False)  # full precision: resuming stays exact

@@ -24,6 +24,12 @@ __all__ = [
 
 
 def _worker(remote, parent_remote, fns: CloudpickleWrapper) -> None:
+    import signal
+
+    # Ctrl-C and SIGTERM are the training process's to handle (it saves a checkpoint, then closes the
+    # workers); a worker ends when told to or when the training process is gone (its pipe closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent_remote.close()
     venv = DummyVecEnv(fns.var)
     try:
@@ -54,7 +60,7 @@ def _worker(remote, parent_remote, fns: CloudpickleWrapper) -> None:
                 break
             else:
                 raise NotImplementedError(f"unknown command {cmd!r}")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     finally:
         venv.close()

@@ -264,7 +264,8 @@ def test_anchor_update_setting_is_kept_on_resume(tmp_path):
 def test_cli_train(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "--out", str(out), "--representation", "absolute", "--color", "blue", "--steps", "32",
-            "--envs", "2", "--workers", "0", "--latent-dim", "16", "--head-dim", "16", "--eval-every", "0",
+            "--envs", "2", "--workers", "0", "--latent-dim", "16", "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1",
+            "--eval-max-steps", "10",
             "--eval-tracks", "1", "--eval-max-steps", "10", "--set", "n_steps=16"]
     assert main(args) == 0
     assert json.loads((out / "config.json").read_text())["hyperparameters"] == {"n_steps": 16}
@@ -330,3 +331,113 @@ def test_cli_train_relative_defaults_centred_and_layer_normalised(tmp_path, caps
     # resuming with the first zoo runs' settings is refused and names both differences
     assert main(args + ["--resume", "--latent-norm", "none", "--standardize", "per-dimension"]) == 2
     assert re.search(r"latent_norm: 'layer' -> None.*standardize: 'center' -> True", capsys.readouterr().err)
+
+
+def _checkpoint_steps(monkeypatch) -> list[int]:
+    """The steps of every checkpoint the runs of this test write, in order."""
+    steps: list[int] = []
+    real_save = training.save_checkpoint
+
+    def save(model, path, elapsed_s=0.0, **kw):
+        real_save(model, path, elapsed_s, **kw)
+        steps.append(int(model.num_timesteps))
+
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    return steps
+
+
+def test_checkpoints_by_wall_time(tmp_path, monkeypatch):
+    """``checkpoint_minutes`` saves between the step-counted checkpoints (here: at every step, the
+    interval being tiny); 0 saves only at ``checkpoint_every`` and at the end."""
+    steps = _checkpoint_steps(monkeypatch)
+    training.train(tiny(total_steps=32, eval_every=0, checkpoint_every=0), tmp_path / "timed",
+                   checkpoint_minutes=1e-9)
+    assert steps == [*range(2, 33, 2), 32]  # every vectorised step of 2 environments, then the finished run's
+    steps.clear()
+    training.train(tiny(total_steps=32, eval_every=0, checkpoint_every=16), tmp_path / "counted", checkpoint_minutes=0)
+    assert steps == [16, 32, 32]  # at 16 and 32 steps, then the finished run's
+
+
+@pytest.mark.parametrize("minutes", [-1, float("nan"), float("inf"), "10", True])
+def test_bad_checkpoint_minutes_are_refused_before_anything_is_written(tmp_path, minutes):
+    with pytest.raises(ValueError, match="checkpoint_minutes must be a number of minutes >= 0"):
+        training.train(tiny(), tmp_path / "run", checkpoint_minutes=minutes)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "ddqn"])
+def test_a_signal_saves_a_checkpoint_and_stops_then_the_run_resumes(tmp_path, monkeypatch, algo):
+    """SIGTERM mid-run: a checkpoint at the next step (for the DQN family, between two rollouts, with
+    its replay buffer), :class:`TrainingStopped`, no finished agent; ``resume=True`` finishes the run.
+    The handlers are the process's own again afterwards."""
+    import signal
+
+    steps = _checkpoint_steps(monkeypatch)
+    hp = DQN_TINY if algo == "ddqn" else {"n_steps": 16}
+    cfg = tiny(algo=algo, total_steps=96, eval_every=0, checkpoint_every=0, hyperparameters=hp)
+    sent: list[int] = []
+    real_on_step = training._FirstStep._on_step
+
+    def on_step(self):
+        if self.num_timesteps >= 40 and not sent:
+            sent.append(self.num_timesteps)
+            signal.raise_signal(signal.SIGTERM)
+        return real_on_step(self)
+
+    monkeypatch.setattr(training._FirstStep, "_on_step", on_step)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    run = tmp_path / "run"
+    with pytest.raises(training.TrainingStopped, match=r"SIGTERM: stopped; checkpoint of \d+ of 96 steps") as e:
+        training.train(cfg, run, checkpoint_minutes=0)
+    assert e.value.signal == signal.SIGTERM
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert len(steps) == 1 and sent[0] <= steps[0] <= sent[0] + 2 * cfg.n_envs
+    assert int(torch.load(run / "checkpoint.pt", weights_only=True)["num_timesteps"]) == steps[0]
+    assert not (run / "done.json").exists() and not (run / "agent.json").exists()
+    if algo == "ddqn":
+        assert (run / training.REPLAY_FILE).exists()
+    model = training.train(cfg, run, resume=True, checkpoint_minutes=0)
+    # PPO resumes with whole rollouts from the checkpoint's step, so it may end a little past 96
+    assert 96 <= model.num_timesteps < 96 + 16 * cfg.n_envs and (run / "done.json").exists()
+
+
+@pytest.mark.slow
+def test_relreps_train_stops_on_sigterm_to_its_process_group_and_resumes(tmp_path):
+    """The command line, with environment worker processes: SIGTERM to the whole process group (as a
+    scheduler or a closing machine sends it) reaches the workers too; they leave it to the training
+    process, which saves a checkpoint, exits with status 143, and continues with ``--resume``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "relreps", "train", "--out", str(run), "--representation", "absolute",
+            "--color", "red", "--seed", "3", "--steps", "1024", "--envs", "2", "--workers", "1",
+            "--latent-dim", "16", "--head-dim", "16", "--eval-every", "0", "--eval-tracks", "1",
+            "--eval-max-steps", "10", "--checkpoint-every", "0",
+            "--set", "n_steps=16", "--checkpoint-minutes", "0"]
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        def trained() -> bool:  # a row of the log: the first rollout and update are done
+            log = run / "progress.csv"
+            return log.exists() and len(log.read_text().splitlines()) >= 2
+
+        while not trained() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM: stopped; checkpoint of" in err and "--resume" in err
+    steps = int(torch.load(run / "checkpoint.pt", weights_only=True)["num_timesteps"])
+    assert 0 < steps < 1024 and not (run / "done.json").exists()
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "done.json").read_text())["steps"] >= 1024
