@@ -632,6 +632,9 @@ def _merge_progress(run: Path) -> None:
 #: Default wall-clock interval between checkpoints (:func:`train`'s ``checkpoint_minutes``,
 #: ``relreps train --checkpoint-minutes``): what a run killed without warning loses at most.
 CHECKPOINT_MINUTES = 10.0
+#: A timed checkpoint waits at least this many times as long as the last one took to write (so that
+#: writing a DQN-family run's replay buffer takes at most 1/20 of the wall time).
+TIMED_CHECKPOINT_SHARE = 20.0
 
 
 class TrainingStopped(Exception):
@@ -704,6 +707,7 @@ class _Periodic(BaseCallback):
         self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
         self.last_ckpt = time.monotonic()
         self.saved_at: int | None = None  # the steps of this segment's last checkpoint
+        self.last_write_s = 0.0  # how long the last checkpoint took to write
         self.halting = False
 
     def _init_callback(self) -> None:
@@ -717,8 +721,14 @@ class _Periodic(BaseCallback):
         return (self.model.num_timesteps // every + 1) * every
 
     def _checkpoint_due(self) -> bool:
-        return (self.num_timesteps >= self.next_ckpt or self.stop_requested
-                or (self.checkpoint_s is not None and time.monotonic() - self.last_ckpt >= self.checkpoint_s))
+        if self.num_timesteps >= self.next_ckpt or self.stop_requested:
+            return True
+        if self.checkpoint_s is None:
+            return False
+        # a checkpoint that takes long to write (a replay buffer of gigabytes) is written less often:
+        # at most 1/TIMED_CHECKPOINT_SHARE of the wall time goes to the timed ones
+        gap = max(self.checkpoint_s, self.last_write_s * TIMED_CHECKPOINT_SHARE)
+        return time.monotonic() - self.last_ckpt >= gap
 
     @property
     def stop_requested(self) -> bool:
@@ -745,9 +755,11 @@ class _Periodic(BaseCallback):
             self.halting = self.stop_requested  # the next step ends training, past the checkpoint
 
     def _checkpoint(self) -> None:
+        start = time.monotonic()
         save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
         self.next_ckpt = self._next(self.config.checkpoint_every)
         self.last_ckpt = time.monotonic()
+        self.last_write_s = self.last_ckpt - start
         self.saved_at = int(self.model.num_timesteps)
 
     def evaluate(self, agent=None) -> evaluation.Evaluation:
@@ -804,7 +816,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     is removed again if the run fails before its first step, so the same command can be retried.
 
     ``checkpoint_minutes``: also save a checkpoint when this much wall time has passed since the last
-    one (``None`` or 0: only every ``config.checkpoint_every`` steps). Where the run is and how often
+    one, or 20 times as long as the last one took to write if that is longer (a DQN-family run's
+    replay buffer); ``None`` or 0: only every ``config.checkpoint_every`` steps. Where the run is and how often
     it is saved do not change what it learns. With ``stop_on_signals`` (default), Ctrl-C or
     ``SIGTERM`` during training saves a checkpoint at the next step and raises
     :class:`TrainingStopped` (main thread only; a second signal stops at once).

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -350,12 +351,29 @@ def test_checkpoints_by_wall_time(tmp_path, monkeypatch):
     """``checkpoint_minutes`` saves between the step-counted checkpoints (here: at every step, the
     interval being tiny); 0 saves only at ``checkpoint_every`` and at the end."""
     steps = _checkpoint_steps(monkeypatch)
+    monkeypatch.setattr(training, "TIMED_CHECKPOINT_SHARE", 0.0)  # not delayed by the write's own time
     training.train(tiny(total_steps=32, eval_every=0, checkpoint_every=0), tmp_path / "timed",
                    checkpoint_minutes=1e-9)
     assert steps == [*range(2, 33, 2), 32]  # every vectorised step of 2 environments, then the finished run's
     steps.clear()
     training.train(tiny(total_steps=32, eval_every=0, checkpoint_every=16), tmp_path / "counted", checkpoint_minutes=0)
     assert steps == [16, 32, 32]  # at 16 and 32 steps, then the finished run's
+
+
+def test_a_slow_checkpoint_is_written_less_often():
+    """The timed checkpoint waits the longer of ``checkpoint_minutes`` and 20 times the last write."""
+    import time
+
+    periodic = training._Periodic(tiny(), Path("unused"), 0.0, checkpoint_s=60.0)
+    periodic.num_timesteps, periodic.next_ckpt = 10, float("inf")
+    periodic.last_ckpt = time.monotonic() - 100
+    assert periodic._checkpoint_due()  # 100 s since a quick one (gap 60 s)
+    periodic.last_write_s = 10.0  # a buffer of gigabytes: gap 200 s
+    assert not periodic._checkpoint_due()
+    periodic.last_ckpt = time.monotonic() - 201
+    assert periodic._checkpoint_due()
+    periodic.last_ckpt, periodic.next_ckpt = time.monotonic(), 10  # the step-counted one is never delayed
+    assert periodic._checkpoint_due()
 
 
 @pytest.mark.parametrize("minutes", [-1, float("nan"), float("inf"), "10", True])
