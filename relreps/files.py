@@ -40,11 +40,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
+        os.chmod(tmp, _mode_for(path, 0o666))  # mkstemp's 0600 would hide the file from other users
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path, default: int) -> int:
+    """The permissions a replacement of ``path`` gets: those of the file it replaces, else what
+    ``open`` (``default`` 0o666) or ``mkdir`` (0o777) would give under the process's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return default & ~_umask()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -72,7 +88,9 @@ def new_folder_beside(target: str | os.PathLike) -> Path:
     """A new empty hidden folder in ``target``'s parent, to fill and then :func:`replace_folder`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    new = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    os.chmod(new, _mode_for(target, 0o777))  # mkdtemp's 0700 would hide the folder from other users
+    return new
 
 
 def replace_folder(new: str | os.PathLike, target: str | os.PathLike) -> Path:
