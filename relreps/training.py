@@ -654,6 +654,7 @@ class _StopRequest:
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict = {}
+        self._pid = os.getpid()
 
     @property
     def requested(self) -> bool:
@@ -663,6 +664,7 @@ class _StopRequest:
         import signal
         import threading
 
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -671,7 +673,9 @@ class _StopRequest:
     def _handle(self, signum: int, frame) -> None:
         import signal
 
-        if self.signal is None:
+        # A process forked while the handlers are installed (an evaluation's worker pool) inherits
+        # them: there the signal acts as it did before (Pool.terminate stops its workers by SIGTERM).
+        if self.signal is None and os.getpid() == self._pid:
             self.signal = signum
             name = signal.Signals(signum).name
             print(f"\n{name}: saving a checkpoint at the next step, then stopping (again to stop at once)",
@@ -680,11 +684,9 @@ class _StopRequest:
         previous = self._previous.get(signum)
         signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         if callable(previous):
-            previous(signum, frame)
-        elif signum == signal.SIGINT or previous == signal.SIG_IGN:
-            raise KeyboardInterrupt
-        else:
-            signal.raise_signal(signum)
+            previous(signum, frame)  # Python's SIGINT handler: KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            signal.raise_signal(signum)  # the default action, now restored
 
     def __exit__(self, *exc) -> None:
         import signal

@@ -420,6 +420,34 @@ def test_a_signal_saves_a_checkpoint_and_stops_then_the_run_resumes(tmp_path, mo
     assert 96 <= model.num_timesteps < 96 + 16 * cfg.n_envs and (run / "done.json").exists()
 
 
+def test_processes_forked_during_training_still_stop_on_sigterm():
+    """An evaluation during training forks a worker pool, which inherits the stop handlers; closing
+    the pool stops its workers by SIGTERM (they may be blocked on a lock the pool holds), which
+    must still end them: a run used to hang there. The parent keeps its graceful stop."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, time\n"
+        "from relreps.training import _StopRequest\n"
+        "with _StopRequest() as stop:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(20)\n"
+        "        os._exit(0)\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(pid, signal.SIGTERM)\n"
+        "    _, status = os.waitpid(pid, 0)\n"
+        "    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status\n"
+        "    assert stop.signal is None\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    assert stop.signal == signal.SIGTERM\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_relreps_train_stops_on_sigterm_to_its_process_group_and_resumes(tmp_path):
     """The command line, with environment worker processes: SIGTERM to the whole process group (as a
