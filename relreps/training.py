@@ -819,8 +819,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
 
     ``checkpoint_minutes``: also save a checkpoint when this much wall time has passed since the last
     one, or 20 times as long as the last one took to write if that is longer (a DQN-family run's
-    replay buffer); ``None`` or 0: only every ``config.checkpoint_every`` steps. Where the run is and how often
-    it is saved do not change what it learns. With ``stop_on_signals`` (default), Ctrl-C or
+    replay buffer); ``None`` or 0: only every ``config.checkpoint_every`` steps. Saving does not
+    change what an uninterrupted run learns. With ``stop_on_signals`` (default), Ctrl-C or
     ``SIGTERM`` during training saves a checkpoint at the next step and raises
     :class:`TrainingStopped` (main thread only; a second signal stops at once).
     """
