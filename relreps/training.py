@@ -664,11 +664,21 @@ class _StopRequest:
         import signal
         import threading
 
+        global _ACTIVE_STOP
         self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            _ACTIVE_STOP = self
         return self
+
+    def restore(self) -> None:
+        """Put back the handlers this replaced."""
+        import signal
+
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
 
     def _handle(self, signum: int, frame) -> None:
         import signal
@@ -689,11 +699,29 @@ class _StopRequest:
             signal.raise_signal(signum)  # the default action, now restored
 
     def __exit__(self, *exc) -> None:
-        import signal
+        global _ACTIVE_STOP
+        self.restore()
+        if _ACTIVE_STOP is self:
+            _ACTIVE_STOP = None
 
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        self._previous.clear()
+
+#: The stop request whose handlers are installed in this process, if any.
+_ACTIVE_STOP: _StopRequest | None = None
+
+
+def _restore_signals_in_child() -> None:
+    """A process forked while a run's stop handlers are installed (the evaluation's worker pool)
+    gets the handlers back that it would have had: a Python handler runs only between bytecodes,
+    so a worker blocked in native code (a lock its pool holds while closing) would never act on the
+    SIGTERM that ``Pool.terminate`` sends it, and the run would wait for it forever."""
+    global _ACTIVE_STOP
+    if _ACTIVE_STOP is not None:
+        _ACTIVE_STOP.restore()
+        _ACTIVE_STOP = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restore_signals_in_child)
 
 
 class _Periodic(BaseCallback):
