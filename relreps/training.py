@@ -654,7 +654,6 @@ class _StopRequest:
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict = {}
-        self._pid = os.getpid()
 
     @property
     def requested(self) -> bool:
@@ -665,7 +664,6 @@ class _StopRequest:
         import threading
 
         global _ACTIVE_STOP
-        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -683,9 +681,7 @@ class _StopRequest:
     def _handle(self, signum: int, frame) -> None:
         import signal
 
-        # A process forked while the handlers are installed (an evaluation's worker pool) inherits
-        # them: there the signal acts as it did before (Pool.terminate stops its workers by SIGTERM).
-        if self.signal is None and os.getpid() == self._pid:
+        if self.signal is None:
             self.signal = signum
             name = signal.Signals(signum).name
             print(f"\n{name}: saving a checkpoint at the next step, then stopping (again to stop at once)",
