@@ -7,7 +7,7 @@
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
-    relreps export RUN --out PATH [--overwrite]
+    relreps export RUN --out PATH [--overwrite] [--anchor-embeddings saved|reembedded]
     relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
@@ -163,7 +163,7 @@ def _export(args) -> int:
 
     from .training import export_checkpoint
 
-    card = export_checkpoint(args.run, args.out, overwrite=args.overwrite)
+    card = export_checkpoint(args.run, args.out, overwrite=args.overwrite, anchor_embeddings=args.anchor_embeddings)
     steps = json.loads(card.read_text())["training"]["steps"]
     print(f"checkpoint of {args.run} at {steps} steps saved as {card}")
     return 0
@@ -582,7 +582,7 @@ def _latent_analysis(args) -> int:
 #: ``relreps train --standardize`` choices -> TrainConfig.standardize.
 _STANDARDIZE: dict[str, bool | str] = {"per-dimension": True, "center": "center", "none": False}
 #: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
-_LATENT_NORM = {"auto": "auto", "layer": "layer", "none": None}
+_LATENT_NORM = {"auto": "auto", "layer": "layer", "rms": "rms", "none": None}
 
 
 def _choice_of(choices: dict, value) -> str:
@@ -652,7 +652,7 @@ def _train_options() -> dict[str, _Option]:
 #: Help that the command line adds to a field's documentation (its own spelling of the values).
 _TRAIN_HELP = {
     "latent_dim": "'none': the 3136 convolution features.",
-    "latent_norm": "On the command line: auto, layer or none.",
+    "latent_norm": "On the command line: auto, layer, rms or none.",
     "standardize": "On the command line: center, per-dimension (True) or none (False).",
     "eval_tracks": "On the command line: how many of the held-out tracks (1-10).",
     "hyperparameters": "On the command line: --set KEY=VALUE, repeated, e.g. --set n_steps=64.",
@@ -818,6 +818,9 @@ def _add_export(sub) -> None:
     ex.add_argument("run", help="run folder (with config.json and checkpoint.pt)")
     ex.add_argument("--out", required=True, help="agent path without suffix, e.g. /tmp/rel-red-1M")
     ex.add_argument("--overwrite", action="store_true")
+    ex.add_argument("--anchor-embeddings", choices=("saved", "reembedded"), default=None,
+                    help="relative runs: keep the moving-average anchor embeddings the policy trained with "
+                         "(saved) or leave them out (reembedded); default: as the run was configured")
     ex.set_defaults(func=_export)
 
 

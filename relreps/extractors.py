@@ -62,8 +62,9 @@ REPRESENTATIONS = ("relative", "absolute")
 CONV_DIM = 64 * 7 * 7  # the Nature-CNN convolutions' flattened output on 84x84 frames
 
 
-#: ``latent_norm`` choices: none (no normalisation) or a LayerNorm without parameters.
-LATENT_NORMS = (None, "layer")
+#: ``latent_norm`` choices: none (no normalisation), a LayerNorm without parameters, or an RMS norm
+#: without parameters (each latent divided by its root mean square: a unit at 0 stays at 0).
+LATENT_NORMS = (None, "layer", "rms")
 #: Each encoder's default ``latent_norm`` (``TrainConfig.latent_norm="auto"`` resolves to it): a relative
 #: encoder normalises its latent (without it the encoder grows away from its lagging anchors: the
 #: book's lab notes), an absolute one does not (the shipped absolute agents).
@@ -165,7 +166,10 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
     Output: ``latent_dim`` features if given (convolutions, ``Linear(3136, latent_dim)``, ReLU),
     else the 3136 flattened convolution features (the authors' later code). With
     ``latent_norm="layer"``, each latent is then normalised over its units (zero mean, unit
-    variance; a LayerNorm without learned scale or shift), so the encoder's scale cannot drift.
+    variance; a LayerNorm without learned scale or shift), so the encoder's scale cannot drift. With
+    ``latent_norm="rms"`` each latent is divided by its root mean square over the units (unit mean
+    square, no centring): the scale is fixed too, and a unit at 0 (a ReLU unit that is off) stays
+    at 0, where a LayerNorm moves it to ``-mean/std`` of that latent.
     """
 
     def __init__(self, observation_space: spaces.Box, latent_dim: int | None = None,
@@ -184,6 +188,9 @@ class AbsoluteEncoder(BaseFeaturesExtractor):
         if self.latent_norm == "layer":
             with float32(z.device.type):  # in float32 under autocast too
                 z = F.layer_norm(z.float(), z.shape[-1:])
+        elif self.latent_norm == "rms":
+            with float32(z.device.type):
+                z = F.rms_norm(z.float(), z.shape[-1:], eps=1e-12)
         return z
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -127,7 +127,8 @@ class TrainConfig:
     notes)."""
     latent_norm: str | None = "auto"
     """``"layer"``: normalise each latent over its units (no learned parameters), so the encoder's
-    scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``None``: no normalisation (the
+    scale cannot drift (:class:`relreps.extractors.AbsoluteEncoder`); ``"rms"``: divide each latent by
+    its root mean square (the scale is fixed and a unit at 0 stays at 0); ``None``: no normalisation (the
     shipped absolute agents and the first relative ones); ``"auto"`` (default): ``"layer"`` for a
     relative encoder, ``None`` for an absolute one (without it, relative encoders grow away from their
     lagging anchors and training collapses: the book's lab notes). Resolved when the config is made, so a saved
@@ -541,7 +542,8 @@ def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
     return elapsed
 
 
-def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
+                      anchor_embeddings: str | None = None) -> Path:
     """Save a run's latest ``checkpoint.pt`` as an agent file (``out.safetensors`` + ``out.json``).
 
     For looking at a run that is still training (or was stopped): evaluate, stitch or compare the
@@ -549,13 +551,23 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
     wall time under ``training`` with ``"checkpoint": true`` and no final evaluation; the tensors
     are float16, as in a finished run's agent. Refuses to replace an existing agent unless
     ``overwrite=True``; returns the ``.json`` path.
+
+    ``anchor_embeddings`` (relative runs; :data:`relreps.zoo.ANCHOR_EMBEDDINGS`) overrides the run's
+    own choice: ``"saved"`` keeps the moving average the policy trained with (to look at the agent as
+    training saw it, e.g. a run trained with ``"reembedded"``), ``"reembedded"`` leaves it out.
     """
+    from .zoo import ANCHOR_EMBEDDINGS
+
+    if anchor_embeddings is not None and anchor_embeddings not in ANCHOR_EMBEDDINGS:
+        raise ValueError(f"unknown anchor_embeddings {anchor_embeddings!r}: expected one of {ANCHOR_EMBEDDINGS}")
     run = Path(run)
     cfg_path, ckpt = run / "config.json", run / "checkpoint.pt"
     for path in (cfg_path, ckpt):
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: {run} is not a run folder with a checkpoint")
     config = run_anchors(TrainConfig.from_json(json.loads(cfg_path.read_text())), run)
+    if anchor_embeddings is not None:
+        config = replace(config, anchor_embeddings=anchor_embeddings)  # validated as a config
     env = envs.make_vec_env(config.color, n_envs=1, seed=config.seed, workers=0)
     try:
         hp = dict(config.hyperparameters)

@@ -308,6 +308,7 @@ def test_latent_norm_fixes_the_encoders_scale(frames):
     assert set(enc.state_dict()) == set(plain.state_dict())
     with pytest.raises(ValueError, match="unknown latent_norm 'l2'"):
         AbsoluteEncoder(OBS, latent_dim=16, latent_norm="l2")
+
     # default "auto": layer-normalised relative encoders, plain absolute ones (as shipped)
     assert TrainConfig().latent_norm == "layer"
     assert TrainConfig().encoder()[1]["latent_norm"] == "layer"
@@ -320,6 +321,25 @@ def test_latent_norm_fixes_the_encoders_scale(frames):
     assert TrainConfig.from_json({}).latent_norm is None  # a saved config without it
     with pytest.raises(ValueError, match="unknown latent_norm"):
         TrainConfig(latent_norm="batch")
+
+
+def test_rms_latent_norm_fixes_the_scale_and_keeps_units_at_zero(frames):
+    """``latent_norm="rms"``: unit mean square per latent, the scale of the last layer does not
+    matter, and a ReLU unit that is off stays exactly 0 (a LayerNorm moves it to -mean/std)."""
+    x = torch.rand(4, 3, 84, 84)
+    enc = RelativeEncoder(OBS, anchors=frames, n_anchors=len(frames), latent_dim=None, latent_norm="rms")
+    plain = AbsoluteEncoder(OBS, latent_dim=None)
+    plain.load_state_dict({k: v for k, v in enc.state_dict().items() if k.startswith("net.")})
+    z, raw = enc.embed(x), plain.embed(x)
+    torch.testing.assert_close(z.pow(2).mean(1), torch.ones(4), atol=1e-5, rtol=0)
+    assert (raw == 0).any() and torch.equal(z == 0, raw == 0)
+    torch.testing.assert_close(z, raw / raw.pow(2).mean(1, keepdim=True).sqrt())
+    with torch.no_grad():
+        enc.net[-3].weight.mul_(7.0), enc.net[-3].bias.mul_(7.0)
+    torch.testing.assert_close(enc.embed(x), z, atol=1e-5, rtol=1e-4)
+    layer = AbsoluteEncoder(OBS, latent_dim=None, latent_norm="layer")
+    layer.load_state_dict(plain.state_dict())
+    assert (layer.embed(x)[raw == 0] != 0).all()
 
 
 def test_a_card_without_the_settings_builds_the_encoder_it_was_saved_with():

@@ -239,6 +239,15 @@ def test_run_whose_agent_file_leaves_the_anchor_embeddings_out(tmp_path):
         assert not any(k.endswith("anchor_embeddings") for k in load_file(weights))
     enc = zoo.load(exported).policy.features_extractor
     assert torch.equal(enc.anchor_embeddings, enc.embed_anchors())
+    # the moving average the policy trained with can be kept, to look at the agent as training saw it
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)["policy"]["features_extractor.anchor_embeddings"]
+    assert main(["export", str(run), "--out", str(tmp_path / "ema"), "--anchor-embeddings", "saved"]) == 0
+    saved = load_file(tmp_path / "ema.safetensors")["features_extractor.anchor_embeddings"]
+    assert saved.dtype == torch.float32 and torch.equal(saved, ckpt)
+    assert zoo.load(tmp_path / "ema").card["anchors"].get("embeddings", "saved") == "saved"
+    with pytest.raises(ValueError, match=r"unknown anchor_embeddings 'ema': expected one of"):
+        training.export_checkpoint(run, tmp_path / "bad", anchor_embeddings="ema")
+    assert not (tmp_path / "bad.json").exists()
 
 
 @pytest.mark.slow
