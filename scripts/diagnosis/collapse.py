@@ -17,6 +17,10 @@ the script gives the mean norms of the saved anchor embeddings, of the anchors r
 current encoder and of the frames' embeddings, the cosine between x - mean(anchors) and the drift
 (mean of the re-embedded anchors - mean of the saved ones), and the mean cosine between the relative
 representations of two different frames (1: every frame looks the same to the policy).
+
+Actions. The share of frames on which each action is the greedy one, and the policy's mean
+probability of each action: a policy that still drives with sampled actions but stands still
+when greedy has lost its "gas" argmax while keeping some gas probability.
 """
 
 import sys
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 
 from relreps import anchors as anchor_sets
 from relreps import latent, zoo
+from relreps.envs import ACTIONS
 from relreps.extractors import encoder_of, frames_to_tensor
 
 
@@ -46,13 +51,19 @@ def main(paths: list[str]) -> None:
         n = len(rel)
         pairwise = (cos.sum() - cos.diagonal().sum()) / (n * n - n)
         drift = F.cosine_similarity(x - mean, (now.mean(0) - mean)[None]).mean()
+        obs, _ = agent.policy.obs_to_tensor(frames.transpose(0, 3, 1, 2))
+        with torch.no_grad():
+            probs = agent.policy.get_distribution(obs).distribution.probs
+        greedy = torch.bincount(probs.argmax(1), minlength=len(ACTIONS)).float() / len(probs)
         print(f"{path}:\n"
               f"  dead units: {int(dead.sum())} of {len(std)} (std over the anchors < 1e-3 of the largest); "
               f"active per frame {(x[:, dead] > 0).sum(1).float().mean():.1f}; share of the standardised "
               f"norm: median {share.median():.3f}\n"
               f"  drift: mean norm of saved anchors {saved.norm(dim=1).mean():.3g}, of re-embedded anchors "
               f"{now.norm(dim=1).mean():.3g}, of frames {x.norm(dim=1).mean():.3g}; cos(x - mean, drift) "
-              f"{drift:.3f}; mean cosine of two frames' relative representations {pairwise:.3f}")
+              f"{drift:.3f}; mean cosine of two frames' relative representations {pairwise:.3f}\n"
+              f"  actions (greedy share / mean probability): "
+              + ", ".join(f"{a} {g:.2f}/{p:.2f}" for a, g, p in zip(ACTIONS, greedy, probs.mean(0))))
 
 
 if __name__ == "__main__":
