@@ -20,11 +20,11 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 D = RESULTS / "diagnosis"
 
-def checkpoints(tag: str) -> dict[str, tuple[Path, Path | None]]:
-    """A 500K-step pilot's files: its latent comparison every 100K steps from 200K, its 2x2 table at the end."""
+def checkpoints(tag: str, steps=(200, 300, 400, 500), table_at: int | None = 500) -> dict[str, tuple[Path, Path | None]]:
+    """A pilot's files: its latent comparison at each of ``steps`` (thousands), its 2x2 table at ``table_at``."""
     return {f"{k}K": (D / f"latent-{tag}-green-{k}K-vs-red-{k}K.json",
-                      D / f"table-ppo-relative-green-red-{tag}-500K.json" if k == 500 else None)
-            for k in (200, 300, 400, 500)}
+                      D / f"table-ppo-relative-green-red-{tag}-{k}K.json" if k == table_at else None)
+            for k in steps}
 
 
 #: recipe -> (what it is, {steps: (latent file, table file or None)})
@@ -51,6 +51,15 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     "(d) zoo, agent anchors": (
         "the zoo's recipe with anchors recorded by the trained absolute agent (`agent-3136`)",
         checkpoints("agent-anchors-zoo"),
+    ),
+    "(b) to 2M, chosen": (
+        "the recipe chosen, (b), trained to 2M steps (green fell at 700-800K); measured as its files load, "
+        "anchors re-embedded",
+        checkpoints("authors-recipe", steps=range(100, 2001, 100), table_at=None),
+    ),
+    "(e) (b) + RMS norm": (
+        "(b) with each frame's 3136 features divided by their root mean square (`--latent-norm rms`), 2M steps",
+        checkpoints("authors-rms", steps=range(100, 2001, 100), table_at=None),
     ),
 }
 
@@ -113,7 +122,7 @@ def main() -> None:
                 print(row(recipe, s, latent_file, table_file))
     print()
     for recipe, (what, steps) in PILOTS.items():
-        if any(f.is_file() for files in steps.values() for f in files if f is not None):
+        if any(f.is_file() or reembedded(f).is_file() for files in steps.values() for f in files if f is not None):
             print(f"- **{recipe}**: {what}.")
     print("\n**Re-embedded**: the same measurements with each agent's anchor embeddings made anew by its final "
           "weights (`relreps latent --reembed-anchors`; the 2x2 table: "
