@@ -18,6 +18,12 @@ current encoder and of the frames' embeddings, the cosine between x - mean(ancho
 (mean of the re-embedded anchors - mean of the saved ones), and the mean cosine between the relative
 representations of two different frames (1: every frame looks the same to the policy).
 
+Shrinkage (encoders with ``latent_norm="rms"``, whose frames all have unit mean square). The
+moving average of vectors that turn is shorter than they are; the script also gives the mean
+cosine of two frames' relative representations with the saved anchors rescaled to unit mean square
+(a spherical average): if it is far lower, the lag is mostly the average's shrinkage, not its
+direction.
+
 Actions. The share of frames on which each action is the greedy one, and the policy's mean
 probability of each action: a policy that still drives with sampled actions but stands still
 when greedy has lost its "gas" argmax while keeping some gas probability.
@@ -32,6 +38,13 @@ from relreps import anchors as anchor_sets
 from relreps import latent, zoo
 from relreps.envs import ACTIONS
 from relreps.extractors import encoder_of, frames_to_tensor
+from relreps.projection import prepare_anchors, project
+
+
+def pairwise_cosine(r) -> float:
+    """The mean cosine of two different rows of ``r``."""
+    cos, n = latent.similarity(r, r), len(r)
+    return float((cos.sum() - cos.diagonal().sum()) / (n * n - n))
 
 
 def main(paths: list[str]) -> None:
@@ -47,9 +60,15 @@ def main(paths: list[str]) -> None:
         dead = std < 1e-3 * std.max()
         z = (x - mean) / (std + 1e-8)
         share = (z[:, dead] ** 2).sum(1) / (z ** 2).sum(1)
-        cos = latent.similarity(rel, rel)
-        n = len(rel)
-        pairwise = (cos.sum() - cos.diagonal().sum()) / (n * n - n)
+        pairwise = pairwise_cosine(rel)
+        shrink = ""
+        if getattr(enc, "latent_norm", None) == "rms":
+            unit = saved / saved.pow(2).mean(1, keepdim=True).sqrt()
+            prepared = prepare_anchors(unit, standardize=enc.standardize, std_floor=enc.std_floor)
+            with torch.no_grad():
+                rescaled = pairwise_cosine(project(x, prepared))
+            shrink = (f"\n  shrinkage: saved anchors' root mean square {saved.pow(2).mean(1).sqrt().mean():.3f}; "
+                      f"mean cosine of two frames' relative representations with them rescaled to 1: {rescaled:.3f}")
         drift = F.cosine_similarity(x - mean, (now.mean(0) - mean)[None]).mean()
         obs, _ = agent.policy.obs_to_tensor(frames.transpose(0, 3, 1, 2))
         with torch.no_grad():
@@ -61,7 +80,7 @@ def main(paths: list[str]) -> None:
               f"norm: median {share.median():.3f}\n"
               f"  drift: mean norm of saved anchors {saved.norm(dim=1).mean():.3g}, of re-embedded anchors "
               f"{now.norm(dim=1).mean():.3g}, of frames {x.norm(dim=1).mean():.3g}; cos(x - mean, drift) "
-              f"{drift:.3f}; mean cosine of two frames' relative representations {pairwise:.3f}\n"
+              f"{drift:.3f}; mean cosine of two frames' relative representations {pairwise:.3f}{shrink}\n"
               f"  actions (greedy share / mean probability): "
               + ", ".join(f"{a} {g:.2f}/{p:.2f}" for a, g, p in zip(ACTIONS, greedy, probs.mean(0))))
 
