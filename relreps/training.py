@@ -195,7 +195,7 @@ class TrainConfig:
                              f"{zoo.ANCHOR_EMBEDDINGS}")
         if self.anchor_embeddings != "saved" and self.representation != "relative":
             raise ValueError(f"anchor_embeddings={self.anchor_embeddings!r} is for relative encoders; "
-                             f"a {self.representation} encoder has no anchors (use 'saved')")
+                             f"an {self.representation} encoder has no anchors (use 'saved')")
         _check_settings(self)
         check_precision(self.precision)
         if not algos.REGISTRY[self.algo].mixed_precision and self.precision != "fp32":
