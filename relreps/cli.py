@@ -813,12 +813,14 @@ def _add_grid(sub) -> None:
 
 def _add_export(sub) -> None:
     """``relreps export``."""
+    from .zoo import ANCHOR_EMBEDDINGS
+
     ex = sub.add_parser("export", help="save a run's latest checkpoint as an agent file (to evaluate or "
                                        "stitch a run that is still training)")
     ex.add_argument("run", help="run folder (with config.json and checkpoint.pt)")
     ex.add_argument("--out", required=True, help="agent path without suffix, e.g. /tmp/rel-red-1M")
     ex.add_argument("--overwrite", action="store_true")
-    ex.add_argument("--anchor-embeddings", choices=("saved", "reembedded"), default=None,
+    ex.add_argument("--anchor-embeddings", choices=ANCHOR_EMBEDDINGS, default=None,
                     help="relative runs: keep the moving-average anchor embeddings the policy trained with "
                          "(saved) or leave them out (reembedded); default: as the run was configured")
     ex.set_defaults(func=_export)

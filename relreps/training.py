@@ -556,10 +556,6 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
     own choice: ``"saved"`` keeps the moving average the policy trained with (to look at the agent as
     training saw it, e.g. a run trained with ``"reembedded"``), ``"reembedded"`` leaves it out.
     """
-    from .zoo import ANCHOR_EMBEDDINGS
-
-    if anchor_embeddings is not None and anchor_embeddings not in ANCHOR_EMBEDDINGS:
-        raise ValueError(f"unknown anchor_embeddings {anchor_embeddings!r}: expected one of {ANCHOR_EMBEDDINGS}")
     run = Path(run)
     cfg_path, ckpt = run / "config.json", run / "checkpoint.pt"
     for path in (cfg_path, ckpt):
@@ -567,7 +563,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwri
             raise FileNotFoundError(f"{path} not found: {run} is not a run folder with a checkpoint")
     config = run_anchors(TrainConfig.from_json(json.loads(cfg_path.read_text())), run)
     if anchor_embeddings is not None:
-        config = replace(config, anchor_embeddings=anchor_embeddings)  # validated as a config
+        config = replace(config, anchor_embeddings=anchor_embeddings)  # TrainConfig refuses a bad value
     env = envs.make_vec_env(config.color, n_envs=1, seed=config.seed, workers=0)
     try:
         hp = dict(config.hyperparameters)
