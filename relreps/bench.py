@@ -8,7 +8,7 @@ identical, and reports steps per second per core, their ratio, and where a fast 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -291,7 +291,7 @@ def bench_update(*, latent_dim: int | None = None, n_anchors: int | None = None,
 #: first step, exploring at its final epsilon.
 TRAIN_BASES = ("sb3", "fp32", "bf16", "auto", "ddqn")
 #: The variants ``relreps bench train`` runs by default.
-TRAIN_DEFAULT = ("sb3", "fp32", "bf16")
+TRAIN_DEFAULT = ("sb3", "fp32", "auto")
 #: Options a variant may add after its base, ``:``-separated (e.g. ``fp32:threads=1/2``).
 TRAIN_OPTIONS = ("threads=R/U (torch threads in rollouts / updates)", "channels-last",
                  "compile (torch.compile of the networks; compiled in the warm-up)",
@@ -508,7 +508,7 @@ def bench_train(
     """
     from . import algos, evaluation
     from .precision import resolve
-    from .training import REPRESENTATIONS, TrainConfig
+    from .training import REPRESENTATIONS, TrainConfig, rollout_threads
 
     check_train_counts(updates=updates, n_envs=n_envs, n_steps=n_steps, eval_tracks=eval_tracks,
                        eval_max_steps=eval_max_steps)
@@ -577,6 +577,9 @@ def bench_train(
                 model.policy.to(memory_format=torch.channels_last)
             if v.compile:
                 _compile_networks(model.policy)
+            if v.threads is None and v.base not in ("sb3", "ddqn"):  # as `relreps train` runs PPO
+                one = rollout_threads(defaults, device)
+                v = replace(v, threads=None if one is None else (one, base_threads))
             timer = _PhaseTimer(v.threads)
             total, callback = model._setup_learn(steps * (updates + 1), CallbackList([*extra, timer]),
                                                  True, "bench", False)
@@ -632,6 +635,7 @@ def bench_train(
     setup = (f"{algos_run} on {device} ({representation} encoder for relreps variants; {precisions}), {n_envs} envs x {n_steps} steps per update "
              f"({steps} env steps), {updates} timed updates per variant after one warm-up, interleaved; relreps "
              f"env processes: {procs}; sb3 envs: {sb3_vec}; "
-             f"torch threads: {base_threads}; evaluation charged at {share:.3f} evaluated steps per training "
+             f"torch threads: {base_threads} (relreps PPO variants without threads=: 1 in rollouts, as "
+             f"`relreps train` runs them on a CPU); evaluation charged at {share:.3f} evaluated steps per training "
              f"step, measured on {eval_tracks} track(s) x <= {eval_max_steps} steps")
     return TrainBench(timings, setup)

@@ -939,8 +939,8 @@ def _add_bench(sub) -> None:
     u.add_argument("--steps", type=_at_least(1), default=256, help="rollout steps per environment (2 envs)")
     u.add_argument("--repeats", type=_at_least(1), default=3)
     u.set_defaults(func=_bench_update)
-    bt = bsub.add_parser("train", help="end-to-end training speed: stock SB3 + gymnasium, relreps fp32 "
-                                      "and bf16 PPO, Double DQN (ddqn), interleaved update by update")
+    bt = bsub.add_parser("train", help="end-to-end training speed: stock SB3 + gymnasium, relreps fp32, "
+                                      "auto (bf16 where native) PPO, Double DQN (ddqn), interleaved update by update")
     bt.add_argument("--variants", nargs="+", default=list(TRAIN_DEFAULT),
                     help=f"bases {', '.join(TRAIN_BASES)}, each with ':'-separated options: "
                          f"{'; '.join(TRAIN_OPTIONS)} (e.g. fp32:threads=1/2 bf16:channels-last)")

@@ -233,3 +233,12 @@ def test_bench_train_runs_ppo_and_double_dqn_side_by_side():
     assert set(by) == {"fp32", "ddqn", "ddqn:replay=8/1"} and by["fp32"].steps == by["ddqn"].steps == 8
     assert all(t.rollout_s > 0 and t.update_s > 0 and t.eval_steps == 5 for t in out.timings)
     assert "Double DQN" in out.setup and "ddqn" in out.report()
+
+
+def test_bench_train_default_variants_run_on_any_cpu():
+    """The default variants need no native bfloat16 ("auto" falls back to float32), so `relreps bench
+    train` runs as given on every CPU; a relreps PPO variant collects rollouts as `relreps train` does."""
+    assert set(bench.TRAIN_DEFAULT) <= {"sb3", "fp32", "auto"}
+    out = bench.bench_train(["auto"], updates=1, n_envs=2, n_steps=4, workers=0, eval_max_steps=5)
+    assert [t.variant for t in out.timings] == ["auto"] and out.timings[0].steps == 8
+    assert "auto: update " in out.setup and "1 in rollouts" in out.setup

@@ -496,3 +496,38 @@ def test_relreps_train_stops_on_sigterm_to_its_process_group_and_resumes(tmp_pat
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "done.json").read_text())["steps"] >= 1024
+
+
+@pytest.mark.slow
+def test_ppo_collects_rollouts_on_one_thread_and_updates_on_all(tmp_path, monkeypatch):
+    """PPO's rollouts run on one torch thread, its updates on the process's threads (the measured
+    lever of results/bench-train-avx2.txt); hardware.json records both."""
+    real, before = torch.set_num_threads, torch.get_num_threads()
+    calls: list[int] = []
+
+    def spy(n: int) -> None:
+        calls.append(n)
+        real(n)
+
+    real(2)
+    monkeypatch.setattr(torch, "set_num_threads", spy)
+    try:
+        training.train(tiny(total_steps=64, device="cpu"), tmp_path / "run")  # 2 rollouts of 32 steps
+    finally:
+        real(before)
+    assert calls[:4] == [1, 2, 1, 2], calls
+    hw = json.loads((tmp_path / "run" / "hardware.json").read_text())[-1]
+    assert (hw["torch_threads"], hw["rollout_threads"]) == (2, 1)
+
+
+def test_rollout_threads_only_where_they_pay():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert training.rollout_threads(tiny(), "cpu") == 1
+        assert training.rollout_threads(tiny(), "cuda") is None  # the GPU does the forward pass
+        assert training.rollout_threads(tiny(algo="ddqn", hyperparameters={}), "cpu") is None  # rollout and update interleave
+        torch.set_num_threads(1)
+        assert training.rollout_threads(tiny(), "cpu") is None
+    finally:
+        torch.set_num_threads(before)

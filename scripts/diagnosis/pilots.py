@@ -61,6 +61,11 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
         "(b) with each frame's 3136 features divided by their root mean square (`--latent-norm rms`), 2M steps",
         checkpoints("authors-rms", steps=range(100, 2001, 100), table_at=None),
     ),
+    "(f) (e), fresh anchors": (
+        "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
+        "policy trains on the anchor embeddings its agent file loads with, 2M steps",
+        checkpoints("authors-rms-fresh", steps=range(100, 2001, 100), table_at=None),
+    ),
 }
 
 
