@@ -232,7 +232,10 @@ def test_an_interrupted_grid_resumes_with_the_same_command(tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", TINY_SPEC)
     out, log = tmp_path / "runs", (tmp_path / "first.txt").open("w")
     command = [sys.executable, "-m", "relreps", "grid", str(spec), "--out", str(out), "--cpus-per-run", "2"]
-    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # Ctrl-C's default action in the grid, however the tests were started: a shell without job control
+    # starts background commands (`pytest ... &`) with SIGINT ignored, and children inherit that
+    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while not list(out.glob("*/done.json")) and first.poll() is None and time.time() < deadline:
         time.sleep(0.5)

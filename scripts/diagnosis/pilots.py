@@ -63,8 +63,14 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
-        "policy trains on the anchor embeddings its agent file loads with, 2M steps",
+        "policy trains on the anchor embeddings its agent file loads with; 2M-step schedule, stopped at 227K "
+        "(neither colour learnt)",
         checkpoints("authors-rms-fresh", steps=range(100, 2001, 100), table_at=None),
+    ),
+    "(g) (e), alpha 0.99": (
+        "(e) with a tenth of the average's memory (`--alpha 0.99` per gradient step: about 100 gradient "
+        "steps, 13K environment steps), 2M-step schedule",
+        checkpoints("authors-rms-a99", steps=range(100, 2001, 100), table_at=None),
     ),
 }
 

@@ -1,0 +1,35 @@
+"""Diagnosis (not part of the package): a pilot's learning curves from its run folders, as one CSV.
+Usage:
+
+    python scripts/diagnosis/curves.py RUN [RUN ...] > results/diagnosis/curves-TAG.csv
+
+One row per PPO update of each run (SB3's ``progress.csv``): the run's folder name, the environment
+steps, the mean return of the training episodes that ended in the last 100 (sampled actions) and the
+entropy loss (minus the policy's mean entropy); and one row per evaluation (``eval.csv``: greedy
+actions on the held-out tracks, the mean maximum return), with ``kind`` telling the two apart.
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+
+def main(runs: list[str]) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["run", "kind", "timesteps", "return", "entropy_loss"])
+    for run in map(Path, runs):
+        with (run / "progress.csv").open() as f:
+            for r in csv.DictReader(f):
+                if r.get("rollout/ep_rew_mean"):
+                    out.writerow([run.name, "training (sampled)", r["time/total_timesteps"],
+                                  f"{float(r['rollout/ep_rew_mean']):.1f}", r.get("train/entropy_loss", "")])
+        with (run / "eval.csv").open() as f:
+            for r in csv.DictReader(f):
+                out.writerow([run.name, f"evaluation (greedy, {r['tracks']} tracks)", r["timesteps"],
+                              f"{float(r['mean_max_return']):.1f}", ""])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
