@@ -48,6 +48,7 @@ __all__ = [
     "AnchoredQRDQN",
     "DoubleDQN",
     "HeadQRDQNPolicy",
+    "PhaseThreads",
     "PrecisionPPO",
     "TargetAnchorsMixin",
     "anchor_update_callback",
@@ -341,6 +342,27 @@ def trained_relative_encoders(model) -> list[RelativeEncoder]:
     takes the online network's at each target update (:class:`TargetAnchorsMixin`)."""
     frozen = {id(m) for m in relative_encoders_in(target_network(model))}
     return [e for e in relative_encoders(model) if id(e) not in frozen]
+
+
+class PhaseThreads(BaseCallback):
+    """Torch threads per phase of an on-policy algorithm: ``rollout`` while it collects a rollout,
+    ``update`` from the rollout's end (its update) to the next rollout's start. Callbacks before this
+    one in a list run their rollout-start work (e.g. the anchor update) with ``update`` threads.
+    Used by ``relreps train`` (:func:`relreps.training.rollout_threads`) and ``relreps bench train``
+    (``threads=R/U``)."""
+
+    def __init__(self, rollout: int, update: int):
+        super().__init__()
+        self.rollout, self.update = rollout, update
+
+    def _on_rollout_start(self) -> None:
+        th.set_num_threads(self.rollout)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        th.set_num_threads(self.update)
 
 
 class AnchorUpdateCallback(BaseCallback):

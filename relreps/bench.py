@@ -402,17 +402,14 @@ def check_train_counts(**counts: int) -> None:
 
 
 class _PhaseTimer(BaseCallback):
-    """Rollout wall time, and torch threads per phase (``threads=(rollout, update)``)."""
+    """Rollout wall time."""
 
-    def __init__(self, threads: tuple[int, int] | None = None):
+    def __init__(self):
         super().__init__()
-        self.threads = threads
         self.rollout_s = 0.0
         self._t0 = 0.0
 
     def _on_rollout_start(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads[0])
         self._t0 = time.perf_counter()
 
     def _on_step(self) -> bool:
@@ -420,8 +417,6 @@ class _PhaseTimer(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.rollout_s += time.perf_counter() - self._t0
-        if self.threads:
-            torch.set_num_threads(self.threads[1])
 
 
 def _compile_networks(policy) -> None:
@@ -580,8 +575,9 @@ def bench_train(
             if v.threads is None and v.base not in ("sb3", "ddqn"):  # as `relreps train` runs PPO
                 one = rollout_threads(defaults, device)
                 v = replace(v, threads=None if one is None else (one, base_threads))
-            timer = _PhaseTimer(v.threads)
-            total, callback = model._setup_learn(steps * (updates + 1), CallbackList([*extra, timer]),
+            timer = _PhaseTimer()
+            phases = [algos.PhaseThreads(*v.threads)] if v.threads else []
+            total, callback = model._setup_learn(steps * (updates + 1), CallbackList([*extra, timer, *phases]),
                                                  True, "bench", False)
             callback.on_training_start(locals(), globals())
             runs.append((v, model, venv, callback, timer, total))

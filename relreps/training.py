@@ -825,7 +825,7 @@ def _hardware(device) -> dict:
     return info
 
 
-def _record_hardware(run: Path, model, venv, config: TrainConfig) -> list[dict]:
+def _record_hardware(run: Path, model, venv, rollout: int | None = None) -> list[dict]:
     """Append this segment's hardware (and the step it starts at) to ``hardware.json``; returns the
     list. A resumed run that moved machines records each one (a run from before this file existed
     starts its list at its first resume)."""
@@ -835,7 +835,7 @@ def _record_hardware(run: Path, model, venv, config: TrainConfig) -> list[dict]:
     segments.append({"from_step": int(model.num_timesteps), **_hardware(model.device),
                      "env_processes": getattr(venv, "n_workers", 0),  # 0: stepped in the main process
                      "torch_threads": torch.get_num_threads(),
-                     "rollout_threads": rollout_threads(config, model.device) or torch.get_num_threads(),
+                     "rollout_threads": rollout or torch.get_num_threads(),
                      "precision": getattr(model, "precision", "fp32")})
     files.write_text(path, json.dumps(segments, indent=1) + "\n")
     return segments
@@ -1018,34 +1018,17 @@ class _FirstStep(BaseCallback):
         return True
 
 
-class _RolloutThreads(BaseCallback):
-    """One torch thread while PPO collects a rollout, ``update_threads`` while it updates.
-
-    A rollout's forward pass is one small batch (the 16 environments' frames): a second thread costs
-    more to wake than it saves, and the environment workers need the cores. The update's minibatches
-    of 512 use every thread. Measured side by side (``relreps bench train --variants fp32
-    fp32:threads=1/2``): 1.17x end to end alone on the 2-core CPU, 1.9x beside other runs
-    (``results/bench-train-avx2.txt``, ``results/bench-train.txt``). Callbacks before this one in the
-    list (the anchor update) still run with ``update_threads``."""
-
-    def __init__(self, update_threads: int):
-        super().__init__()
-        self.update_threads = update_threads
-
-    def _on_rollout_start(self) -> None:
-        torch.set_num_threads(1)
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        torch.set_num_threads(self.update_threads)
-
-
 def rollout_threads(config: TrainConfig, device) -> int | None:
     """The torch threads :func:`train` uses while collecting a PPO rollout: 1 on a CPU whose process
-    has more than one thread (:class:`_RolloutThreads`), else ``None`` (unchanged: a GPU run, an
-    off-policy algorithm, whose rollouts and updates interleave step by step, or one thread already)."""
+    has more than one thread (:class:`relreps.algos.PhaseThreads`; the update keeps them all), else
+    ``None`` (unchanged: a GPU run, an off-policy algorithm, whose rollouts and updates interleave
+    step by step, or one thread already).
+
+    A rollout's forward pass is one small batch (the 16 environments' frames): a second thread costs
+    more to wake than it saves, and the environment workers need the cores; the update's minibatches
+    of 512 use every thread. Measured side by side (``relreps bench train --variants fp32
+    fp32:threads=1/2``): 1.17x end to end alone on the 2-core CPU, 1.9x beside other runs
+    (``results/bench-train-avx2.txt``, ``results/bench-train.txt``)."""
     if config.algo != "ppo" or torch.device(device).type != "cpu" or torch.get_num_threads() <= 1:
         return None
     return 1
@@ -1085,15 +1068,16 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             _keep_logs_for_resume(run, 0, 0.0)  # died before its first checkpoint: start over, logs too
         model.set_logger(configure(str(run), formats))
         t0 -= before
-        segments_hw = _record_hardware(run, model, venv, config)
+        rollout = rollout_threads(config, model.device)
+        segments_hw = _record_hardware(run, model, venv, rollout)
         remaining = config.total_steps - model.num_timesteps
         stop = _StopRequest()
         periodic = _Periodic(config, run, t0, checkpoint_s=checkpoint_s, stop=stop)
         callbacks = [periodic, _FirstStep(stepped if stepped is not None else [])]
         if config.representation == "relative":  # first: the anchors move before a checkpoint is written
             callbacks.insert(0, algos.anchor_update_callback(config.algo, model, config.anchor_update))
-        if rollout_threads(config, model.device) is not None:  # last: the anchor update keeps every thread
-            callbacks.append(_RolloutThreads(torch.get_num_threads()))
+        if rollout is not None:  # last: the anchor update keeps every thread
+            callbacks.append(algos.PhaseThreads(rollout, torch.get_num_threads()))
         if remaining > 0:
             with stop if stop_on_signals else contextlib.nullcontext():
                 model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
