@@ -133,9 +133,19 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
-    from .training import TrainConfig, TrainingStopped, train
+    from .envs import color_name
+    from .training import TrainConfig, TrainingStopped, saved_config, train
 
-    config = TrainConfig(**{name: option.value(getattr(args, name)) for name, option in _train_options().items()})
+    options = _train_options()
+    saved = saved_config(args.out) if args.resume else None
+    if saved is None:
+        config = TrainConfig(**{name: option.value(getattr(args, name)) for name, option in options.items()})
+    else:  # --resume: the run's own settings; an option given must agree with them (train() checks)
+        given = set(getattr(args, "given", ()))
+        config = TrainConfig(**{name: option.value(getattr(args, name)) if name in given else getattr(saved, name)
+                                for name, option in options.items()})
+        print(f"resuming {args.out}: {config.algo}, {config.representation}, {color_name(config.color)}, "
+              f"seed {config.seed}, {config.total_steps} steps (its config.json)")
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
                       checkpoint_minutes=args.checkpoint_minutes)
@@ -675,7 +685,29 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         kwargs = dict(option.kwargs)
         if "choices" not in kwargs:
             kwargs.setdefault("metavar", option.flag[2:].upper().replace("-", "_"))
-        parser.add_argument(option.flag, dest=name, default=shown, help=text.replace("%", "%%"), **kwargs)
+        action = _GivenAppend if kwargs.pop("action", "store") == "append" else _Given
+        parser.add_argument(option.flag, dest=name, default=shown, help=text.replace("%", "%%"), action=action,
+                            **kwargs)
+    parser.set_defaults(given=())
+
+
+class _Given(argparse.Action):
+    """Stores an option's value (as ``store`` does) and records that it was given on the command
+    line (``args.given``), so that ``--resume`` can tell a setting asked for from a default."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self._value(namespace, values))
+        namespace.given = (*getattr(namespace, "given", ()), self.dest)
+
+    def _value(self, namespace, values):
+        return values
+
+
+class _GivenAppend(_Given):
+    """``append`` (a repeatable option, e.g. ``--set``), recording that it was given."""
+
+    def _value(self, namespace, values):
+        return [*(getattr(namespace, self.dest, None) or []), values]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -778,7 +810,10 @@ def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train an agent (resumable run folder)")
     t.add_argument("--out", required=True, help="run folder (refused if it exists, unless --resume)")
     _add_train_options(t)
-    t.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run folder's last checkpoint with the run's own settings (its "
+                        "config.json): `relreps train --out RUN --resume` is enough; a setting given as well "
+                        "must agree with the run's (device and workers may change)")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.add_argument("--checkpoint-minutes", type=_minutes, default=CHECKPOINT_MINUTES, metavar="M",
                    help=f"also save a checkpoint every M minutes of wall time (default {CHECKPOINT_MINUTES:g}; 0: "

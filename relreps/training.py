@@ -80,6 +80,7 @@ __all__ = [
     "run_anchors",
     "save_checkpoint",
     "save_replay",
+    "saved_config",
     "train",
     "trained_config",
 ]
@@ -906,10 +907,8 @@ def _check_resumable(config: TrainConfig, run: Path, resume: bool) -> None:
     if not resume:
         raise FileExistsError(f"run folder {run} exists; pass resume=True (--resume) to continue it, "
                               "or choose another folder")
-    try:
-        saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as e:
-        raise ValueError(f"{cfg_path} is not a readable run config ({e})") from None
+    saved = saved_config(run)
+    assert saved is not None
     diff = _config_diff(saved, config)
     if diff:
         raise ValueError(f"{cfg_path} holds a different config ({'; '.join(diff)}); resume with the "
@@ -917,6 +916,22 @@ def _check_resumable(config: TrainConfig, run: Path, resume: bool) -> None:
     if (run / "done.json").exists():
         raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
                               f"{run / 'agent.json'}. To train further, start a new run folder")
+
+
+def saved_config(run: str | os.PathLike) -> TrainConfig | None:
+    """The config a run folder was started with (its ``config.json``), or None for a folder without
+    one (a new run). ``relreps train --out RUN --resume`` continues with it.
+
+    Raises:
+        ValueError: ``config.json`` is not a readable run config.
+    """
+    cfg_path = Path(run) / "config.json"
+    if not cfg_path.is_file():
+        return None
+    try:
+        return TrainConfig.from_json(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{cfg_path} is not a readable run config ({e})") from None
 
 
 def check_start(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False) -> None:
@@ -1086,8 +1101,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             import signal
 
             raise TrainingStopped(f"{signal.Signals(stop.signal).name}: stopped; checkpoint of {periodic.saved_at} "
-                                  f"of {config.total_steps} steps saved in {ckpt}; continue with the same "
-                                  "command and --resume", stop.signal)
+                                  f"of {config.total_steps} steps saved in {ckpt}; continue with relreps train "
+                                  f"--out {run} --resume (or train(config, out, resume=True))", stop.signal)
         # A finished run is not resumed: its replay buffer (gigabytes) is neither written again nor kept.
         (run / REPLAY_FILE).unlink(missing_ok=True)
         save_checkpoint(model, ckpt, time.time() - t0, replay=False)  # full precision: resuming stays exact
