@@ -133,7 +133,6 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
-    from .envs import color_name
     from .training import TrainConfig, TrainingStopped, saved_config, train
 
     options = _train_options()
@@ -144,8 +143,6 @@ def _train(args) -> int:
         given = set(getattr(args, "given", ()))
         config = TrainConfig(**{name: option.value(getattr(args, name)) if name in given else getattr(saved, name)
                                 for name, option in options.items()})
-        print(f"resuming {args.out}: {config.algo}, {config.representation}, {color_name(config.color)}, "
-              f"seed {config.seed}, {config.total_steps} steps (its config.json)")
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
                       checkpoint_minutes=args.checkpoint_minutes)
