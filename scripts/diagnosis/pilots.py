@@ -61,6 +61,11 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
         "(b) with each frame's 3136 features divided by their root mean square (`--latent-norm rms`), 2M steps",
         checkpoints("authors-rms", steps=range(100, 2001, 100), table_at=None),
     ),
+    "(e2) (e) again": (
+        "(e) trained again from the start with the same command and seed on another machine (an AVX2 CPU), "
+        "to 2M steps: a second sample of (e), whose first runs were stopped at 510K",
+        checkpoints("authors-rms-2m", steps=range(100, 2001, 100), table_at=None),
+    ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
         "policy trains on the anchor embeddings its agent file loads with; 2M-step schedule, stopped at 227K "
@@ -69,7 +74,7 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     ),
     "(g) (e), alpha 0.99": (
         "(e) with a tenth of the average's memory (`--alpha 0.99` per gradient step: about 100 gradient "
-        "steps, 13K environment steps), 2M-step schedule",
+        "steps, 13K environment steps), 2M-step schedule, stopped at 131K",
         checkpoints("authors-rms-a99", steps=range(100, 2001, 100), table_at=None),
     ),
 }
