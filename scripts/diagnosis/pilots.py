@@ -64,7 +64,7 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     "(e2) (e) again": (
         "(e) trained again from the start with the same command and seed on another machine (an AVX2 CPU), "
         "to 2M steps: a second sample of (e), whose first runs were stopped at 510K",
-        checkpoints("authors-rms-2m", steps=range(100, 2001, 100), table_at=None),
+        checkpoints("authors-rms-2m", steps=range(100, 2001, 100), table_at=300),
     ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
