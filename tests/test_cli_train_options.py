@@ -57,10 +57,11 @@ def test_resume_takes_the_runs_own_settings_and_refuses_others(tmp_path, capsys)
     import json
     from dataclasses import asdict
 
+    from tiny import tiny
+
     from relreps import zoo
     from relreps.cli import main
     from relreps.training import saved_config
-    from tiny import tiny
 
     config = tiny(color="blue", seed=5, total_steps=48)
     run = tmp_path / "run"
