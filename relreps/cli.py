@@ -135,14 +135,10 @@ def _anchors_grid(args) -> int:
 def _train(args) -> int:
     from .training import TrainConfig, TrainingStopped, saved_config, train
 
-    options = _train_options()
+    # --resume: the run's own settings where no option is given; one given must agree (train() checks)
     saved = saved_config(args.out) if args.resume else None
-    if saved is None:
-        config = TrainConfig(**{name: option.value(getattr(args, name)) for name, option in options.items()})
-    else:  # --resume: the run's own settings; an option given must agree with them (train() checks)
-        given = set(getattr(args, "given", ()))
-        config = TrainConfig(**{name: option.value(getattr(args, name)) if name in given else getattr(saved, name)
-                                for name, option in options.items()})
+    config = TrainConfig(**{name: getattr(saved, name) if saved is not None and name not in args.given
+                            else option.value(getattr(args, name)) for name, option in _train_options().items()})
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
                       checkpoint_minutes=args.checkpoint_minutes)
