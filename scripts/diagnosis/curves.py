@@ -23,6 +23,8 @@ def main(runs: list[str]) -> None:
                 if r.get("rollout/ep_rew_mean"):
                     out.writerow([run.name, "training (sampled)", r["time/total_timesteps"],
                                   f"{float(r['rollout/ep_rew_mean']):.1f}", r.get("train/entropy_loss", "")])
+        if not (run / "eval.csv").exists():  # no evaluation yet
+            continue
         with (run / "eval.csv").open() as f:
             for r in csv.DictReader(f):
                 out.writerow([run.name, f"evaluation (greedy, {r['tracks']} tracks)", r["timesteps"],
