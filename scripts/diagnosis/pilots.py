@@ -66,6 +66,11 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
         "to 2M steps: a second sample of (e), whose first runs were stopped at 510K",
         checkpoints("authors-rms-2m", steps=range(100, 2001, 100), table_at=300),
     ),
+    "(e3) (e) a third time": (
+        "(e) trained a third time from the start, same command and seed, on an AVX-512 CPU: green to 2M "
+        "steps first, red beside it at low priority",
+        checkpoints("authors-rms-e3", steps=range(100, 2001, 100), table_at=None),
+    ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
         "policy trains on the anchor embeddings its agent file loads with; 2M-step schedule, stopped at 227K "
