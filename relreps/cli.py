@@ -8,12 +8,13 @@
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
     relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
     relreps export RUN --out PATH [--overwrite] [--anchor-embeddings saved|reembedded]
-    relreps evaluate AGENT [--tracks 10] [--out results/eval-AGENT.json]
+    relreps evaluate AGENT [--tracks 10] [--track-set held-out|validation] [--out results/eval-AGENT.json]
+    relreps select RUN/agents/*.json [--tracks 5] [--out RUN/selection.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps table --representations relative --colors green --seeds 1 2 --cross-seed  # across seeds
     relreps table --representations relative --colors green red --algos ppo ddqn    # across algorithms
-    relreps zoo list | relreps zoo ship RUN NAME
+    relreps zoo list | relreps zoo ship RUN NAME [--selected]
     relreps bench env [--tracks 4] [--steps 500] [--seed 0] [--rasterizer numba|gfxdraw] [--profile]
     relreps bench update [--latent-dim D] [--n-anchors N]
     relreps bench train [--variants sb3 fp32 bf16] [--updates 2] [--envs 16] [--eval-tracks 1]
@@ -141,7 +142,7 @@ def _train(args) -> int:
                             else option.value(getattr(args, name)) for name, option in _train_options().items()})
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
-                      checkpoint_minutes=args.checkpoint_minutes)
+                      checkpoint_minutes=args.checkpoint_minutes, keep_agents=args.keep_agents)
     except TrainingStopped as e:
         print(e, file=sys.stderr)
         return 128 + e.signal
@@ -174,15 +175,15 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from . import files, zoo
-    from .evaluation import EVAL_TRACKS, evaluate
+    from .evaluation import evaluate, tracks_of
 
     out = Path(args.out) if args.out else None
     if out is not None:
         files.check_new(out, overwrite=args.overwrite)
     agent = zoo.load(args.agent)
     color = args.color or agent.color
-    result = evaluate(agent, color=color, track_seeds=EVAL_TRACKS[: args.tracks], processes=args.processes,
-                      max_steps=args.max_steps)
+    result = evaluate(agent, color=color, track_seeds=tracks_of(args.track_set, args.tracks),
+                      processes=args.processes, max_steps=args.max_steps)
     for e in result.episodes:
         print(f"track {e.track_seed}: max return {e.max_return:7.1f}  final {e.final_return:7.1f}  "
               f"steps {e.length:4d}  lap {'yes' if e.lap_finished else 'no'}")
@@ -193,10 +194,34 @@ def _evaluate(args) -> int:
 
         out.parent.mkdir(parents=True, exist_ok=True)
         record = {"agent": agent.name, "sha256": agent.card.get("sha256"), "max_steps": args.max_steps,
-                  **result.summary()}
+                  "track_set": args.track_set, **result.summary()}
         from . import files
 
         files.write_text(out, json.dumps(record, indent=1) + "\n")
+        print(f"written to {out}")
+    return 0
+
+
+def _select(args) -> int:
+    from . import files, selection
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        files.check_new(out, overwrite=args.overwrite)
+
+    def show(c: selection.Candidate) -> None:
+        steps = f"{c.steps:>9d} steps" if c.steps is not None else " " * 15
+        print(f"{c.path}: {steps}  validation max return {c.mean_max_return:7.1f} +- {c.std_max_return:5.1f} "
+              f"({c.laps_finished} laps)", flush=True)
+
+    result = selection.select(args.agents, tracks=args.tracks, processes=args.processes, max_steps=args.max_steps,
+                              progress=show)
+    c = result.chosen
+    print(f"chosen: {c.path} ({c.mean_max_return:.1f} on {len(result.tracks)} validation tracks); report its "
+          f"score on the held-out tracks: relreps evaluate {c.path}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(out, {"max_steps": args.max_steps, **result.summary()})
         print(f"written to {out}")
     return 0
 
@@ -458,7 +483,7 @@ def _zoo_ship(args) -> int:
     from . import zoo
 
     try:
-        card = zoo.ship(args.run, args.name, dest=args.dest, overwrite=args.overwrite)
+        card = zoo.ship(args.run, args.name, dest=args.dest, overwrite=args.overwrite, selected=args.selected)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -812,6 +837,10 @@ def _add_train(sub) -> None:
                    help=f"also save a checkpoint every M minutes of wall time (default {CHECKPOINT_MINUTES:g}; 0: "
                         "only every --checkpoint-every steps). Ctrl-C or SIGTERM saves one and stops "
                         "(exit status 130 or 143); resume with --resume")
+    t.add_argument("--keep-agents", action="store_true",
+                   help="also save an agent file at every --checkpoint-every checkpoint, in RUN/agents/STEPS.json, "
+                        "to choose one on validation tracks afterwards (relreps select RUN/agents/*.json); "
+                        "give it again when resuming")
     t.set_defaults(func=_train)
 
 
@@ -856,15 +885,34 @@ def _add_export(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     """``relreps evaluate``."""
+    from .evaluation import TRACK_SETS
+
     ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
     ev.add_argument("agent", help="shipped agent name or card path")
     ev.add_argument("--color", help="track colour (default: the agent's)")
     ev.add_argument("--tracks", type=_track_count, default=10, help="how many of the held-out tracks")
+    ev.add_argument("--track-set", choices=list(TRACK_SETS), default="held-out",
+                    help="held-out (the reported scores, default) or validation (for choosing checkpoints: "
+                         "relreps select)")
     ev.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
     ev.add_argument("--max-steps", type=_at_least(1), default=1000)
     ev.add_argument("--out", help="also write the results as JSON (e.g. results/eval-NAME.json)")
     ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_evaluate)
+
+
+def _add_select(sub) -> None:
+    """``relreps select``."""
+    se = sub.add_parser("select", help="choose among a run's checkpoints (agent files) by their score on "
+                                       "validation tracks, which no reported score uses")
+    se.add_argument("agents", nargs="+", metavar="AGENT",
+                    help="two or more agent cards of one colour, e.g. RUN/agents/*.json (relreps train --keep-agents)")
+    se.add_argument("--tracks", type=_track_count, default=5, help="how many validation tracks (default 5)")
+    se.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
+    se.add_argument("--max-steps", type=_at_least(1), default=1000)
+    se.add_argument("--out", help="also write every candidate's score and the choice as JSON")
+    se.add_argument("--overwrite", action="store_true")
+    se.set_defaults(func=_select)
 
 
 def _add_table(sub) -> None:
@@ -919,6 +967,10 @@ def _add_zoo(sub) -> None:
     zs.add_argument("name", help="e.g. ppo-rel-green (what relreps table looks for)")
     zs.add_argument("--dest", help="zoo folder (default: $RELREPS_ZOO, else the package's relreps/data/zoo)")
     zs.add_argument("--overwrite", action="store_true")
+    zs.add_argument("--selected", action="store_true",
+                    help="ship the checkpoint that RUN/selection.json chose on validation tracks (relreps select "
+                         "RUN/agents/*.json --out RUN/selection.json) instead of the final agent; its 10-track "
+                         "evaluation: relreps evaluate RUN/agents/STEPS.json --out RUN/agents/STEPS.eval-10-tracks.json")
     zs.set_defaults(func=_zoo_ship)
 
 
@@ -989,8 +1041,8 @@ def _add_bench(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="relreps", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_anchors, _add_train, _add_grid, _add_export, _add_evaluate, _add_table, _add_zoo, _add_latent,
-                _add_bench):
+    for add in (_add_anchors, _add_train, _add_grid, _add_export, _add_evaluate, _add_select, _add_table, _add_zoo,
+                _add_latent, _add_bench):
         add(sub)
     return p
 

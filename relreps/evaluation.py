@@ -32,6 +32,9 @@ from . import envs
 __all__ = [
     "EVAL_TRACKS",
     "EVAL_TRACK_SEED",
+    "TRACK_SETS",
+    "VALIDATION_TRACKS",
+    "VALIDATION_TRACK_SEED",
     "Drive",
     "Episode",
     "EpisodeScores",
@@ -42,6 +45,7 @@ __all__ = [
     "policy_of",
     "record_episode",
     "run_episode",
+    "tracks_of",
 ]
 
 
@@ -61,6 +65,30 @@ def held_out_tracks(count: int) -> tuple[int, ...]:
         raise ValueError(f"the number of held-out tracks must be an integer from 1 to {len(EVAL_TRACKS)}, "
                          f"got {count!r}")
     return EVAL_TRACKS[: int(count)]
+
+
+#: Validation tracks: for choosing among a run's checkpoints (``relreps select``), never for
+#: reporting. A checkpoint chosen on the held-out tracks would carry its lucky draw into the score
+#: reported on them; chosen here, its held-out score is as unbiased as a final agent's. No training
+#: run, anchor recording, latent drive (:data:`relreps.latent.LATENT_TRACK_SEED`) or evaluation uses them.
+VALIDATION_TRACK_SEED = 30_000_000
+VALIDATION_TRACKS: tuple[int, ...] = tuple(range(VALIDATION_TRACK_SEED, VALIDATION_TRACK_SEED + 10))
+
+#: The named track sets: ``held-out`` (reported scores) and ``validation`` (choosing checkpoints).
+TRACK_SETS: dict[str, tuple[int, ...]] = {"held-out": EVAL_TRACKS, "validation": VALIDATION_TRACKS}
+
+
+def tracks_of(track_set: str, count: int) -> tuple[int, ...]:
+    """The first ``count`` tracks of the named set (:data:`TRACK_SETS`).
+
+    Raises:
+        ValueError: an unknown set (naming the choices), or ``count`` not an integer from 1 to the
+            set's size.
+    """
+    if track_set not in TRACK_SETS:
+        raise ValueError(f"unknown track set {track_set!r}: expected one of {', '.join(TRACK_SETS)}")
+    held_out_tracks(count)  # the same check of the count (both sets have 10 tracks)
+    return TRACK_SETS[track_set][: int(count)]
 
 
 @dataclass

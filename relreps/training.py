@@ -57,6 +57,7 @@ from .precision import check_precision
 from .projection import DEFAULT_STANDARDIZE, check_options
 
 __all__ = [
+    "AGENTS_DIR",
     "ANCHOR_UPDATES",
     "CHECKPOINT_MINUTES",
     "DEVICES",
@@ -73,6 +74,8 @@ __all__ = [
     "check_hyperparameters",
     "check_start",
     "export_checkpoint",
+    "kept_agent_path",
+    "kept_agents",
     "load_checkpoint",
     "load_replay",
     "parse_overrides",
@@ -593,9 +596,31 @@ def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+#: The folder of a run's kept agents (``relreps train --keep-agents``): one agent file per scheduled
+#: checkpoint, ``agents/STEPS.json`` (steps zero-padded to 10 digits, so that they sort), to choose
+#: from with ``relreps select``.
+AGENTS_DIR = "agents"
+
+
+def kept_agent_path(run: str | os.PathLike, steps: int) -> Path:
+    """Where :func:`train` with ``keep_agents`` saves the agent of the checkpoint at ``steps``."""
+    return Path(run) / AGENTS_DIR / f"{int(steps):010d}.json"
+
+
+def kept_agents(run: str | os.PathLike) -> list[Path]:
+    """A run's kept agent cards, by steps (empty without ``keep_agents``)."""
+    folder = Path(run) / AGENTS_DIR
+    return sorted(p for p in folder.glob("*.json") if p.stem.isdigit()) if folder.is_dir() else []
+
+
 def _keep_logs_for_resume(run: Path, steps: int, elapsed_s: float) -> None:
-    """Before a resume from a checkpoint at ``steps``: drop log rows past it, and move SB3's
-    ``progress.csv`` (which SB3 truncates on open) aside as the next ``progress.part<K>.csv``."""
+    """Before a resume from a checkpoint at ``steps``: drop log rows past it (and kept agents: the
+    resumed run trains those steps again), and move SB3's ``progress.csv`` (which SB3 truncates on
+    open) aside as the next ``progress.part<K>.csv``."""
+    for card in kept_agents(run):
+        if int(card.stem) > steps:
+            for path in card.parent.glob(card.stem + ".*"):
+                path.unlink(missing_ok=True)
     segments_path = run / "segments.json"
     segments = json.loads(segments_path.read_text()) if segments_path.exists() else [0.0]
     progress = run / "progress.csv"
@@ -734,11 +759,14 @@ class _Periodic(BaseCallback):
     time and when a stop is requested (which then ends training)."""
 
     def __init__(self, config: TrainConfig, run: Path, start_time: float, *, checkpoint_s: float | None = None,
-                 stop: _StopRequest | None = None):
-        """``start_time``: the run's start on the ``time.time()`` clock (earlier segments included)."""
+                 stop: _StopRequest | None = None, keep_agents: zoo.Card | None = None):
+        """``start_time``: the run's start on the ``time.time()`` clock (earlier segments included).
+        ``keep_agents``: the run's card (:func:`card_for`) to also save an agent file at each
+        scheduled checkpoint (:data:`AGENTS_DIR`), or ``None``."""
         super().__init__()
         self.config, self.run, self.t0 = config, run, start_time
         self.checkpoint_s, self.stop = checkpoint_s, stop
+        self.keep_agents = keep_agents
         self.next_eval = self.next_ckpt = float("inf")  # set when the model is known
         self.last_ckpt = time.monotonic()
         self.saved_at: int | None = None  # the steps of this segment's last checkpoint
@@ -791,7 +819,14 @@ class _Periodic(BaseCallback):
 
     def _checkpoint(self) -> None:
         start = time.monotonic()
+        scheduled = self.num_timesteps >= self.next_ckpt  # not a timed one, nor a stop's
         save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
+        if scheduled and self.keep_agents is not None:
+            facts = {"steps": int(self.model.num_timesteps), "wall_s": round(time.time() - self.t0, 1),
+                     "checkpoint": True, "run": str(self.run)}
+            zoo.save(self.model, kept_agent_path(self.run, self.model.num_timesteps),
+                     cast(zoo.Card, {**self.keep_agents, "training": facts}), overwrite=True, half=True,
+                     anchor_embeddings=self.config.anchor_embeddings)
         self.next_ckpt = self._next(self.config.checkpoint_every)
         self.last_ckpt = time.monotonic()
         self.last_write_s = self.last_ckpt - start
@@ -843,7 +878,8 @@ def _record_hardware(run: Path, model, venv, rollout: int | None = None) -> list
 
 
 def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False,
-          checkpoint_minutes: float | None = CHECKPOINT_MINUTES, stop_on_signals: bool = True):
+          checkpoint_minutes: float | None = CHECKPOINT_MINUTES, stop_on_signals: bool = True,
+          keep_agents: bool = False):
     """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
@@ -857,6 +893,11 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     change what an uninterrupted run learns. With ``stop_on_signals`` (default), Ctrl-C or
     ``SIGTERM`` during training saves a checkpoint at the next step and raises
     :class:`TrainingStopped` (main thread only; a second signal stops at once).
+
+    ``keep_agents``: also save an agent file (as the final one is saved) at each of the
+    ``checkpoint_every`` checkpoints, in ``out/agents/`` (:func:`kept_agents`), to choose one on
+    validation tracks afterwards (``relreps select``; :mod:`relreps.selection`). A resumed run keeps
+    them only if asked again; the ones past the checkpoint it resumes from are removed.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -875,7 +916,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     stepped: list[bool] = []  # filled by the first training step
     try:
         return _train(config, run, resume, progress_bar, stepped, checkpoint_s=checkpoint_s,
-                      stop_on_signals=stop_on_signals)
+                      stop_on_signals=stop_on_signals, keep_agents=keep_agents)
     except BaseException:
         if (fresh or emptied) and not stepped:
             _remove_failed_start(run, keep_folder=emptied)
@@ -1050,7 +1091,7 @@ def rollout_threads(config: TrainConfig, device) -> int | None:
 
 
 def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, stepped: list | None = None, *,
-           checkpoint_s: float | None = None, stop_on_signals: bool = False):
+           checkpoint_s: float | None = None, stop_on_signals: bool = False, keep_agents: bool = False):
     from importlib.metadata import version
 
     from stable_baselines3.common.logger import configure
@@ -1087,7 +1128,10 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
         segments_hw = _record_hardware(run, model, venv, rollout)
         remaining = config.total_steps - model.num_timesteps
         stop = _StopRequest()
-        periodic = _Periodic(config, run, t0, checkpoint_s=checkpoint_s, stop=stop)
+        if keep_agents:
+            (run / AGENTS_DIR).mkdir(exist_ok=True)
+        periodic = _Periodic(config, run, t0, checkpoint_s=checkpoint_s, stop=stop,
+                             keep_agents=card_base if keep_agents else None)
         callbacks = [periodic, _FirstStep(stepped if stepped is not None else [])]
         if config.representation == "relative":  # first: the anchors move before a checkpoint is written
             callbacks.insert(0, algos.anchor_update_callback(config.algo, model, config.anchor_update))

@@ -42,6 +42,7 @@ __all__ = [
     "LOG_FILES",
     "MAX_BYTES",
     "OBS_SPACE",
+    "SELECTION_FILE",
     "SHIPPED_DIR",
     "ZOO_ENV",
     "Agent",
@@ -487,8 +488,30 @@ def _evaluation_for_card(path: Path, card: Card) -> dict:
     return {**{k: result[k] for k in keys}, "max_returns": [ep["max_return"] for ep in result["episodes"]]}
 
 
+#: A run's checkpoint choice (``relreps select RUN/agents/*.json --out RUN/selection.json``), which
+#: ``relreps zoo ship RUN NAME --selected`` ships instead of the final agent.
+SELECTION_FILE = "selection.json"
+
+
+def _selected_agent(run: Path) -> tuple[Path, dict]:
+    """The card path of the agent that ``run/selection.json`` chose, and the choice for its card."""
+    path = run / SELECTION_FILE
+    if not path.is_file():
+        raise ZooError(f"{run} has no {SELECTION_FILE}: choose a checkpoint first with `relreps select "
+                       f"{run}/agents/*.json --out {path}` (a run trained with --keep-agents)")
+    record = json.loads(path.read_text())
+    chosen = Path(record["chosen"]["path"])
+    agents = (run / "agents").resolve()
+    if chosen.resolve().parent != agents:
+        raise ZooError(f"{path} chose {chosen}, which is not one of this run's kept agents ({agents})")
+    choice = {"track_set": record["track_set"], "tracks": record["tracks"], "max_steps": record.get("max_steps"),
+              "steps": record["chosen"]["steps"], "mean_max_return": record["chosen"]["mean_max_return"],
+              "candidates": {str(c["steps"]): round(c["mean_max_return"], 2) for c in record["candidates"]}}
+    return chosen, choice
+
+
 def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = None,
-         overwrite: bool = False) -> Path:
+         overwrite: bool = False, selected: bool = False) -> Path:
     """Copy a finished training run's agent into the zoo as ``NAME`` with its logs.
 
     Writes ``dest/NAME.safetensors``, ``dest/NAME.json`` and ``dest/logs/NAME/{eval,progress}.csv``;
@@ -496,6 +519,11 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     :data:`EVALUATION_FILE`, when present, goes into the card as ``evaluation`` (refused if it
     evaluates other weights or another colour). Refuses an unfinished run, an agent over
     :data:`MAX_BYTES`, and an existing name unless ``overwrite``.
+
+    ``selected``: ship the checkpoint that the run's :data:`SELECTION_FILE` chose on validation
+    tracks (one of ``RUN/agents/``) instead of the final agent; its quality-bar evaluation is
+    ``RUN/agents/STEPS.eval-10-tracks.json``, and the card records the choice (``selection``: the
+    validation tracks and every candidate's score) and the run's full length (``training.run_steps``).
     """
     import shutil
 
@@ -508,12 +536,19 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
         raise ZooError(f"{run} is not a finished run (no done.json); finish it with `relreps train --resume`")
     if not (run / "agent.json").is_file():
         raise ZooError(f"{run} has no agent.json: not a run folder of `relreps train`")
-    load(run / "agent.json")  # the card, the weights and the anchors all check out
-    card = _read_card(run / "agent.json")
-    weights = run / card["weights"]
+    agent_card, selection = run / "agent.json", None
+    if selected:
+        agent_card, selection = _selected_agent(run)
+    load(agent_card)  # the card, the weights and the anchors all check out
+    card = _read_card(agent_card)
+    weights = agent_card.parent / card["weights"]
     if weights.stat().st_size > MAX_BYTES:
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
-    evaluation_file = run / EVALUATION_FILE
+    if selection is not None:
+        run_steps = json.loads((run / "done.json").read_text())["steps"]
+        card = cast(Card, dict(card, selection=selection, training={**card["training"], "run_steps": run_steps}))
+    evaluation_file = (agent_card.with_name(f"{agent_card.stem}.{EVALUATION_FILE}") if selected
+                       else run / EVALUATION_FILE)
     evaluation = _evaluation_for_card(evaluation_file, card) if evaluation_file.is_file() else None
     target = dest / f"{name}.json"
     log_dir = dest / "logs" / name
@@ -523,7 +558,7 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     copy = card.get("anchors", {}).get("copy")
     if copy:  # the anchor frames travel with the agent
         card["anchors"] = cast(AnchorInfo, dict(card["anchors"], copy=f"{name}{ANCHOR_COPY_SUFFIX}"))
-        files.copy_file(run / copy, dest / card["anchors"]["copy"])
+        files.copy_file(agent_card.parent / copy, dest / card["anchors"]["copy"])
     if evaluation is not None:
         card["evaluation"] = evaluation
     new_logs = files.new_folder_beside(log_dir)

@@ -22,7 +22,7 @@ LAYERS = [
     ("extractors",),
     ("algos",),
     ("zoo",),
-    ("latent", "training"),
+    ("latent", "selection", "training"),
     ("stitching",),
     ("bench", "grid", "showcase", "widgets"),
     ("cli",),

@@ -531,3 +531,34 @@ def test_rollout_threads_only_where_they_pay():
         assert training.rollout_threads(tiny(), "cpu") is None
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_keep_agents_saves_one_agent_per_checkpoint_and_resume_drops_later_ones(tmp_path):
+    from relreps import zoo
+
+    run = tmp_path / "run"
+    cfg = tiny(total_steps=64, checkpoint_every=16, eval_every=0)
+    model = training.train(cfg, run, keep_agents=True)
+    kept = training.kept_agents(run)
+    assert [p.name for p in kept] == ["0000000016.json", "0000000032.json", "0000000048.json", "0000000064.json"]
+    for path in kept:
+        card = json.loads(path.read_text())
+        assert card["training"]["checkpoint"] is True and card["training"]["steps"] == int(path.stem)
+    # the last kept agent is the final agent's weights: same actions on the same frames
+    last, final = zoo.load(kept[-1]), zoo.load(run / "agent.json")
+    obs = np.random.default_rng(0).integers(0, 256, size=(6, 3, 84, 84), dtype=np.uint8)
+    assert np.array_equal(last.predict(obs)[0], final.predict(obs)[0])
+    assert model.num_timesteps == 64
+    # a resume from the checkpoint at 32 removes the agents of the steps it trains again
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save(dict(ckpt, num_timesteps=32), run / "checkpoint.pt")
+    (run / "done.json").unlink()
+    training._keep_logs_for_resume(run, 32, 0.0)
+    assert [p.name for p in training.kept_agents(run)] == ["0000000016.json", "0000000032.json"]
+    assert sorted(p.name for p in (run / "agents").iterdir()) == [
+        "0000000016.json", "0000000016.safetensors", "0000000032.json", "0000000032.safetensors"]
+
+
+def test_without_keep_agents_there_is_no_agents_folder(tmp_path):
+    assert training.kept_agents(tmp_path) == []

@@ -1,0 +1,94 @@
+"""Choosing one of a run's checkpoints by its score on validation tracks.
+
+A run's last checkpoint is not always its best: a relative agent's held-out score can rise to a
+peak mid-run and fall before the end (the book's lab notes). Picking the peak by the held-out scores
+themselves would report a lucky draw as the agent's score; :func:`select` picks it on
+:data:`relreps.evaluation.VALIDATION_TRACKS` instead, tracks that no reported number uses, so the
+chosen agent's held-out score (``relreps evaluate``) stays an honest estimate.
+
+    relreps select RUN/agents/*.json --tracks 5 --out RUN/selection.json
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from . import evaluation
+
+__all__ = ["Candidate", "Selection", "select"]
+
+
+@dataclass
+class Candidate:
+    """One agent file and its validation score."""
+
+    path: str
+    name: str
+    steps: int | None  #: training steps of the agent (its card's ``training.steps``), if known
+    mean_max_return: float
+    std_max_return: float
+    laps_finished: int
+
+
+@dataclass
+class Selection:
+    """The candidates in the order given, and the chosen one (the highest mean validation score;
+    the earliest candidate on a tie)."""
+
+    color: str
+    tracks: list[int]
+    candidates: list[Candidate]
+    best: int  #: index into ``candidates``
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[self.best]
+
+    def summary(self) -> dict:
+        return {"color": self.color, "track_set": "validation", "tracks": self.tracks,
+                "chosen": asdict(self.chosen), "candidates": [asdict(c) for c in self.candidates]}
+
+
+def select(agents: Sequence[str | os.PathLike], *, tracks: int = 5, processes: int | None = None,
+           max_steps: int = 1000, progress=None) -> Selection:
+    """Score each agent (card path or zoo name) on the first ``tracks`` validation tracks, in its
+    own colour, and choose the best.
+
+    Args:
+        agents: two or more candidates of one colour (typically one run's checkpoints).
+        tracks: how many validation tracks (1-10).
+        processes: evaluation worker processes (default: one per core).
+        max_steps: episode length limit.
+        progress: called with each :class:`Candidate` as it is scored (e.g. ``print``).
+
+    Raises:
+        ValueError: fewer than two candidates, one named twice, candidates of different colours,
+            or a bad track count, all before any episode is played.
+    """
+    from . import zoo
+
+    track_seeds = evaluation.tracks_of("validation", tracks)
+    if len(agents) < 2:
+        raise ValueError(f"give at least two agents to choose from, got {len(agents)}")
+    paths = [zoo._resolve(a).resolve() for a in agents]  # an unknown name or path: ZooError, naming the choices
+    if len(set(paths)) != len(paths):
+        raise ValueError("an agent is named twice among the candidates")
+    colors = sorted({zoo.card(p)["color"] for p in paths})  # the cards only: agents load one at a time below
+    if len(colors) != 1:
+        raise ValueError(f"the candidates drive different colours ({', '.join(colors)}): choose among one "
+                         f"run's checkpoints, of one colour")
+    candidates: list[Candidate] = []
+    for path in agents:
+        agent = zoo.load(path)
+        result = evaluation.evaluate(agent, color=agent.color, track_seeds=track_seeds, processes=processes,
+                                     max_steps=max_steps)
+        steps = (agent.card.get("training") or {}).get("steps")
+        candidate = Candidate(str(path), agent.name, int(steps) if steps is not None else None,
+                              result.mean_max_return, result.std_max_return, result.laps)
+        candidates.append(candidate)
+        if progress is not None:
+            progress(candidate)
+    scores = [c.mean_max_return for c in candidates]
+    return Selection(colors[0], list(track_seeds), candidates, scores.index(max(scores)))

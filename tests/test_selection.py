@@ -1,0 +1,96 @@
+"""Choosing a checkpoint on validation tracks (relreps.selection, ``relreps select``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tiny import tiny
+
+from relreps import evaluation, selection, training
+from relreps.cli import main
+
+
+def test_validation_tracks_are_disjoint_from_every_other_track_set():
+    from relreps.anchors import ANCHOR_TRACK_SEED
+    from relreps.latent import LATENT_TRACK_SEED
+
+    val = set(evaluation.VALIDATION_TRACKS)
+    assert len(val) == 10 and not val & set(evaluation.EVAL_TRACKS)
+    assert min(val) > LATENT_TRACK_SEED + 1_000_000 and min(val) > ANCHOR_TRACK_SEED
+    assert evaluation.tracks_of("validation", 3) == evaluation.VALIDATION_TRACKS[:3]
+    assert evaluation.tracks_of("held-out", 2) == evaluation.EVAL_TRACKS[:2]
+    with pytest.raises(ValueError, match="unknown track set 'test': expected one of held-out, validation"):
+        evaluation.tracks_of("test", 2)
+    with pytest.raises(ValueError, match="from 1 to 10"):
+        evaluation.tracks_of("validation", 11)
+
+
+def test_select_refuses_bad_candidates_before_playing(tmp_path, monkeypatch):
+    played = []
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: played.append(1))
+    with pytest.raises(ValueError, match="at least two agents"):
+        selection.select(["ppo-abs-green"])
+    with pytest.raises(ValueError, match="named twice"):
+        selection.select(["ppo-abs-green", "ppo-abs-green"])
+    with pytest.raises(ValueError, match=r"different colours \(green, red\)"):
+        selection.select(["ppo-abs-green", "ppo-abs-red"])
+    assert main(["select", "ppo-abs-green", "ppo-abs-red", "--tracks", "1"]) == 2
+    assert not played
+
+
+@pytest.mark.slow
+def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(tmp_path, capsys):
+    run = tmp_path / "run"
+    training.train(tiny(total_steps=32, checkpoint_every=16), run, keep_agents=True)
+    cards = [str(p) for p in training.kept_agents(run)]
+    out = tmp_path / "selection.json"
+    assert main(["select", *cards, "--tracks", "2", "--max-steps", "30", "--processes", "1", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["track_set"] == "validation" and record["tracks"] == list(evaluation.VALIDATION_TRACKS[:2])
+    scores = [c["mean_max_return"] for c in record["candidates"]]
+    assert [c["steps"] for c in record["candidates"]] == [16, 32]
+    assert record["chosen"]["mean_max_return"] == max(scores)
+    assert record["chosen"]["path"] == cards[scores.index(max(scores))]
+    # each candidate's score is the evaluation protocol's on those tracks
+    from relreps import zoo
+
+    again = evaluation.evaluate(zoo.load(cards[0]), color="red", track_seeds=evaluation.VALIDATION_TRACKS[:2],
+                                max_steps=30, processes=1)
+    assert record["candidates"][0]["mean_max_return"] == pytest.approx(again.mean_max_return)
+    assert "chosen:" in capsys.readouterr().out
+    # the written file is not replaced without --overwrite
+    assert main(["select", *cards, "--tracks", "1", "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_ship_selected_ships_the_chosen_checkpoint_with_its_choice_and_evaluation(tmp_path):
+    from relreps import zoo
+
+    run, dest = tmp_path / "run", tmp_path / "zoo"
+    training.train(tiny(total_steps=32, checkpoint_every=16), run, keep_agents=True)
+    with pytest.raises(zoo.ZooError, match="no selection.json: choose a checkpoint first"):
+        zoo.ship(run, "x", dest=dest, selected=True)
+    cards = [str(p) for p in training.kept_agents(run)]
+    assert main(["select", *cards, "--tracks", "1", "--max-steps", "20", "--processes", "1",
+                 "--out", str(run / "selection.json")]) == 0
+    chosen = json.loads((run / "selection.json").read_text())["chosen"]
+    chosen_card = zoo.card(chosen["path"])
+    # the chosen agent's evaluation beside it; the final agent's (another sha) would be refused
+    ev = f"{chosen['path'][:-5]}.eval-10-tracks.json"
+    assert main(["evaluate", chosen["path"], "--tracks", "1", "--max-steps", "20", "--processes", "1",
+                 "--out", ev]) == 0
+    assert main(["zoo", "ship", str(run), "ppo-rel-red-x", "--dest", str(dest), "--selected"]) == 0
+    shipped = zoo.card(dest / "ppo-rel-red-x.json")
+    assert shipped["sha256"] == chosen_card["sha256"]
+    assert shipped["selection"]["steps"] == chosen["steps"] and shipped["selection"]["track_set"] == "validation"
+    assert set(shipped["selection"]["candidates"]) == {"16", "32"}
+    assert shipped["training"]["run_steps"] == 32 and shipped["training"]["steps"] == chosen["steps"]
+    assert shipped["evaluation"]["tracks"] == [evaluation.EVAL_TRACKS[0]]
+    zoo.load(dest / "ppo-rel-red-x.json")
+    # a selection that names a file outside the run's kept agents is refused
+    record = json.loads((run / "selection.json").read_text())
+    record["chosen"]["path"] = str(run / "agent.json")
+    (run / "selection.json").write_text(json.dumps(record))
+    with pytest.raises(zoo.ZooError, match="not one of this run's kept agents"):
+        zoo.ship(run, "y", dest=dest, selected=True)
