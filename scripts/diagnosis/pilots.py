@@ -20,10 +20,13 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 D = RESULTS / "diagnosis"
 
-def checkpoints(tag: str, steps=(200, 300, 400, 500), table_at: int | None = 500) -> dict[str, tuple[Path, Path | None]]:
-    """A pilot's files: its latent comparison at each of ``steps`` (thousands), its 2x2 table at ``table_at``."""
+def checkpoints(tag: str, steps=(200, 300, 400, 500), table_at: int | tuple[int, ...] | None = 500
+                ) -> dict[str, tuple[Path, Path | None]]:
+    """A pilot's files: its latent comparison at each of ``steps`` (thousands), its 2x2 table at
+    ``table_at`` (one step or several)."""
+    tables = (table_at,) if isinstance(table_at, int) else tuple(table_at or ())
     return {f"{k}K": (D / f"latent-{tag}-green-{k}K-vs-red-{k}K.json",
-                      D / f"table-ppo-relative-green-red-{tag}-{k}K.json" if k == table_at else None)
+                      D / f"table-ppo-relative-green-red-{tag}-{k}K.json" if k in tables else None)
             for k in steps}
 
 
@@ -69,7 +72,7 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
     "(e3) (e) a third time": (
         "(e) trained a third time from the start, same command and seed, on an AVX-512 CPU: green to 2M "
         "steps first, red beside it at low priority",
-        checkpoints("authors-rms-e3", steps=range(100, 2001, 100), table_at=None),
+        checkpoints("authors-rms-e3", steps=range(100, 2001, 100), table_at=(1200, 1300)),
     ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
@@ -125,8 +128,8 @@ def table_cells(table_file: Path | None) -> list[str]:
 
 def row(recipe: str, steps: str, latent_file: Path, table_file: Path | None) -> str:
     cells = [recipe, steps, *latent_cells(latent_file, actions=True), *table_cells(table_file)]
-    cells += [str(len(json.loads(table_file.read_text())["cells"]["green"]["green"]["episodes"]))
-              if table_file is not None and table_file.is_file() else ""]
+    tables = [] if table_file is None else [f for f in (table_file, reembedded(table_file)) if f.is_file()]
+    cells += [str(len(json.loads(tables[0].read_text())["cells"]["green"]["green"]["episodes"])) if tables else ""]
     cells += latent_cells(reembedded(latent_file), actions=False)
     cells += table_cells(reembedded(table_file) if table_file is not None else None)
     return "| " + " | ".join(cells) + " |"
@@ -139,7 +142,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for recipe, (_, steps) in PILOTS.items():
         for s, (latent_file, table_file) in steps.items():
-            if any(f is not None and f.is_file() for f in (latent_file, table_file, reembedded(latent_file))):
+            tables = () if table_file is None else (table_file, reembedded(table_file))
+            if any(f.is_file() for f in (latent_file, reembedded(latent_file), *tables)):
                 print(row(recipe, s, latent_file, table_file))
     print()
     for recipe, (what, steps) in PILOTS.items():
