@@ -39,10 +39,17 @@ def test_select_refuses_bad_candidates_before_playing(tmp_path, monkeypatch):
     assert not played
 
 
-@pytest.mark.slow
-def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(tmp_path, capsys):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def kept_run(tmp_path_factory):
+    """A tiny run that kept an agent at 16 and 32 steps (trained once for this module's tests)."""
+    run = tmp_path_factory.mktemp("selection") / "run"
     training.train(tiny(total_steps=32, checkpoint_every=16), run, keep_agents=True)
+    return run
+
+
+@pytest.mark.slow
+def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(kept_run, tmp_path, capsys):
+    run = kept_run
     cards = [str(p) for p in training.kept_agents(run)]
     out = tmp_path / "selection.json"
     assert main(["select", *cards, "--tracks", "2", "--max-steps", "30", "--processes", "1", "--out", str(out)]) == 0
@@ -64,11 +71,14 @@ def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(t
 
 
 @pytest.mark.slow
-def test_ship_selected_ships_the_chosen_checkpoint_with_its_choice_and_evaluation(tmp_path):
+def test_ship_selected_ships_the_chosen_checkpoint_with_its_choice_and_evaluation(kept_run, tmp_path):
+    import shutil
+
     from relreps import zoo
 
     run, dest = tmp_path / "run", tmp_path / "zoo"
-    training.train(tiny(total_steps=32, checkpoint_every=16), run, keep_agents=True)
+    shutil.copytree(kept_run, run)
+    (run / "selection.json").unlink(missing_ok=True)
     with pytest.raises(zoo.ZooError, match="no selection.json: choose a checkpoint first"):
         zoo.ship(run, "x", dest=dest, selected=True)
     cards = [str(p) for p in training.kept_agents(run)]
