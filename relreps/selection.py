@@ -27,6 +27,7 @@ class Candidate:
     path: str
     name: str
     steps: int | None  #: training steps of the agent (its card's ``training.steps``), if known
+    sha256: str  #: the checksum of its weights (its card's), which identifies it wherever it moves
     mean_max_return: float
     std_max_return: float
     laps_finished: int
@@ -86,7 +87,7 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 5, processes: i
                                      max_steps=max_steps)
         steps = (agent.card.get("training") or {}).get("steps")
         candidate = Candidate(str(path), agent.name, int(steps) if steps is not None else None,
-                              result.mean_max_return, result.std_max_return, result.laps)
+                              agent.card["sha256"], result.mean_max_return, result.std_max_return, result.laps)
         candidates.append(candidate)
         if progress is not None:
             progress(candidate)

@@ -823,7 +823,7 @@ class _Periodic(BaseCallback):
         save_checkpoint(self.model, self.run / "checkpoint.pt", time.time() - self.t0)
         if scheduled and self.keep_agents is not None:
             facts = {"steps": int(self.model.num_timesteps), "wall_s": round(time.time() - self.t0, 1),
-                     "checkpoint": True, "run": str(self.run)}
+                     "checkpoint": True}
             zoo.save(self.model, kept_agent_path(self.run, self.model.num_timesteps),
                      cast(zoo.Card, {**self.keep_agents, "training": facts}), overwrite=True, half=True,
                      anchor_embeddings=self.config.anchor_embeddings)

@@ -500,10 +500,11 @@ def _selected_agent(run: Path) -> tuple[Path, dict]:
         raise ZooError(f"{run} has no {SELECTION_FILE}: choose a checkpoint first with `relreps select "
                        f"{run}/agents/*.json --out {path}` (a run trained with --keep-agents)")
     record = json.loads(path.read_text())
-    chosen = Path(record["chosen"]["path"])
-    agents = (run / "agents").resolve()
-    if chosen.resolve().parent != agents:
-        raise ZooError(f"{path} chose {chosen}, which is not one of this run's kept agents ({agents})")
+    steps, sha = record["chosen"].get("steps"), record["chosen"].get("sha256")
+    chosen = run / "agents" / f"{int(steps):010d}.json" if isinstance(steps, int) else None
+    if chosen is None or not chosen.is_file() or _read_card(chosen).get("sha256") != sha:
+        raise ZooError(f"{path} chose {record['chosen'].get('path')} ({steps} steps), which is not one of this "
+                       f"run's kept agents ({run / 'agents'}, the same weights): select among them again")
     choice = {"track_set": record["track_set"], "tracks": record["tracks"], "max_steps": record.get("max_steps"),
               "steps": record["chosen"]["steps"], "mean_max_return": record["chosen"]["mean_max_return"],
               "candidates": {str(c["steps"]): round(c["mean_max_return"], 2) for c in record["candidates"]}}
@@ -544,9 +545,12 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
     weights = agent_card.parent / card["weights"]
     if weights.stat().st_size > MAX_BYTES:
         raise ZooError(f"{weights} has {weights.stat().st_size} bytes, over the {MAX_BYTES} a shipped agent may take")
-    if selection is not None:
-        run_steps = json.loads((run / "done.json").read_text())["steps"]
-        card = cast(Card, dict(card, selection=selection, training={**card["training"], "run_steps": run_steps}))
+    if selection is not None:  # the run's facts (hardware, versions, precision), the checkpoint's steps and time
+        done = json.loads((run / "done.json").read_text())
+        facts = {k: v for k, v in done.items() if k not in ("steps", "wall_s", "steps_per_s", "final_eval")}
+        checkpoint = {k: v for k, v in card["training"].items() if k != "run"}
+        card = cast(Card, dict(card, selection=selection, training={
+            **facts, **checkpoint, "run_steps": done["steps"], "run_wall_s": done["wall_s"]}))
     evaluation_file = (agent_card.with_name(f"{agent_card.stem}.{EVALUATION_FILE}") if selected
                        else run / EVALUATION_FILE)
     evaluation = _evaluation_for_card(evaluation_file, card) if evaluation_file.is_file() else None

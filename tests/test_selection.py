@@ -96,11 +96,12 @@ def test_ship_selected_ships_the_chosen_checkpoint_with_its_choice_and_evaluatio
     assert shipped["selection"]["steps"] == chosen["steps"] and shipped["selection"]["track_set"] == "validation"
     assert set(shipped["selection"]["candidates"]) == {"16", "32"}
     assert shipped["training"]["run_steps"] == 32 and shipped["training"]["steps"] == chosen["steps"]
+    assert "hardware" in shipped["training"] and "final_eval" not in shipped["training"]
     assert shipped["evaluation"]["tracks"] == [evaluation.EVAL_TRACKS[0]]
     zoo.load(dest / "ppo-rel-red-x.json")
-    # a selection that names a file outside the run's kept agents is refused
+    # a selection whose agent is not among the run's kept agents (other weights) is refused
     record = json.loads((run / "selection.json").read_text())
-    record["chosen"]["path"] = str(run / "agent.json")
+    record["chosen"]["sha256"] = "0" * 64  # weights that are not the kept agent's of those steps
     (run / "selection.json").write_text(json.dumps(record))
     with pytest.raises(zoo.ZooError, match="not one of this run's kept agents"):
         zoo.ship(run, "y", dest=dest, selected=True)
