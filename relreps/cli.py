@@ -9,7 +9,7 @@
     relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
     relreps export RUN --out PATH [--overwrite] [--anchor-embeddings saved|reembedded]
     relreps evaluate AGENT [--tracks 10] [--track-set held-out|validation] [--out results/eval-AGENT.json]
-    relreps select RUN/agents/*.json [--tracks 5] [--out RUN/selection.json]
+    relreps select RUN/agents/*.json [--tracks 10] [--out RUN/selection.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps table --representations relative --colors green --seeds 1 2 --cross-seed  # across seeds
@@ -907,7 +907,7 @@ def _add_select(sub) -> None:
                                        "validation tracks, which no reported score uses")
     se.add_argument("agents", nargs="+", metavar="AGENT",
                     help="two or more agent cards of one colour, e.g. RUN/agents/*.json (relreps train --keep-agents)")
-    se.add_argument("--tracks", type=_track_count, default=5, help="how many validation tracks (default 5)")
+    se.add_argument("--tracks", type=_track_count, default=10, help="how many validation tracks (default: all 10)")
     se.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
     se.add_argument("--max-steps", type=_at_least(1), default=1000)
     se.add_argument("--out", help="also write every candidate's score and the choice as JSON")

@@ -6,7 +6,7 @@ themselves would report a lucky draw as the agent's score; :func:`select` picks 
 :data:`relreps.evaluation.VALIDATION_TRACKS` instead, tracks that no reported number uses, so the
 chosen agent's held-out score (``relreps evaluate``) stays an honest estimate.
 
-    relreps select RUN/agents/*.json --tracks 5 --out RUN/selection.json
+    relreps select RUN/agents/*.json --out RUN/selection.json
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Selection:
                 "chosen": asdict(self.chosen), "candidates": [asdict(c) for c in self.candidates]}
 
 
-def select(agents: Sequence[str | os.PathLike], *, tracks: int = 5, processes: int | None = None,
+def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: int | None = None,
            max_steps: int = 1000, progress=None) -> Selection:
     """Score each agent (card path or zoo name) on the first ``tracks`` validation tracks, in its
     own colour, and choose the best.
