@@ -596,21 +596,11 @@ def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-#: The folder of a run's kept agents (``relreps train --keep-agents``): one agent file per scheduled
-#: checkpoint, ``agents/STEPS.json`` (steps zero-padded to 10 digits, so that they sort), to choose
-#: from with ``relreps select``.
-AGENTS_DIR = "agents"
-
-
-def kept_agent_path(run: str | os.PathLike, steps: int) -> Path:
-    """Where :func:`train` with ``keep_agents`` saves the agent of the checkpoint at ``steps``."""
-    return Path(run) / AGENTS_DIR / f"{int(steps):010d}.json"
-
-
-def kept_agents(run: str | os.PathLike) -> list[Path]:
-    """A run's kept agent cards, by steps (empty without ``keep_agents``)."""
-    folder = Path(run) / AGENTS_DIR
-    return sorted(p for p in folder.glob("*.json") if p.stem.isdigit()) if folder.is_dir() else []
+#: A run's kept agents (``relreps train --keep-agents``): defined with the agent files
+#: (:data:`relreps.zoo.AGENTS_DIR`), which ``zoo.ship(selected=True)`` reads too.
+AGENTS_DIR = zoo.AGENTS_DIR
+kept_agent_path = zoo.kept_agent_path
+kept_agents = zoo.kept_agents
 
 
 def _keep_logs_for_resume(run: Path, steps: int, elapsed_s: float) -> None:

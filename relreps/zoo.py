@@ -33,6 +33,7 @@ from .evaluation import policy_of
 
 __all__ = [
     "ACTION_SPACE",
+    "AGENTS_DIR",
     "ANCHOR_COPY_SUFFIX",
     "CARD_FIELDS",
     "EVALUATION_FILE",
@@ -59,6 +60,8 @@ __all__ = [
     "color_rank",
     "encoder_kwargs",
     "export_sb3",
+    "kept_agent_path",
+    "kept_agents",
     "learning_curve",
     "load",
     "logs",
@@ -488,6 +491,23 @@ def _evaluation_for_card(path: Path, card: Card) -> dict:
     return {**{k: result[k] for k in keys}, "max_returns": [ep["max_return"] for ep in result["episodes"]]}
 
 
+#: The folder of a run's kept agents (``relreps train --keep-agents``): one agent file per scheduled
+#: checkpoint, ``agents/STEPS.json`` (steps zero-padded to 10 digits, so that they sort), to choose
+#: from with ``relreps select``.
+AGENTS_DIR = "agents"
+
+
+def kept_agent_path(run: str | os.PathLike, steps: int) -> Path:
+    """Where ``relreps train --keep-agents`` saves the agent of the checkpoint at ``steps``."""
+    return Path(run) / AGENTS_DIR / f"{int(steps):010d}.json"
+
+
+def kept_agents(run: str | os.PathLike) -> list[Path]:
+    """A run's kept agent cards, by steps (empty without ``keep_agents``)."""
+    folder = Path(run) / AGENTS_DIR
+    return sorted(p for p in folder.glob("*.json") if p.stem.isdigit()) if folder.is_dir() else []
+
+
 #: A run's checkpoint choice (``relreps select RUN/agents/*.json --out RUN/selection.json``), which
 #: ``relreps zoo ship RUN NAME --selected`` ships instead of the final agent.
 SELECTION_FILE = "selection.json"
@@ -501,10 +521,10 @@ def _selected_agent(run: Path) -> tuple[Path, dict]:
                        f"{run}/agents/*.json --out {path}` (a run trained with --keep-agents)")
     record = json.loads(path.read_text())
     steps, sha = record["chosen"].get("steps"), record["chosen"].get("sha256")
-    chosen = run / "agents" / f"{int(steps):010d}.json" if isinstance(steps, int) else None
+    chosen = kept_agent_path(run, steps) if isinstance(steps, int) else None
     if chosen is None or not chosen.is_file() or _read_card(chosen).get("sha256") != sha:
         raise ZooError(f"{path} chose {record['chosen'].get('path')} ({steps} steps), which is not one of this "
-                       f"run's kept agents ({run / 'agents'}, the same weights): select among them again")
+                       f"run's kept agents ({run / AGENTS_DIR}, the same weights): select among them again")
     choice = {"track_set": record["track_set"], "tracks": record["tracks"], "max_steps": record.get("max_steps"),
               "steps": record["chosen"]["steps"], "mean_max_return": record["chosen"]["mean_max_return"],
               "candidates": {str(c["steps"]): round(c["mean_max_return"], 2) for c in record["candidates"]}}
