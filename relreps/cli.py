@@ -9,7 +9,7 @@
     relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
     relreps export RUN --out PATH [--overwrite] [--anchor-embeddings saved|reembedded]
     relreps evaluate AGENT [--tracks 10] [--track-set held-out|validation] [--out results/eval-AGENT.json]
-    relreps select RUN/agents/*.json [--tracks 10] [--out RUN/selection.json]
+    relreps select RUN | AGENT... [--tracks 10] [--out RUN/selection.json]
     relreps table [--algo ppo] [--agents-dir DIR] [--tracks 10] [--align anchor-mean|affine] [--out results]
     relreps table --representations relative --agent green=ppo-rel-green-s2   # one agent replaced
     relreps table --representations relative --colors green --seeds 1 2 --cross-seed  # across seeds
@@ -839,7 +839,7 @@ def _add_train(sub) -> None:
                         "(exit status 130 or 143); resume with --resume")
     t.add_argument("--keep-agents", action="store_true",
                    help="also save an agent file at every --checkpoint-every checkpoint, in RUN/agents/STEPS.json, "
-                        "to choose one on validation tracks afterwards (relreps select RUN/agents/*.json); "
+                        "to choose one on validation tracks afterwards (relreps select RUN); "
                         "give it again when resuming")
     t.set_defaults(func=_train)
 
@@ -905,8 +905,9 @@ def _add_select(sub) -> None:
     """``relreps select``."""
     se = sub.add_parser("select", help="choose among a run's checkpoints (agent files) by their score on "
                                        "validation tracks, which no reported score uses")
-    se.add_argument("agents", nargs="+", metavar="AGENT",
-                    help="two or more agent cards of one colour, e.g. RUN/agents/*.json (relreps train --keep-agents)")
+    se.add_argument("agents", nargs="+", metavar="RUN_OR_AGENT",
+                    help="a run folder trained with --keep-agents (its kept agents), or two or more "
+                         "agent cards of one colour")
     se.add_argument("--tracks", type=_track_count, default=10, help="how many validation tracks (default: all 10)")
     se.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
     se.add_argument("--max-steps", type=_at_least(1), default=1000)
@@ -969,7 +970,7 @@ def _add_zoo(sub) -> None:
     zs.add_argument("--overwrite", action="store_true")
     zs.add_argument("--selected", action="store_true",
                     help="ship the checkpoint that RUN/selection.json chose on validation tracks (relreps select "
-                         "RUN/agents/*.json --out RUN/selection.json) instead of the final agent; its 10-track "
+                         "RUN --out RUN/selection.json) instead of the final agent; its 10-track "
                          "evaluation: relreps evaluate RUN/agents/STEPS.json --out RUN/agents/STEPS.eval-10-tracks.json")
     zs.set_defaults(func=_zoo_ship)
 

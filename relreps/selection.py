@@ -6,7 +6,8 @@ themselves would report a lucky draw as the agent's score; :func:`select` picks 
 :data:`relreps.evaluation.VALIDATION_TRACKS` instead, tracks that no reported number uses, so the
 chosen agent's held-out score (``relreps evaluate``) stays an honest estimate.
 
-    relreps select RUN/agents/*.json --out RUN/selection.json
+    relreps select RUN --out RUN/selection.json      # the run's kept agents (relreps train --keep-agents)
+    relreps select A.json B.json C.json              # or any agent files of one colour
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
     own colour, and choose the best.
 
     Args:
-        agents: two or more candidates of one colour (typically one run's checkpoints).
+        agents: two or more candidates of one colour (typically one run's checkpoints); a run folder
+            stands for its kept agents (:func:`relreps.zoo.kept_agents`), in order of steps.
         tracks: how many validation tracks (1-10).
         processes: evaluation worker processes (default: one per core).
         max_steps: episode length limit.
@@ -67,16 +69,38 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
     Raises:
         ValueError: fewer than two candidates, one named twice, candidates of different colours,
             or a bad track count, all before any episode is played.
+        relreps.zoo.ZooError: a candidate that is not an agent card (e.g. an evaluation file), or a
+            run folder without kept agents, also before any episode is played.
     """
+    from pathlib import Path
+
     from . import zoo
 
     track_seeds = evaluation.tracks_of("validation", tracks)
+    expanded: list[str | os.PathLike] = []
+    for a in agents:
+        if Path(a).is_dir():
+            kept = zoo.kept_agents(a)
+            if not kept:
+                raise zoo.ZooError(f"{a} has no kept agents ({Path(a) / zoo.AGENTS_DIR}/STEPS.json): train it "
+                                   f"with `relreps train --keep-agents`, or give agent files")
+            expanded.extend(kept)
+        else:
+            expanded.append(a)
+    agents = expanded
     if len(agents) < 2:
         raise ValueError(f"give at least two agents to choose from, got {len(agents)}")
     paths = [zoo._resolve(a).resolve() for a in agents]  # an unknown name or path: ZooError, naming the choices
     if len(set(paths)) != len(paths):
         raise ValueError("an agent is named twice among the candidates")
-    colors = sorted({zoo.card(p)["color"] for p in paths})  # the cards only: agents load one at a time below
+    cards = [zoo.card(p) for p in paths]  # the cards only: agents load one at a time below
+    for p, c in zip(paths, cards):
+        try:
+            zoo.check_card(c, p)
+        except zoo.ZooError as e:
+            raise zoo.ZooError(f"{e} (is it an agent card? a run's evaluations sit beside its kept agents: "
+                               f"give the run folder, `relreps select RUN`)") from None
+    colors = sorted({c["color"] for c in cards})
     if len(colors) != 1:
         raise ValueError(f"the candidates drive different colours ({', '.join(colors)}): choose among one "
                          f"run's checkpoints, of one colour")

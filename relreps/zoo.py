@@ -508,7 +508,7 @@ def kept_agents(run: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.stem.isdigit()) if folder.is_dir() else []
 
 
-#: A run's checkpoint choice (``relreps select RUN/agents/*.json --out RUN/selection.json``), which
+#: A run's checkpoint choice (``relreps select RUN --out RUN/selection.json``), which
 #: ``relreps zoo ship RUN NAME --selected`` ships instead of the final agent.
 SELECTION_FILE = "selection.json"
 
@@ -518,7 +518,7 @@ def _selected_agent(run: Path) -> tuple[Path, dict]:
     path = run / SELECTION_FILE
     if not path.is_file():
         raise ZooError(f"{run} has no {SELECTION_FILE}: choose a checkpoint first with `relreps select "
-                       f"{run}/agents/*.json --out {path}` (a run trained with --keep-agents)")
+                       f"{run} --out {path}` (a run trained with --keep-agents)")
     record = json.loads(path.read_text())
     steps, sha = record["chosen"].get("steps"), record["chosen"].get("sha256")
     chosen = kept_agent_path(run, steps) if isinstance(steps, int) else None

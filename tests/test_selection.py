@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from tiny import tiny
@@ -37,6 +38,37 @@ def test_select_refuses_bad_candidates_before_playing(tmp_path, monkeypatch):
         selection.select(["ppo-abs-green", "ppo-abs-red"])
     assert main(["select", "ppo-abs-green", "ppo-abs-red", "--tracks", "1"]) == 2
     assert not played
+
+
+def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_playing(tmp_path, monkeypatch):
+    import shutil
+    import types
+
+    from relreps import zoo
+
+    agents = tmp_path / "run" / zoo.AGENTS_DIR
+    agents.mkdir(parents=True)
+    for steps in (32, 16):  # kept agents: copies of one shipped agent, named by steps
+        card = json.loads((zoo.zoo_dir() / "ppo-abs-green.json").read_text())
+        shutil.copy(zoo.zoo_dir() / card["weights"], agents / card["weights"])
+        (agents / f"{steps:010d}.json").write_text(json.dumps(card))
+    # an evaluation stored beside them, as `relreps zoo ship --selected` expects it
+    (agents / "0000000016.eval-10-tracks.json").write_text(json.dumps({"agent": "0000000016", "color": "green"}))
+    played = []
+
+    def fake_evaluate(agent, **kw):
+        played.append(kw["track_seeds"])
+        return types.SimpleNamespace(mean_max_return=float(len(played)), std_max_return=0.0, laps=0)
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    with pytest.raises(zoo.ZooError, match=r"eval-10-tracks.json has format None.*give the run folder"):
+        selection.select(sorted(agents.glob("*.json")))
+    with pytest.raises(zoo.ZooError, match="has no kept agents"):
+        selection.select([tmp_path])
+    assert not played
+    result = selection.select([tmp_path / "run"], tracks=2)
+    assert [Path(c.path).name for c in result.candidates] == ["0000000016.json", "0000000032.json"]
+    assert played == [evaluation.VALIDATION_TRACKS[:2]] * 2 and result.chosen.path.endswith("0000000032.json")
 
 
 @pytest.fixture(scope="module")
