@@ -8,17 +8,23 @@ chosen agent's held-out score (``relreps evaluate``) stays an honest estimate.
 
     relreps select RUN --out RUN/selection.json      # the run's kept agents (relreps train --keep-agents)
     relreps select A.json B.json C.json              # or any agent files of one colour
+
+Given a run folder, each kept agent's validation episodes are stored beside it
+(``RUN/agents/STEPS.validation.json``, with the weights' checksum), so that a choice that was
+interrupted, or is repeated on more tracks, plays only the episodes it lacks.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import evaluation
 
-__all__ = ["Candidate", "Selection", "select"]
+__all__ = ["Candidate", "Selection", "select", "validation_file"]
 
 
 @dataclass
@@ -53,6 +59,33 @@ class Selection:
                 "chosen": asdict(self.chosen), "candidates": [asdict(c) for c in self.candidates]}
 
 
+def validation_file(card_path: str | os.PathLike) -> Path:
+    """Where :func:`select` keeps a kept agent's validation episodes: ``RUN/agents/STEPS.validation.json``."""
+    card_path = Path(card_path)
+    return card_path.with_name(f"{card_path.stem}.validation.json")
+
+
+def _stored_episodes(card_path: Path, sha256: str, max_steps: int) -> dict[int, evaluation.Episode]:
+    """The validation episodes stored for these weights and this episode length (none if the file is
+    missing, unreadable, or of other weights: a resumed run replaces the agents past its checkpoint)."""
+    try:
+        record = json.loads(validation_file(card_path).read_text())
+        if record.get("sha256") != sha256 or record.get("max_steps") != max_steps:
+            return {}
+        return {int(e["track_seed"]): evaluation.Episode(**e) for e in record["episodes"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _store_episodes(card_path: Path, sha256: str, max_steps: int, color: str,
+                    episodes: dict[int, evaluation.Episode]) -> None:
+    from . import files
+
+    record = {"sha256": sha256, "max_steps": max_steps, "color": color, "track_set": "validation",
+              "episodes": [asdict(episodes[s]) for s in sorted(episodes)]}
+    files.write_text(validation_file(card_path), json.dumps(record, indent=1) + "\n")
+
+
 def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: int | None = None,
            max_steps: int = 1000, progress=None) -> Selection:
     """Score each agent (card path or zoo name) on the first ``tracks`` validation tracks, in its
@@ -72,19 +105,19 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
         relreps.zoo.ZooError: a candidate that is not an agent card (e.g. an evaluation file), or a
             run folder without kept agents, also before any episode is played.
     """
-    from pathlib import Path
-
     from . import zoo
 
     track_seeds = evaluation.tracks_of("validation", tracks)
     expanded: list[str | os.PathLike] = []
+    kept: set[Path] = set()  # candidates that are a run's kept agents: their episodes are stored
     for a in agents:
         if Path(a).is_dir():
-            kept = zoo.kept_agents(a)
-            if not kept:
+            in_run = zoo.kept_agents(a)
+            if not in_run:
                 raise zoo.ZooError(f"{a} has no kept agents ({Path(a) / zoo.AGENTS_DIR}/STEPS.json): train it "
                                    f"with `relreps train --keep-agents`, or give agent files")
-            expanded.extend(kept)
+            expanded.extend(in_run)
+            kept.update(p.resolve() for p in in_run)
         else:
             expanded.append(a)
     agents = expanded
@@ -105,10 +138,18 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
         raise ValueError(f"the candidates drive different colours ({', '.join(colors)}): choose among one "
                          f"run's checkpoints, of one colour")
     candidates: list[Candidate] = []
-    for path in agents:
+    for path, resolved in zip(agents, paths):
         agent = zoo.load(path)
-        result = evaluation.evaluate(agent, color=agent.color, track_seeds=track_seeds, processes=processes,
-                                     max_steps=max_steps)
+        sha = agent.card["sha256"]
+        played = _stored_episodes(resolved, sha, max_steps) if resolved in kept else {}
+        missing = [s for s in track_seeds if s not in played]
+        if missing:
+            new = evaluation.evaluate(agent, color=agent.color, track_seeds=missing, processes=processes,
+                                      max_steps=max_steps)
+            played.update({e.track_seed: e for e in new.episodes})
+            if resolved in kept:
+                _store_episodes(resolved, sha, max_steps, agent.color, played)
+        result = evaluation.Evaluation(agent.color, [played[s] for s in track_seeds])
         steps = (agent.card.get("training") or {}).get("steps")
         candidate = Candidate(str(path), agent.name, int(steps) if steps is not None else None,
                               agent.card["sha256"], result.mean_max_return, result.std_max_return, result.laps)

@@ -42,7 +42,6 @@ def test_select_refuses_bad_candidates_before_playing(tmp_path, monkeypatch):
 
 def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_playing(tmp_path, monkeypatch):
     import shutil
-    import types
 
     from relreps import zoo
 
@@ -56,9 +55,10 @@ def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_
     (agents / "0000000016.eval-10-tracks.json").write_text(json.dumps({"agent": "0000000016", "color": "green"}))
     played = []
 
-    def fake_evaluate(agent, **kw):
-        played.append(kw["track_seeds"])
-        return types.SimpleNamespace(mean_max_return=float(len(played)), std_max_return=0.0, laps=0)
+    def fake_evaluate(agent, *, color, track_seeds, **kw):  # a score that grows with each episode played
+        played.extend(track_seeds)
+        return evaluation.Evaluation(color, [evaluation.Episode(s, float(len(played)), 0.0, 30, False)
+                                             for s in track_seeds])
 
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     with pytest.raises(zoo.ZooError, match=r"eval-10-tracks.json has format None.*give the run folder"):
@@ -66,9 +66,32 @@ def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_
     with pytest.raises(zoo.ZooError, match="has no kept agents"):
         selection.select([tmp_path])
     assert not played
+    val = evaluation.VALIDATION_TRACKS
     result = selection.select([tmp_path / "run"], tracks=2)
     assert [Path(c.path).name for c in result.candidates] == ["0000000016.json", "0000000032.json"]
-    assert played == [evaluation.VALIDATION_TRACKS[:2]] * 2 and result.chosen.path.endswith("0000000032.json")
+    assert played == list(val[:2]) * 2 and result.chosen.path.endswith("0000000032.json")
+    stored = json.loads(selection.validation_file(agents / "0000000016.json").read_text())
+    assert [e["track_seed"] for e in stored["episodes"]] == list(val[:2]) and stored["max_steps"] == 1000
+    # more tracks later (or a choice interrupted): only the episodes not yet played are played
+    played.clear()
+    again = selection.select([tmp_path / "run"], tracks=3)
+    assert played == [val[2], val[2]]
+    # (each fake episode scores the count played so far in this choice when its call ends)
+    assert [c.mean_max_return for c in again.candidates] == [pytest.approx((2 + 2 + 1) / 3),
+                                                             pytest.approx((4 + 4 + 2) / 3)]
+    # stored episodes of other weights (a resumed run replaced the agent) or length are not reused
+    stored["sha256"] = "0" * 64
+    selection.validation_file(agents / "0000000016.json").write_text(json.dumps(stored))
+    played.clear()
+    selection.select([tmp_path / "run"], tracks=1, max_steps=1000)
+    assert played == [val[0]]
+    played.clear()
+    selection.select([tmp_path / "run"], tracks=1, max_steps=999)
+    assert played == [val[0], val[0]]
+    # agent files given one by one are not written beside
+    played.clear()
+    selection.select([agents / "0000000016.json", agents / "0000000032.json"], tracks=1)
+    assert played == [val[0], val[0]]
 
 
 @pytest.fixture(scope="module")
