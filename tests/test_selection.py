@@ -107,7 +107,7 @@ def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(k
     run = kept_run
     cards = [str(p) for p in training.kept_agents(run)]
     out = tmp_path / "selection.json"
-    assert main(["select", *cards, "--tracks", "2", "--max-steps", "30", "--processes", "1", "--out", str(out)]) == 0
+    assert main(["select", str(run), "--tracks", "2", "--max-steps", "30", "--processes", "1", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["track_set"] == "validation" and record["tracks"] == list(evaluation.VALIDATION_TRACKS[:2])
     scores = [c["mean_max_return"] for c in record["candidates"]]
@@ -120,6 +120,8 @@ def test_select_scores_each_checkpoint_on_validation_tracks_and_picks_the_best(k
     again = evaluation.evaluate(zoo.load(cards[0]), color="red", track_seeds=evaluation.VALIDATION_TRACKS[:2],
                                 max_steps=30, processes=1)
     assert record["candidates"][0]["mean_max_return"] == pytest.approx(again.mean_max_return)
+    stored = json.loads(selection.validation_file(cards[0]).read_text())
+    assert [e["max_return"] for e in stored["episodes"]] == [e.max_return for e in again.episodes]
     assert "chosen:" in capsys.readouterr().out
     # the written file is not replaced without --overwrite
     assert main(["select", *cards, "--tracks", "1", "--out", str(out)]) == 2
