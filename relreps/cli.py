@@ -203,7 +203,7 @@ def _evaluate(args) -> int:
 
 
 def _select(args) -> int:
-    from . import files, selection
+    from . import files, selection, zoo
 
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -217,8 +217,9 @@ def _select(args) -> int:
     result = selection.select(args.agents, tracks=args.tracks, processes=args.processes, max_steps=args.max_steps,
                               progress=show)
     c = result.chosen
+    held_out = Path(c.path).with_name(f"{Path(c.path).stem}.{zoo.EVALUATION_FILE}")  # zoo ship --selected reads it
     print(f"chosen: {c.path} ({c.mean_max_return:.1f} on {len(result.tracks)} validation tracks); report its "
-          f"score on the held-out tracks: relreps evaluate {c.path}")
+          f"score on the held-out tracks: relreps evaluate {c.path} --tracks 10 --out {held_out}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         _write_json(out, {"max_steps": args.max_steps, **result.summary()})
@@ -906,8 +907,9 @@ def _add_select(sub) -> None:
     se = sub.add_parser("select", help="choose among a run's checkpoints (agent files) by their score on "
                                        "validation tracks, which no reported score uses")
     se.add_argument("agents", nargs="+", metavar="RUN_OR_AGENT",
-                    help="a run folder trained with --keep-agents (its kept agents), or two or more "
-                         "agent cards of one colour")
+                    help="a run folder trained with --keep-agents (its kept agents; each one's validation "
+                         "episodes are stored beside it, RUN/agents/STEPS.validation.json), or two or more "
+                         "agent cards or zoo names of one colour")
     se.add_argument("--tracks", type=_track_count, default=10, help="how many validation tracks (default: all 10)")
     se.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
     se.add_argument("--max-steps", type=_at_least(1), default=1000)

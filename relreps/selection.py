@@ -65,12 +65,16 @@ def validation_file(card_path: str | os.PathLike) -> Path:
     return card_path.with_name(f"{card_path.stem}.validation.json")
 
 
-def _stored_episodes(card_path: Path, sha256: str, max_steps: int) -> dict[int, evaluation.Episode]:
-    """The validation episodes stored for these weights and this episode length (none if the file is
-    missing, unreadable, or of other weights: a resumed run replaces the agents past its checkpoint)."""
+def _stored_episodes(card_path: Path, sha256: str, max_steps: int, color: str) -> dict[int, evaluation.Episode]:
+    """The validation episodes stored for these weights, episode length and colour (none if the file
+    is missing, unreadable, of other weights, as when a resumed run replaced the agent, or written by
+    another version of relreps)."""
+    from . import __version__
+
     try:
         record = json.loads(validation_file(card_path).read_text())
-        if record.get("sha256") != sha256 or record.get("max_steps") != max_steps:
+        if (record.get("sha256"), record.get("max_steps"), record.get("color")) != (sha256, max_steps, color) \
+                or record.get("relreps", __version__) != __version__:
             return {}
         return {int(e["track_seed"]): evaluation.Episode(**e) for e in record["episodes"]}
     except (OSError, ValueError, KeyError, TypeError):
@@ -79,9 +83,10 @@ def _stored_episodes(card_path: Path, sha256: str, max_steps: int) -> dict[int, 
 
 def _store_episodes(card_path: Path, sha256: str, max_steps: int, color: str,
                     episodes: dict[int, evaluation.Episode]) -> None:
-    from . import files
+    from . import __version__, files
 
     record = {"sha256": sha256, "max_steps": max_steps, "color": color, "track_set": "validation",
+              "relreps": __version__,
               "episodes": [asdict(episodes[s]) for s in sorted(episodes)]}
     files.write_text(validation_file(card_path), json.dumps(record, indent=1) + "\n")
 
@@ -111,10 +116,13 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
     expanded: list[str | os.PathLike] = []
     kept: set[Path] = set()  # candidates that are a run's kept agents: their episodes are stored
     for a in agents:
-        if Path(a).is_dir():
-            in_run = zoo.kept_agents(a)
+        folder = Path(a)
+        if folder.is_dir() and folder.name == zoo.AGENTS_DIR and not (folder / zoo.AGENTS_DIR).is_dir():
+            folder = folder.parent  # RUN/agents stands for RUN
+        if folder.is_dir() and (zoo.kept_agents(folder) or str(a) not in zoo.available()):
+            in_run = zoo.kept_agents(folder)
             if not in_run:
-                raise zoo.ZooError(f"{a} has no kept agents ({Path(a) / zoo.AGENTS_DIR}/STEPS.json): train it "
+                raise zoo.ZooError(f"{a} has no kept agents ({folder / zoo.AGENTS_DIR}/STEPS.json): train it "
                                    f"with `relreps train --keep-agents`, or give agent files")
             expanded.extend(in_run)
             kept.update(p.resolve() for p in in_run)
@@ -124,15 +132,22 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
     if len(agents) < 2:
         raise ValueError(f"give at least two agents to choose from, got {len(agents)}")
     paths = [zoo._resolve(a).resolve() for a in agents]  # an unknown name or path: ZooError, naming the choices
-    if len(set(paths)) != len(paths):
-        raise ValueError("an agent is named twice among the candidates")
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ValueError(f"an agent is named twice among the candidates: {', '.join(twice)} (a run folder "
+                         f"already stands for all its kept agents)")
     cards = [zoo.card(p) for p in paths]  # the cards only: agents load one at a time below
     for p, c in zip(paths, cards):
         try:
             zoo.check_card(c, p)
         except zoo.ZooError as e:
-            raise zoo.ZooError(f"{e} (is it an agent card? a run's evaluations sit beside its kept agents: "
-                               f"give the run folder, `relreps select RUN`)") from None
+            not_a_card = "format" not in c or any(part in p.name for part in (".eval-", ".validation."))
+            hint = (" (not an agent card: a run's evaluations sit beside its kept agents; give the run folder, "
+                    "`relreps select RUN`)") if not_a_card else ""
+            raise zoo.ZooError(f"{e}{hint}") from None
+        weights = p.parent / c["weights"]
+        if not weights.is_file():
+            raise zoo.ZooError(f"agent {c['name']!r} ({p}): missing weights file {weights}")
     colors = sorted({c["color"] for c in cards})
     if len(colors) != 1:
         raise ValueError(f"the candidates drive different colours ({', '.join(colors)}): choose among one "
@@ -141,7 +156,7 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
     for path, resolved in zip(agents, paths):
         agent = zoo.load(path)
         sha = agent.card["sha256"]
-        played = _stored_episodes(resolved, sha, max_steps) if resolved in kept else {}
+        played = _stored_episodes(resolved, sha, max_steps, agent.color) if resolved in kept else {}
         missing = [s for s in track_seeds if s not in played]
         if missing:
             new = evaluation.evaluate(agent, color=agent.color, track_seeds=missing, processes=processes,

@@ -65,9 +65,20 @@ def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_
         selection.select(sorted(agents.glob("*.json")))
     with pytest.raises(zoo.ZooError, match="has no kept agents"):
         selection.select([tmp_path])
+    with pytest.raises(ValueError, match=r"named twice among the candidates: .*0000000016.json \(a run folder"):
+        selection.select([tmp_path / "run", agents / "0000000016.json"])
+    bad = json.loads((agents / "0000000032.json").read_text())
+    (agents / "0000000048.json").write_text(json.dumps({**bad, "algo": "nope"}))
+    with pytest.raises(zoo.ZooError, match="nope") as error:  # a real card: no hint about evaluations
+        selection.select([tmp_path / "run"])
+    assert "not an agent card" not in str(error.value)
+    (agents / "0000000048.json").write_text(json.dumps({**bad, "weights": "gone.safetensors"}))
+    with pytest.raises(zoo.ZooError, match="missing weights file .*gone.safetensors"):
+        selection.select([tmp_path / "run"])
+    (agents / "0000000048.json").unlink()
     assert not played
     val = evaluation.VALIDATION_TRACKS
-    result = selection.select([tmp_path / "run"], tracks=2)
+    result = selection.select([agents], tracks=2)  # RUN/agents stands for RUN
     assert [Path(c.path).name for c in result.candidates] == ["0000000016.json", "0000000032.json"]
     assert played == list(val[:2]) * 2 and result.chosen.path.endswith("0000000032.json")
     stored = json.loads(selection.validation_file(agents / "0000000016.json").read_text())
@@ -92,6 +103,12 @@ def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_
     played.clear()
     selection.select([agents / "0000000016.json", agents / "0000000032.json"], tracks=1)
     assert played == [val[0], val[0]]
+    # a zoo name stays a zoo name beside a folder of that name that is no run
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ppo-abs-green").mkdir()
+    played.clear()
+    names = [c.name for c in selection.select(["ppo-abs-green", "ppo-abs-green-s2"], tracks=1).candidates]
+    assert names == ["ppo-abs-green", "ppo-abs-green-s2"] and played == [val[0], val[0]]
 
 
 @pytest.fixture(scope="module")
