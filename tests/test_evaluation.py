@@ -45,6 +45,25 @@ def test_same_scores_in_any_number_of_processes():
     assert s["mean_max_return"] == pytest.approx(np.mean([e.max_return for e in one.episodes]))
 
 
+def test_episodes_play_on_one_torch_thread_in_any_number_of_processes():
+    import torch
+
+    seen: list[int] = []
+
+    class Threads(Gas):
+        def predict(self, obs, deterministic=True):
+            seen.append(torch.get_num_threads())
+            return super().predict(obs, deterministic)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluation.evaluate(Threads(), color="red", track_seeds=evaluation.EVAL_TRACKS[:1], processes=1, max_steps=5)
+        assert seen == [1] * 5 and torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_evaluation_tracks_are_held_out():
     assert len(set(evaluation.EVAL_TRACKS)) == 10
     assert min(evaluation.EVAL_TRACKS) > anchors.ANCHOR_TRACK_SEED + 10_000
