@@ -74,6 +74,12 @@ PILOTS: dict[str, tuple[str, dict[str, tuple[Path, Path | None]]]] = {
         "steps first, red beside it at low priority",
         checkpoints("authors-rms-e3", steps=range(100, 2001, 100), table_at=(1200, 1300)),
     ),
+    "(e3) chosen on validation": (
+        "(e3)'s checkpoint of each colour chosen on the 10 validation tracks (`relreps select RUN`): green "
+        "1600K, red 200K, stitched although 1.4M steps apart; the 2x2 table on the 10 held-out tracks",
+        {"1600K / 200K": (D / "latent-authors-rms-e3-green-1600K-vs-red-200K.json",
+                          D / "table-ppo-relative-green-red-authors-rms-e3-selected.json")},
+    ),
     "(f) (e), fresh anchors": (
         "(e) with the anchors embedded afresh at every update instead of averaged (`--alpha 0`): the "
         "policy trains on the anchor embeddings its agent file loads with; 2M-step schedule, stopped at 227K "
