@@ -218,8 +218,13 @@ def _select(args) -> int:
                               progress=show)
     c = result.chosen
     held_out = Path(c.path).with_name(f"{Path(c.path).stem}.{zoo.EVALUATION_FILE}")  # zoo ship --selected reads it
-    print(f"chosen: {c.path} ({c.mean_max_return:.1f} on {len(result.tracks)} validation tracks); report its "
-          f"score on the held-out tracks: relreps evaluate {c.path} --tracks 10 --out {held_out}")
+    print(f"chosen: {c.path} ({c.mean_max_return:.1f} +- {result.standard_error:.1f} standard error on "
+          f"{len(result.tracks)} validation tracks); report its score on the held-out tracks: relreps evaluate "
+          f"{c.path} --tracks 10 --out {held_out}")
+    close = result.runners_up()
+    if close:
+        print(f"{len(close)} other candidate(s) within one standard error: {', '.join(x.name for x in close)}; "
+              f"the best of noisy means is optimistic, so expect the held-out score to be lower")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         _write_json(out, {"max_steps": args.max_steps, **result.summary()})

@@ -54,8 +54,22 @@ class Selection:
     def chosen(self) -> Candidate:
         return self.candidates[self.best]
 
+    @property
+    def standard_error(self) -> float:
+        """The chosen candidate's standard error: its spread between tracks over the square root of
+        their number. The best of many such noisy means sits above the chosen agent's level, which
+        only its held-out score measures."""
+        return self.chosen.std_max_return / len(self.tracks) ** 0.5
+
+    def runners_up(self) -> list[Candidate]:
+        """The other candidates within one :attr:`standard_error` of the chosen one's score."""
+        top = self.chosen.mean_max_return
+        return [c for i, c in enumerate(self.candidates)
+                if i != self.best and top - c.mean_max_return <= self.standard_error]
+
     def summary(self) -> dict:
         return {"color": self.color, "track_set": "validation", "tracks": self.tracks,
+                "standard_error": self.standard_error, "runners_up": [c.name for c in self.runners_up()],
                 "chosen": asdict(self.chosen), "candidates": [asdict(c) for c in self.candidates]}
 
 

@@ -111,6 +111,18 @@ def test_select_takes_a_run_folder_and_refuses_files_that_are_not_agents_before_
     assert names == ["ppo-abs-green", "ppo-abs-green-s2"] and played == [val[0], val[0]]
 
 
+def test_the_choice_reports_its_standard_error_and_the_candidates_within_it():
+    def cand(name, mean, std):
+        return selection.Candidate(name, name, None, "0" * 64, mean, std, 0)
+
+    result = selection.Selection("red", [1, 2, 3, 4], [cand("a", 700, 80), cand("b", 760, 100), cand("c", 712, 50),
+                                                      cand("d", 709, 60)], best=1)
+    assert result.standard_error == pytest.approx(50.0)  # 100 / sqrt(4 tracks)
+    assert [c.name for c in result.runners_up()] == ["c"]  # 760 - 712 <= 50 < 760 - 709
+    summary = result.summary()
+    assert summary["runners_up"] == ["c"] and summary["standard_error"] == pytest.approx(50.0)
+
+
 @pytest.fixture(scope="module")
 def kept_run(tmp_path_factory):
     """A tiny run that kept an agent at 16 and 32 steps (trained once for this module's tests)."""
