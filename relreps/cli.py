@@ -217,10 +217,12 @@ def _select(args) -> int:
     result = selection.select(args.agents, tracks=args.tracks, processes=args.processes, max_steps=args.max_steps,
                               progress=show)
     c = result.chosen
-    held_out = Path(c.path).with_name(f"{Path(c.path).stem}.{zoo.EVALUATION_FILE}")  # zoo ship --selected reads it
-    print(f"chosen: {c.path} ({c.mean_max_return:.1f} +- {result.standard_error:.1f} standard error on "
-          f"{len(result.tracks)} validation tracks); report its score on the held-out tracks: relreps evaluate "
-          f"{c.path} --tracks 10 --out {held_out}")
+    where = ""
+    if Path(c.path).parent.name == zoo.AGENTS_DIR:  # a kept agent: where zoo ship --selected reads its score
+        where = f" --out {Path(c.path).with_name(f'{Path(c.path).stem}.{zoo.EVALUATION_FILE}')}"
+    print(f"chosen: {c.path} ({c.mean_max_return:.1f} on {len(result.tracks)} validation tracks; a candidate's "
+          f"standard error {result.standard_error:.1f}); report its score on the held-out tracks: relreps evaluate "
+          f"{c.path} --tracks 10{where}")
     close = result.runners_up()
     if close:
         print(f"{len(close)} other candidate(s) within one standard error: {', '.join(x.name for x in close)}; "

@@ -56,13 +56,19 @@ class Selection:
 
     @property
     def standard_error(self) -> float:
-        """The chosen candidate's standard error: its spread between tracks over the square root of
-        their number. The best of many such noisy means sits above the chosen agent's level, which
+        """The standard error of a candidate's mean score: the candidates' spread between tracks,
+        pooled (their sample variances averaged), over the square root of the number of tracks; NaN
+        with one track. The best of many such noisy means sits above the chosen agent's level, which
         only its held-out score measures."""
-        return self.chosen.std_max_return / len(self.tracks) ** 0.5
+        n = len(self.tracks)
+        if n < 2:
+            return float("nan")
+        variance = sum(c.std_max_return ** 2 for c in self.candidates) / len(self.candidates) * n / (n - 1)
+        return (variance / n) ** 0.5
 
     def runners_up(self) -> list[Candidate]:
-        """The other candidates within one :attr:`standard_error` of the chosen one's score."""
+        """The other candidates within one :attr:`standard_error` of the chosen one's score (none with
+        one track)."""
         top = self.chosen.mean_max_return
         return [c for i, c in enumerate(self.candidates)
                 if i != self.best and top - c.mean_max_return <= self.standard_error]

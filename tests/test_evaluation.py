@@ -45,7 +45,7 @@ def test_same_scores_in_any_number_of_processes():
     assert s["mean_max_return"] == pytest.approx(np.mean([e.max_return for e in one.episodes]))
 
 
-def test_episodes_play_on_one_torch_thread_in_any_number_of_processes():
+def test_episodes_played_in_process_use_one_torch_thread():
     import torch
 
     seen: list[int] = []

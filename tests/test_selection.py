@@ -115,12 +115,16 @@ def test_the_choice_reports_its_standard_error_and_the_candidates_within_it():
     def cand(name, mean, std):
         return selection.Candidate(name, name, None, "0" * 64, mean, std, 0)
 
-    result = selection.Selection("red", [1, 2, 3, 4], [cand("a", 700, 80), cand("b", 760, 100), cand("c", 712, 50),
-                                                      cand("d", 709, 60)], best=1)
-    assert result.standard_error == pytest.approx(50.0)  # 100 / sqrt(4 tracks)
-    assert [c.name for c in result.runners_up()] == ["c"]  # 760 - 712 <= 50 < 760 - 709
+    # spreads 90, 110, 130 on 4 tracks: pooled sample variance (90^2 + 110^2 + 130^2) / 3 * 4 / 3
+    result = selection.Selection("red", [1, 2, 3, 4], [cand("a", 700, 90), cand("b", 760, 110), cand("c", 712, 130),
+                                                      cand("d", 690, 110)], best=1)
+    se = ((90**2 + 110**2 + 130**2 + 110**2) / 4 * 4 / 3 / 4) ** 0.5  # 64.1
+    assert result.standard_error == pytest.approx(se)
+    assert [c.name for c in result.runners_up()] == ["a", "c"]  # 60 and 48 below; d is 70 below
     summary = result.summary()
-    assert summary["runners_up"] == ["c"] and summary["standard_error"] == pytest.approx(50.0)
+    assert summary["runners_up"] == ["a", "c"] and summary["standard_error"] == pytest.approx(se)
+    one = selection.Selection("red", [1], [cand("a", 700, 0), cand("b", 760, 0)], best=1)
+    assert one.runners_up() == [] and one.standard_error != one.standard_error  # NaN: no spread from one track
 
 
 @pytest.fixture(scope="module")
