@@ -219,7 +219,7 @@ def _select(args) -> int:
     c = result.chosen
     where = ""
     if Path(c.path).parent.name == zoo.AGENTS_DIR:  # a kept agent: where zoo ship --selected reads its score
-        where = f" --out {Path(c.path).with_name(f'{Path(c.path).stem}.{zoo.EVALUATION_FILE}')}"
+        where = f" --out {zoo.kept_evaluation_path(c.path)}"
     print(f"chosen: {c.path} ({c.mean_max_return:.1f} on {len(result.tracks)} validation tracks; a candidate's "
           f"standard error {result.standard_error:.1f}); report its score on the held-out tracks: relreps evaluate "
           f"{c.path} --tracks 10{where}")

@@ -20,6 +20,7 @@ what a person would watch: the raw 96x96 frames, the actions, the rewards and th
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 from collections.abc import Sequence
@@ -225,6 +226,22 @@ def run_episode(policy, color, track_seed: int, max_steps: int = envs.MAX_EPISOD
     return _play(policy, color, track_seed, max_steps, record=False)[0]
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run the block on ``threads`` torch intra-op threads (``None``: leave them), restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is None or threads == before:  # nothing to change (nor to restore)
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def record_episode(
     agent,
     color=None,
@@ -247,7 +264,6 @@ def record_episode(
 
     The scores (``drive.episode``) are those :func:`run_episode` gives on the same track.
     """
-    import torch
 
     if color is None:
         color = getattr(agent, "color", None)
@@ -255,13 +271,8 @@ def record_episode(
             raise ValueError("color is required for an agent without a colour (an SB3 model or policy)")
     envs.resolve_color(color)
     policy = policy_of(agent)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with _torch_threads(threads):
         episode, trace = _play(policy, color, track_seed, max_steps, record=True)
-    finally:
-        torch.set_num_threads(before)
     return Drive(
         agent=str(getattr(agent, "name", type(agent).__name__)),
         color=envs.color_name(color),
@@ -333,14 +344,8 @@ def evaluate(
     n = min(len(seeds), processes or os.cpu_count() or 1)
     jobs = [(color, s, max_steps) for s in seeds]
     if n <= 1 or "fork" not in mp.get_all_start_methods():
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)  # one frame at a time: one thread, as in the workers (2x faster when busy)
-        try:
+        with _torch_threads(1):  # one frame at a time: one thread, as in the workers (2x faster when busy)
             episodes = [run_episode(policy, color, s, max_steps) for s in seeds]
-        finally:
-            torch.set_num_threads(before)
     else:
         policy = _cpu_copy_if_on_gpu(policy)
         with mp.get_context("fork").Pool(n, initializer=_init_worker, initargs=(policy,)) as pool:

@@ -187,7 +187,7 @@ def select(agents: Sequence[str | os.PathLike], *, tracks: int = 10, processes: 
         result = evaluation.Evaluation(agent.color, [played[s] for s in track_seeds])
         steps = (agent.card.get("training") or {}).get("steps")
         candidate = Candidate(str(path), agent.name, int(steps) if steps is not None else None,
-                              agent.card["sha256"], result.mean_max_return, result.std_max_return, result.laps)
+                              sha, result.mean_max_return, result.std_max_return, result.laps)
         candidates.append(candidate)
         if progress is not None:
             progress(candidate)

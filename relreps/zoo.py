@@ -62,6 +62,7 @@ __all__ = [
     "export_sb3",
     "kept_agent_path",
     "kept_agents",
+    "kept_evaluation_path",
     "learning_curve",
     "load",
     "logs",
@@ -502,6 +503,13 @@ def kept_agent_path(run: str | os.PathLike, steps: int) -> Path:
     return Path(run) / AGENTS_DIR / f"{int(steps):010d}.json"
 
 
+def kept_evaluation_path(card_path: str | os.PathLike) -> Path:
+    """Where a kept agent's 10-track held-out evaluation goes (``RUN/agents/STEPS.eval-10-tracks.json``,
+    ``relreps evaluate CARD --out ...``), which ``ship(selected=True)`` puts on its card."""
+    card_path = Path(card_path)
+    return card_path.with_name(f"{card_path.stem}.{EVALUATION_FILE}")
+
+
 def kept_agents(run: str | os.PathLike) -> list[Path]:
     """A run's kept agent cards, by steps (empty without ``keep_agents``)."""
     folder = Path(run) / AGENTS_DIR
@@ -571,8 +579,7 @@ def ship(run: str | os.PathLike, name: str, *, dest: str | os.PathLike | None = 
         checkpoint = {k: v for k, v in card["training"].items() if k != "run"}
         card = cast(Card, dict(card, selection=selection, training={
             **facts, **checkpoint, "run_steps": done["steps"], "run_wall_s": done["wall_s"]}))
-    evaluation_file = (agent_card.with_name(f"{agent_card.stem}.{EVALUATION_FILE}") if selected
-                       else run / EVALUATION_FILE)
+    evaluation_file = kept_evaluation_path(agent_card) if selected else run / EVALUATION_FILE
     evaluation = _evaluation_for_card(evaluation_file, card) if evaluation_file.is_file() else None
     target = dest / f"{name}.json"
     log_dir = dest / "logs" / name
