@@ -183,11 +183,12 @@ def _evaluate(args) -> int:
     agent = zoo.load(args.agent)
     color = args.color or agent.color
     result = evaluate(agent, color=color, track_seeds=tracks_of(args.track_set, args.tracks),
-                      processes=args.processes, max_steps=args.max_steps)
+                      processes=args.processes, max_steps=args.max_steps, actions=args.actions)
     for e in result.episodes:
         print(f"track {e.track_seed}: max return {e.max_return:7.1f}  final {e.final_return:7.1f}  "
               f"steps {e.length:4d}  lap {'yes' if e.lap_finished else 'no'}")
-    print(f"{agent.name} on {result.color}: max return {result.mean_max_return:.1f} +- "
+    how = " (sampled actions)" if args.actions == "sampled" else ""
+    print(f"{agent.name} on {result.color}{how}: max return {result.mean_max_return:.1f} +- "
           f"{result.std_max_return:.1f} over {len(result.episodes)} tracks ({result.laps} laps finished)")
     if out is not None:
         import json
@@ -255,6 +256,12 @@ def _print_table(t: stitching.Table, title: str) -> None:
 
 def _seed_suffix(seed: int) -> str:
     return "" if seed == 1 else f"-s{seed}"
+
+
+def _protocol_suffix(args) -> str:
+    """A table file's name for how its cells were measured: ``-ALIGN`` (``--align``), then
+    ``-sampled`` (``--actions sampled``); nothing for the paper's stitch with greedy actions."""
+    return (f"-{args.align}" if args.align else "") + ("-sampled" if args.actions == "sampled" else "")
 
 
 def _table_colors(args) -> list[str]:
@@ -342,7 +349,7 @@ def _table_files(args, colors: list[str], replaced: dict) -> dict:
     evaluation): representation (and seed) -> file name in ``--out``. A table with replaced agents
     goes to its own file: the zoo's table is never overwritten."""
     out_dir, seeds = Path(args.out), args.seeds
-    align_suffix = f"-{args.align}" if args.align else ""
+    align_suffix = _protocol_suffix(args)
     replaced_suffix = "".join(f"+{replaced[c].name}" for c in colors if c in replaced)
     names: dict[Any, str]
     algo = _table_algo(args)
@@ -413,10 +420,11 @@ def _table(args) -> int:
     names = _table_files(args, colors, replaced)
     agents = _table_agents(args, colors, replaced)
     out_dir, seeds, algo = Path(args.out), args.seeds, _table_algo(args)
-    align_suffix = f"-{args.align}" if args.align else ""
+    align_suffix = _protocol_suffix(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracks = EVAL_TRACKS[: args.tracks]
-    how = f", stitches aligned by {args.align}" if args.align else ""
+    how = (f", stitches aligned by {args.align}" if args.align else "") + (
+        ", sampled actions" if args.actions == "sampled" else "")
 
     def earlier(rep: str) -> list:
         """The single tables already in the output folder: their cells with the same weights are
@@ -433,10 +441,11 @@ def _table(args) -> int:
             made = stitching.algorithm_tables if args.algos else stitching.seed_tables
             groups = _table_groups(args)
             result = made({g: agents[rep, g] for g in groups}, track_seeds=tracks, processes=args.processes,
-                          max_steps=args.max_steps, align=args.align, known=known)
+                          max_steps=args.max_steps, align=args.align, known=known, actions=args.actions)
             result.update(representation=rep, score="mean and std of the episode maximum return",
                           **({"seed": seeds[0]} if args.algos else {"algo": algo}),
-                          **({"align": args.align} if args.align else {}))
+                          **({"align": args.align} if args.align else {}),
+                          **({"actions": args.actions} if args.actions != "greedy" else {}))
             which = algo if factor == "seed" else f"seed {seeds[0]}"
             _print_factor_tables(result, factor, f"{rep} stitching ({which}{how})")
             path = out_dir / names[rep]
@@ -445,7 +454,7 @@ def _table(args) -> int:
             continue
         for s in seeds:
             t = stitching.table(agents[rep, s], agents[rep, s], track_seeds=tracks, processes=args.processes,
-                                max_steps=args.max_steps, align=args.align, known=known)
+                                max_steps=args.max_steps, align=args.align, known=known, actions=args.actions)
             if known:
                 copied = sum(any(t["cells"][e][p] is k["cells"].get(e, {}).get(p) for k in known)
                              for e in colors for p in colors)
@@ -618,6 +627,10 @@ def _latent_analysis(args) -> int:
 #: ``relreps train --standardize`` choices -> TrainConfig.standardize.
 _STANDARDIZE: dict[str, bool | str] = {"per-dimension": True, "center": "center", "none": False}
 #: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
+ACTIONS_HELP = ("greedy: each agent's most probable action (the paper's protocol, every score of the zoo); "
+                "sampled: drawn from its action probabilities, seeded by the track (as the authors' follow-up "
+                "scored; relreps.evaluation.ACTION_RULES)")
+
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "rms": "rms", "none": None}
 
 
@@ -893,7 +906,7 @@ def _add_export(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     """``relreps evaluate``."""
-    from .evaluation import TRACK_SETS
+    from .evaluation import ACTION_RULES, TRACK_SETS
 
     ev = sub.add_parser("evaluate", help="evaluate one agent on held-out tracks")
     ev.add_argument("agent", help="shipped agent name or card path")
@@ -904,6 +917,7 @@ def _add_evaluate(sub) -> None:
                          "relreps select)")
     ev.add_argument("--processes", type=_at_least(1), help="worker processes (default: one per core)")
     ev.add_argument("--max-steps", type=_at_least(1), default=1000)
+    ev.add_argument("--actions", choices=ACTION_RULES, default="greedy", help=ACTIONS_HELP)
     ev.add_argument("--out", help="also write the results as JSON (e.g. results/eval-NAME.json)")
     ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_evaluate)
@@ -928,6 +942,7 @@ def _add_select(sub) -> None:
 def _add_table(sub) -> None:
     """``relreps table``."""
     from .algos import ALGORITHMS
+    from .evaluation import ACTION_RULES
     from .stitching import ALIGNMENTS
     from .training import REPRESENTATIONS
 
@@ -939,6 +954,8 @@ def _add_table(sub) -> None:
     tb.add_argument("--tracks", type=_track_count, default=10, help="how many of the held-out tracks")
     tb.add_argument("--processes", type=_at_least(1))
     tb.add_argument("--max-steps", type=_at_least(1), default=1000)
+    tb.add_argument("--actions", choices=ACTION_RULES, default="greedy",
+                    help=ACTIONS_HELP + "; a sampled table is written to table-...[-ALIGN]-sampled.json")
     tb.add_argument("--align", choices=[a for a in ALIGNMENTS if a],
                     help="not in the paper (relreps.stitching): anchor-mean (relative only) moves each stitch's "
                          "representation by the two agents' anchor means; affine maps the encoder's output with "

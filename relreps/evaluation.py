@@ -1,7 +1,10 @@
 """The evaluation protocol: held-out tracks, greedy actions, the paper's score and more.
 
 For each track seed, one episode (at most 1000 steps) on the encoder's colour with greedy
-(``deterministic=True``) actions. Recorded per episode:
+(``deterministic=True``) actions, the paper's protocol. ``actions="sampled"`` draws each action from
+the policy's probabilities instead, by a generator seeded with the track seed (the same agent and
+track give the same episode): how the authors' follow-up scored its agents, so that its numbers
+can be set beside ours on equal terms. Recorded per episode:
 
 - ``max_return``: the maximum of the running return, the paper's "episode maximum return" (a lap
   that ends with penalties or missed tiles keeps the best it reached);
@@ -31,6 +34,7 @@ import numpy as np
 from . import envs
 
 __all__ = [
+    "ACTION_RULES",
     "EVAL_TRACKS",
     "EVAL_TRACK_SEED",
     "TRACK_SETS",
@@ -41,6 +45,8 @@ __all__ = [
     "EpisodeScores",
     "Evaluation",
     "act",
+    "action_probabilities",
+    "check_actions",
     "evaluate",
     "held_out_tracks",
     "policy_of",
@@ -92,6 +98,23 @@ def tracks_of(track_set: str, count: int) -> tuple[int, ...]:
     return TRACK_SETS[track_set][: int(count)]
 
 
+#: How an agent picks each action: ``greedy``, its most probable action (the paper's protocol, and
+#: every score of the zoo and its tables), or ``sampled``, drawn from its action probabilities by a
+#: generator seeded with the episode's track seed (``numpy.random.default_rng(track_seed)``), so a
+#: sampled episode is as repeatable as a greedy one and does not depend on the number of processes.
+ACTION_RULES: tuple[str, ...] = ("greedy", "sampled")
+
+
+def check_actions(actions: str, policy=None) -> None:
+    """Refuse an unknown action rule (naming :data:`ACTION_RULES`), and ``"sampled"`` for a policy
+    without action probabilities (a Q-network acts on values; a scripted driver has none)."""
+    if actions not in ACTION_RULES:
+        raise ValueError(f"unknown actions {actions!r}: expected one of {', '.join(ACTION_RULES)}")
+    if actions == "sampled" and policy is not None and not hasattr(policy, "get_distribution"):
+        raise ValueError(f"actions='sampled' needs a policy with action probabilities (an actor-critic, e.g. "
+                         f"PPO's); {type(policy).__name__} has none: use actions='greedy'")
+
+
 @dataclass
 class Episode:
     track_seed: int
@@ -105,6 +128,7 @@ class Episode:
 class Evaluation:
     color: str
     episodes: list[Episode]
+    actions: str = "greedy"  #: :data:`ACTION_RULES`; a summary names it when it is not greedy
 
     def _values(self, key: str) -> np.ndarray:
         return np.array([getattr(e, key) for e in self.episodes], dtype=np.float64)
@@ -133,6 +157,7 @@ class Evaluation:
             "std_max_return": self.std_max_return,
             "mean_final_return": self.mean_final_return,
             "laps_finished": self.laps,
+            **({} if self.actions == "greedy" else {"actions": self.actions}),
             "episodes": [asdict(e) for e in self.episodes],
         }
 
@@ -182,27 +207,50 @@ def policy_of(agent):
     return getattr(agent, "policy", agent)
 
 
-def act(policy, obs: np.ndarray) -> int:
-    """The greedy action of an SB3 policy (or model) for one agent-view frame (84, 84, 3)."""
-    action, _ = policy.predict(obs.transpose(2, 0, 1), deterministic=True)
-    return int(action)
+def action_probabilities(policy, obs: np.ndarray) -> np.ndarray:
+    """An SB3 actor-critic policy's (or model's) action probabilities for one agent-view frame
+    (84, 84, 3), as float64 (what :func:`act` samples from with ``rng``)."""
+    import torch
+
+    policy = getattr(policy, "policy", policy)
+    policy.set_training_mode(False)
+    tensor, _ = policy.obs_to_tensor(obs.transpose(2, 0, 1))
+    with torch.no_grad():
+        probs = policy.get_distribution(tensor).distribution.probs[0]
+    return probs.double().cpu().numpy()
 
 
-def _play(policy, color, track_seed: int, max_steps: int, record: bool) -> tuple[Episode, dict]:
+def act(policy, obs: np.ndarray, rng: np.random.Generator | None = None) -> int:
+    """The action of an SB3 policy (or model) for one agent-view frame (84, 84, 3): greedy, or with
+    ``rng`` drawn from :func:`action_probabilities` (one uniform number per action, by the inverse
+    of the cumulative probabilities)."""
+    if rng is None:
+        action, _ = policy.predict(obs.transpose(2, 0, 1), deterministic=True)
+        return int(action)
+    cumulative = np.cumsum(action_probabilities(policy, obs))
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return min(index, len(cumulative) - 1)
+
+
+def _play(policy, color, track_seed: int, max_steps: int, record: bool,
+          actions: str = "greedy") -> tuple[Episode, dict]:
     """The one episode loop behind :func:`run_episode` and :func:`record_episode`.
 
     The environment returns raw frames and the agent sees ``envs.preprocess`` of each, exactly what
-    ``envs.make_env``'s agent view hands it. With ``record``, keeps frames, actions and rewards."""
+    ``envs.make_env``'s agent view hands it. With ``record``, keeps frames, actions and rewards.
+    ``actions="sampled"``: each action drawn by a generator seeded with ``track_seed``."""
+    check_actions(actions, policy)
+    rng = np.random.default_rng(int(track_seed)) if actions == "sampled" else None
     env = envs.make_env(color, agent_view=False, max_episode_steps=max_steps)
-    frames, actions, rewards, returns = [], [], [], []
+    frames, actions_taken, rewards, returns = [], [], [], []
     try:
         frame, _ = env.reset(seed=int(track_seed))
         total, best, length, lap = 0.0, -np.inf, 0, False
         while True:
-            action = act(policy, envs.preprocess(frame))
+            action = act(policy, envs.preprocess(frame), rng)
             if record:
                 frames.append(frame)
-                actions.append(action)
+                actions_taken.append(action)
             frame, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             best = max(best, total)
@@ -217,13 +265,15 @@ def _play(policy, color, track_seed: int, max_steps: int, record: bool) -> tuple
             frames.append(frame)
     finally:
         env.close()
-    trace = dict(frames=frames, actions=actions, rewards=rewards, returns=returns)
+    trace = dict(frames=frames, actions=actions_taken, rewards=rewards, returns=returns)
     return Episode(int(track_seed), best, total, length, lap), trace
 
 
-def run_episode(policy, color, track_seed: int, max_steps: int = envs.MAX_EPISODE_STEPS) -> Episode:
-    """One greedy episode on track ``track_seed`` in ``color``."""
-    return _play(policy, color, track_seed, max_steps, record=False)[0]
+def run_episode(policy, color, track_seed: int, max_steps: int = envs.MAX_EPISODE_STEPS, *,
+                actions: str = "greedy") -> Episode:
+    """One episode on track ``track_seed`` in ``color``, greedy or ``actions="sampled"``
+    (:data:`ACTION_RULES`)."""
+    return _play(policy, color, track_seed, max_steps, record=False, actions=actions)[0]
 
 
 @contextlib.contextmanager
@@ -249,8 +299,9 @@ def record_episode(
     max_steps: int = envs.MAX_EPISODE_STEPS,
     *,
     threads: int | None = 1,
+    actions: str = "greedy",
 ) -> Drive:
-    """Play one greedy episode, as :func:`run_episode` does, and record it (:class:`Drive`).
+    """Play one episode, as :func:`run_episode` does, and record it (:class:`Drive`).
 
     Args:
         agent: a :class:`relreps.zoo.Agent` (stitched or not), an SB3 model or policy.
@@ -261,6 +312,7 @@ def record_episode(
         threads: torch's intra-op threads while driving, restored afterwards (``None``: leave them).
             One frame at a time runs fastest on one thread (as evaluation's worker processes do);
             on a busy 2-core machine, several times faster than two.
+        actions: ``"greedy"`` (the protocol) or ``"sampled"`` (:data:`ACTION_RULES`).
 
     The scores (``drive.episode``) are those :func:`run_episode` gives on the same track.
     """
@@ -271,8 +323,9 @@ def record_episode(
             raise ValueError("color is required for an agent without a colour (an SB3 model or policy)")
     envs.resolve_color(color)
     policy = policy_of(agent)
+    check_actions(actions, policy)
     with _torch_threads(threads):
-        episode, trace = _play(policy, color, track_seed, max_steps, record=True)
+        episode, trace = _play(policy, color, track_seed, max_steps, record=True, actions=actions)
     return Drive(
         agent=str(getattr(agent, "name", type(agent).__name__)),
         color=envs.color_name(color),
@@ -297,8 +350,8 @@ def _init_worker(policy) -> None:
 
 
 def _work(args) -> Episode:
-    color, seed, max_steps = args
-    return run_episode(_WORKER_POLICY, color, seed, max_steps)
+    color, seed, max_steps, actions = args
+    return run_episode(_WORKER_POLICY, color, seed, max_steps, actions=actions)
 
 
 def _cpu_copy_if_on_gpu(policy):
@@ -324,8 +377,11 @@ def evaluate(
     track_seeds: Sequence[int] = EVAL_TRACKS,
     processes: int | None = None,
     max_steps: int = envs.MAX_EPISODE_STEPS,
+    actions: str = "greedy",
 ) -> Evaluation:
-    """Play one greedy episode per track seed with ``agent`` (an SB3 model or policy) in ``color``.
+    """Play one episode per track seed with ``agent`` (an SB3 model or policy) in ``color``: greedy
+    actions (the protocol), or ``actions="sampled"`` (:data:`ACTION_RULES`; refused, before any
+    episode, for a policy without action probabilities).
 
     ``processes`` (default: one per core, at most one per track) run the episodes in parallel;
     they receive the agent by ``fork``, so nothing is pickled. ``processes=1`` runs them here. Either way
@@ -341,13 +397,14 @@ def evaluate(
                                   or processes < 1):
         raise ValueError(f"processes must be an integer >= 1 (or None: one per core), got {processes!r}")
     policy = policy_of(agent)
+    check_actions(actions, policy)
     n = min(len(seeds), processes or os.cpu_count() or 1)
-    jobs = [(color, s, max_steps) for s in seeds]
+    jobs = [(color, s, max_steps, actions) for s in seeds]
     if n <= 1 or "fork" not in mp.get_all_start_methods():
         with _torch_threads(1):  # one frame at a time: one thread, as in the workers (2x faster when busy)
-            episodes = [run_episode(policy, color, s, max_steps) for s in seeds]
+            episodes = [run_episode(policy, color, s, max_steps, actions=actions) for s in seeds]
     else:
         policy = _cpu_copy_if_on_gpu(policy)
         with mp.get_context("fork").Pool(n, initializer=_init_worker, initargs=(policy,)) as pool:
             episodes = pool.map(_work, jobs, chunksize=1)
-    return Evaluation(color=envs.color_name(color), episodes=episodes)
+    return Evaluation(color=envs.color_name(color), episodes=episodes, actions=actions)

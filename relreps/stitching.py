@@ -91,6 +91,7 @@ class Table(TypedDict, total=False):
     max_steps: int  #: the episodes' length
     align: str  #: the stitches' alignment (absent: the paper's stitch)
     ridge: float  #: the affine fit's ridge (align="affine")
+    actions: str  #: how the agents picked their actions (absent: greedy, the protocol; or "sampled")
     cells: dict[str, dict[str, dict[str, Any]]]  #: encoder colour -> policy colour -> evaluation summary
     algo: str  #: as saved by ``relreps table``: the agents' algorithm
     representation: str  #: as saved by ``relreps table``: the agents' representation
@@ -332,41 +333,52 @@ def _weights_id(agent: Agent) -> str | None:
     return agent.card.get("sha256")
 
 
-def _reusable(known: Table | None, *, track_seeds, max_steps, align) -> bool:
+def _reusable(known: Table | None, *, track_seeds, max_steps, align, actions: str = "greedy") -> bool:
     """Whether ``known`` (an earlier :func:`table`) was measured the same way: same tracks, same
-    episode length, same alignment (for ``"affine"``, the same ridge), and with the weights'
-    checksums to match its cells by."""
+    episode length, same alignment (for ``"affine"``, the same ridge), same action rule, and with
+    the weights' checksums to match its cells by."""
     if not known or "sha256" not in known:
         return False
     return (known.get("tracks") == [int(s) for s in track_seeds] and known.get("max_steps") == max_steps
-            and known.get("align") == align and known.get("ridge") == (RIDGE if align == "affine" else None))
+            and known.get("align") == align and known.get("ridge") == (RIDGE if align == "affine" else None)
+            and known.get("actions", "greedy") == actions)
 
 
 def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None = None,
-          max_steps: int | None = None, align: str | None = None, known: Table | list[Table] | None = None) -> Table:
+          max_steps: int | None = None, align: str | None = None, known: Table | list[Table] | None = None,
+          actions: str = "greedy") -> Table:
     """The encoder-by-policy table: ``cells[enc_colour][pol_colour]`` = the evaluation summary of
     ``stitch(encoders[enc_colour], policies[pol_colour], align=align)`` on the encoder's colour
     (an agent with itself is not stitched: its anchor-mean shift would be zero, its affine map close
     to the identity). With ``align="affine"`` the table also records the fit's ``ridge``.
+    ``actions="sampled"`` (:data:`relreps.evaluation.ACTION_RULES`) drives every cell with sampled
+    actions instead of greedy ones, and the table records it.
 
-    ``known``: an earlier table measured the same way (same tracks, ``max_steps`` and ``align``);
+    ``known``: an earlier table measured the same way (same tracks, ``max_steps``, ``align`` and
+    ``actions``);
     a cell whose encoder and policy have the same weights there (by their cards' sha256, which the
     table records) is copied instead of driven again, e.g. to swap one colour's agent for another
     seed and drive only the cells it enters; a list of such tables is searched in order. Evaluation
     is deterministic, so a copied cell is the cell that driving it again would give on the same machine.
 
     Raises:
-        ValueError: ``align`` is unknown, or a pair cannot be stitched (:func:`check_stitchable`),
-            checked for every pair before any episode is driven.
+        ValueError: ``align`` or ``actions`` is unknown, a pair cannot be stitched
+            (:func:`check_stitchable`), or ``actions="sampled"`` meets a policy without action
+            probabilities; checked for every pair before any episode is driven.
     """
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
-    from .evaluation import evaluate
+    from .evaluation import check_actions, evaluate
+
+    check_actions(actions)
+    for pol in policies.values():
+        check_actions(actions, policy_of(pol))
 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
     steps = max_steps or envs.MAX_EPISODE_STEPS
     knowns = [known] if isinstance(known, dict) else list(known or [])
-    knowns = [k for k in knowns if _reusable(k, track_seeds=track_seeds, max_steps=steps, align=align)]
+    knowns = [k for k in knowns if _reusable(k, track_seeds=track_seeds, max_steps=steps, align=align,
+                                             actions=actions)]
 
     def copied(ec, pc, ids):
         """The cell of an earlier table with the same encoder and policy weights, or None."""
@@ -401,7 +413,8 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
                 cells[ec][pc] = cell
                 continue
             agent = enc if enc is pol else stitch(enc, pol, align=align, affine_map=fitted(enc, pol))
-            result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes, **kwargs)
+            result = evaluate(agent, color=enc.color, track_seeds=track_seeds, processes=processes,
+                              actions=actions, **kwargs)
             cells[ec][pc] = result.summary()
     return {"encoders": {c: a.name for c, a in encoders.items()},
             "policies": {c: a.name for c, a in policies.items()},
@@ -409,7 +422,7 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
                        "policies": {c: _weights_id(a) for c, a in policies.items()}},
             "tracks": [int(s) for s in track_seeds], "max_steps": steps,
             **({"align": align} if align else {}), **({"ridge": RIDGE} if align == "affine" else {}),
-            "cells": cells}
+            **({"actions": actions} if actions != "greedy" else {}), "cells": cells}
 
 
 def scores(t: Table) -> dict:
@@ -442,10 +455,13 @@ FACTORS = {"seed": ("seed", "seed", lambda v: f"seed {v}"),
 
 
 def _factor_tables(agents: dict, factor: str, *, track_seeds, processes: int | None, max_steps: int | None,
-                   align: str | None, known: Table | list[Table] | None) -> dict:
+                   align: str | None, known: Table | list[Table] | None, actions: str = "greedy") -> dict:
     """:func:`seed_tables` and :func:`algorithm_tables`: one :func:`table` per ordered pair of the
     factor's values, checked first, and their :func:`factor_summary`."""
+    from .evaluation import check_actions
+
     field, word, _ = FACTORS[factor]
+    check_actions(actions)
     if not agents:
         raise ValueError(f"no {word}s: expected {{{word}: {{colour: agent}}}} with at least one {word}")
     values = list(agents)
@@ -471,17 +487,21 @@ def _factor_tables(agents: dict, factor: str, *, track_seeds, processes: int | N
                 for pol in agents[t].values():
                     if enc is not pol:
                         check_stitchable(enc, pol, align=align)
+    for v in values:
+        for pol in agents[v].values():
+            check_actions(actions, policy_of(pol))
     tables = {}
     for s in values:
         for t in values:
             tables[_pair_key(s, t)] = table(agents[s], agents[t], track_seeds=track_seeds, processes=processes,
-                                            max_steps=max_steps, align=align, known=known)
+                                            max_steps=max_steps, align=align, known=known, actions=actions)
     listed = [int(v) for v in values] if factor == "seed" else values
     return {f"{field}s": listed, "colors": colors, "tables": tables, "summary": factor_summary(tables, factor)}
 
 
 def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
-                align: str | None = None, known: Table | list[Table] | None = None) -> dict:
+                align: str | None = None, known: Table | list[Table] | None = None,
+                actions: str = "greedy") -> dict:
     """Stitching across training seeds: one :func:`table` per ordered pair of seeds ``(s, t)``, the
     encoders of seed ``s`` with the policies of seed ``t``, for every pair (``s == t``: that seed's own
     Table 1; ``s != t``: every cell is a stitch, the same colour's cell included, which is the seed
@@ -501,11 +521,12 @@ def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_
             (:func:`check_stitchable`); all checked before any episode is driven.
     """
     return _factor_tables(agents, "seed", track_seeds=track_seeds, processes=processes, max_steps=max_steps,
-                          align=align, known=known)
+                          align=align, known=known, actions=actions)
 
 
 def algorithm_tables(agents: dict, *, track_seeds, processes: int | None = None, max_steps: int | None = None,
-                     align: str | None = None, known: Table | list[Table] | None = None) -> dict:
+                     align: str | None = None, known: Table | list[Table] | None = None,
+                     actions: str = "greedy") -> dict:
     """Stitching across training algorithms, as :func:`seed_tables` across seeds: one :func:`table`
     per ordered pair of algorithms ``(a, b)``, the encoders trained with ``a`` and the heads trained
     with ``b`` (``"ppo-ddqn"``: PPO encoders with Double DQN heads, each stitched agent acting
@@ -524,7 +545,7 @@ def algorithm_tables(agents: dict, *, track_seeds, processes: int | None = None,
         ValueError: as :func:`seed_tables`, for algorithms: checked before any episode is driven.
     """
     return _factor_tables(agents, "algo", track_seeds=track_seeds, processes=processes, max_steps=max_steps,
-                          align=align, known=known)
+                          align=align, known=known, actions=actions)
 
 
 def factor_groups(factor: str) -> dict:
@@ -729,6 +750,12 @@ def load_table(path) -> Table:
         raise bad(f"unknown align {align!r}: expected one of {ALIGNMENTS}")
     if align == "affine" and not (_number(t.get("ridge")) and t["ridge"] >= 0):
         raise bad(f"an affine table records its fit's ridge; got {t.get('ridge')!r}")
+    from .evaluation import ACTION_RULES
+
+    actions = t.get("actions", "greedy")
+    if actions not in ACTION_RULES or ("actions" in t and actions == "greedy"):
+        raise bad(f"unknown actions {actions!r}: a table records 'actions' only when it is not greedy "
+                  f"(one of {', '.join(a for a in ACTION_RULES if a != 'greedy')})")
     if "sha256" in t:
         ids = t["sha256"]
         for side in ("encoders", "policies"):
@@ -750,6 +777,8 @@ def load_table(path) -> Table:
                 raise bad(f"{where} is {cell!r}, not an evaluation summary")
             if cell.get("color") != ec:
                 raise bad(f"{where} was driven on {cell.get('color')!r}, not on its encoder's colour {ec!r}")
+            if cell.get("actions", "greedy") != actions:
+                raise bad(f"{where} was driven with {cell.get('actions', 'greedy')} actions, the table's are {actions}")
             episodes = cell.get("episodes")
             if not isinstance(episodes, list) or [e.get("track_seed") if isinstance(e, dict) else e
                                                   for e in episodes] != tracks:
@@ -828,7 +857,7 @@ def recheck(saved: Table, encoders: dict, policies: dict, *, episodes: int, seed
     Each sampled cell is made as :func:`table` made it: ``stitch(encoders[e], policies[p])`` with
     the table's alignment (an agent that is both a cell's encoder and its policy drives alone, so
     pass the dicts the table was made with), evaluated on the encoder's colour with the table's
-    ``max_steps``. The agents are checked first (:func:`check_agents`; ``by_name`` is passed on).
+    ``max_steps`` and action rule (greedy, or the sampled actions it records). The agents are checked first (:func:`check_agents`; ``by_name`` is passed on).
 
     Returns ``{"episodes": [...], "match": bool, "checked_by": "sha256" | "name", "tolerance":
     ..., "sampled": n, "of": all episodes}``, one entry per sampled episode with its ``encoder``,
@@ -856,7 +885,7 @@ def recheck(saved: Table, encoders: dict, policies: dict, *, episodes: int, seed
         enc, pol = encoders[ec], policies[pc]
         agent = enc if enc is pol else stitch(enc, pol, align=align)
         driven = evaluate(agent, color=enc.color, track_seeds=tracks, processes=processes,
-                          max_steps=saved["max_steps"]).episodes
+                          max_steps=saved["max_steps"], actions=saved.get("actions", "greedy")).episodes
         stored = {int(e["track_seed"]): float(e["max_return"]) for e in saved["cells"][ec][pc]["episodes"]}
         for ep in driven:
             diff = abs(ep.max_return - stored[ep.track_seed])

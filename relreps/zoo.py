@@ -488,6 +488,12 @@ def _evaluation_for_card(path: Path, card: Card) -> dict:
                        f"the card's is {card['sha256'][:12]}...)")
     if result.get("color") != card["color"]:
         raise ZooError(f"{path} drove on {result.get('color')!r}, not the agent's own colour {card['color']!r}")
+    if result.get("actions", "greedy") != "greedy":
+        raise ZooError(f"{path} drove with {result['actions']} actions; an agent's card reports the protocol's "
+                       "greedy score: evaluate it again without --actions")
+    if result.get("track_set", "held-out") != "held-out":
+        raise ZooError(f"{path} drove on the {result['track_set']} tracks; an agent's card reports the held-out "
+                       "tracks' score: evaluate it again without --track-set")
     keys = ("color", "max_steps", "tracks", "mean_max_return", "std_max_return", "mean_final_return", "laps_finished")
     return {**{k: result[k] for k in keys}, "max_returns": [ep["max_return"] for ep in result["episodes"]]}
 

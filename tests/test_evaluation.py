@@ -112,3 +112,57 @@ def test_forked_workers_get_a_cpu_policy():
         c = _cpu_copy_if_on_gpu(g)
         assert c is not g and c.weight.device.type == "cpu" and c.optimizer is None
         torch.testing.assert_close(c.weight, g.weight.cpu())
+
+
+class Probabilities(Gas):
+    """A stand-in actor-critic: SB3's predict() (greedy: gas) and get_distribution() with fixed
+    action probabilities, gas most probable."""
+
+    PROBS = (0.1, 0.15, 0.15, 0.55, 0.05)
+
+    def set_training_mode(self, mode):
+        assert mode is False
+
+    def obs_to_tensor(self, obs):
+        import torch
+
+        return torch.as_tensor(obs)[None], True
+
+    def get_distribution(self, tensor):
+        import torch
+
+        assert tensor.shape == (1, 3, 84, 84)
+        return type("D", (), {"distribution": torch.distributions.Categorical(torch.tensor([self.PROBS]))})()
+
+
+def test_sampled_actions_are_drawn_from_the_probabilities_and_repeat_by_track():
+    seeds = evaluation.EVAL_TRACKS[:2]
+    one = evaluation.evaluate(Probabilities(), color="green", track_seeds=seeds, processes=1, max_steps=50,
+                              actions="sampled")
+    two = evaluation.evaluate(Probabilities(), color="green", track_seeds=seeds, processes=2, max_steps=50,
+                              actions="sampled")
+    assert one.episodes == two.episodes and one.actions == "sampled"
+    assert one.summary()["actions"] == "sampled"
+    greedy = evaluation.evaluate(Probabilities(), color="green", track_seeds=seeds, processes=1, max_steps=50)
+    assert "actions" not in greedy.summary()  # greedy, the protocol: files as before
+    # the drive's actions follow the probabilities (each action by one uniform draw, seeded by the track)
+    short = evaluation.record_episode(Probabilities(), "green", seeds[0], max_steps=50, actions="sampled")
+    assert short.episode == one.episodes[0]  # the recorded drive is the evaluated episode
+    drive = evaluation.record_episode(Probabilities(), "green", seeds[0], max_steps=400, actions="sampled")
+    assert len(drive.actions) == 400 and np.array_equal(drive.actions[:50], short.actions)
+    shares = np.bincount(drive.actions, minlength=5) / len(drive.actions)
+    assert np.allclose(shares, Probabilities.PROBS, atol=0.07) and len(set(drive.actions.tolist())) == 5
+    greedy_drive = evaluation.record_episode(Probabilities(), "green", seeds[0], max_steps=400)
+    assert set(greedy_drive.actions.tolist()) == {envs.GAS}  # greedy: the most probable action every time
+    rng = np.random.default_rng(seeds[0])
+    expected = [int(np.searchsorted(np.cumsum(Probabilities.PROBS), rng.random(), side="right")) for _ in range(50)]
+    assert drive.actions[:50].tolist() == expected
+
+
+def test_sampled_actions_need_action_probabilities():
+    with pytest.raises(ValueError, match="unknown actions 'random': expected one of greedy, sampled"):
+        evaluation.evaluate(Probabilities(), color="green", track_seeds=[1], actions="random")
+    with pytest.raises(ValueError, match="needs a policy with action probabilities.*Gas has none"):
+        evaluation.evaluate(Gas(), color="green", track_seeds=[1], actions="sampled")
+    with pytest.raises(ValueError, match="needs a policy with action probabilities"):
+        evaluation.record_episode(Gas(), "green", actions="sampled")

@@ -63,6 +63,12 @@ def _broken(t: dict, how: str):
         t["align"] = "rotate"
     elif how == "affine without ridge":
         t["align"] = "affine"
+    elif how == "actions":
+        t["actions"] = "softmax"
+    elif how == "greedy named":
+        t["actions"] = "greedy"
+    elif how == "cell actions":
+        cell["actions"] = "sampled"
     elif how == "checksums":
         del t["sha256"]["policies"]["red"]
     elif how == "missing row":
@@ -87,7 +93,9 @@ def _broken(t: dict, how: str):
 BROKEN = {
     "cross-seed": "one per \\(encoder seed, policy seed\\) pair", "no cells": "not a stitching table: no cells",
     "no tracks": "'tracks' must be", "max_steps": "'max_steps' must be", "align": "unknown align 'rotate'",
-    "affine without ridge": "records its fit's ridge", "checksums": "one checksum per agent of 'policies'",
+    "affine without ridge": "records its fit's ridge", "actions": "unknown actions 'softmax'",
+    "greedy named": "unknown actions 'greedy': a table records 'actions' only when it is not greedy",
+    "cell actions": "driven with sampled actions, the table's are greedy", "checksums": "one checksum per agent of 'policies'",
     "missing row": "one row per encoder colour", "missing cell": "row 'red' must have one cell per policy colour",
     "colour": "driven on 'red', not on its encoder's colour 'green'", "episode missing": "one episode per track",
     "other track": "one episode per track", "max_return": "finite max_return",
@@ -191,3 +199,23 @@ def test_recheck_stitches_as_the_table_did(agents, monkeypatch):
     assert made == [("ppo-abs-red-1", "ppo-abs-green-2", "affine"), ("ppo-abs-green-2", "ppo-abs-red-1", "affine")]
     with pytest.raises(ValueError, match="fitted with ridge 0.0"):
         stitching.recheck({**t, "ridge": 0.0}, agents, agents, episodes=1)
+
+
+def test_recheck_drives_a_sampled_table_with_sampled_actions(agents, tmp_path, monkeypatch):
+    from relreps import evaluation
+
+    t = stitching.table(agents, agents, track_seeds=TRACKS, processes=1, max_steps=STEPS, actions="sampled")
+    path = tmp_path / "table-ppo-absolute-sampled.json"
+    path.write_text(json.dumps(t))
+    loaded = stitching.load_table(path)
+    assert loaded["actions"] == "sampled"
+    rules = []
+    evaluate = evaluation.evaluate
+
+    def recorded(*args, **kwargs):
+        rules.append(kwargs.get("actions"))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", recorded)
+    assert stitching.recheck(loaded, agents, agents, episodes=8, processes=1)["match"]
+    assert rules == ["sampled"] * 4  # every cell driven again as the table drove it

@@ -178,8 +178,13 @@ def test_ship_selected_ships_the_chosen_checkpoint_with_its_choice_and_evaluatio
     chosen_card = zoo.card(chosen["path"])
     # the chosen agent's evaluation beside it; the final agent's (another sha) would be refused
     ev = f"{chosen['path'][:-5]}.eval-10-tracks.json"
+    # a card reports the protocol's greedy score: an evaluation with sampled actions is refused
     assert main(["evaluate", chosen["path"], "--tracks", "1", "--max-steps", "20", "--processes", "1",
-                 "--out", ev]) == 0
+                 "--out", ev, "--actions", "sampled"]) == 0
+    with pytest.raises(zoo.ZooError, match="drove with sampled actions.*greedy score"):
+        zoo.ship(run, "x", dest=dest, selected=True)
+    assert main(["evaluate", chosen["path"], "--tracks", "1", "--max-steps", "20", "--processes", "1",
+                 "--out", ev, "--overwrite"]) == 0
     assert main(["zoo", "ship", str(run), "ppo-rel-red-x", "--dest", str(dest), "--selected"]) == 0
     shipped = zoo.card(dest / "ppo-rel-red-x.json")
     assert shipped["sha256"] == chosen_card["sha256"]

@@ -217,6 +217,11 @@ def test_bad_stitches(agents):
         stitching.stitch(agents["abs-red"], agents["abs-red"], align="anchor-mean")
     with pytest.raises(ValueError, match="unknown align"):
         stitching.table({"red": agents["rel-red"]}, {"red": agents["rel-red"]}, track_seeds=[1], align="x")
+    with pytest.raises(ValueError, match="unknown actions 'best'"):
+        stitching.table({"red": agents["rel-red"]}, {"red": agents["rel-red"]}, track_seeds=[1], actions="best")
+    # a Q head has no action probabilities to sample from: refused before any episode
+    with pytest.raises(ValueError, match="needs a policy with action probabilities"):
+        stitching.table({"red": agents["rel-red"]}, {"red": agents["dqn-red"]}, track_seeds=[1], actions="sampled")
 
 
 def test_table(agents):
@@ -253,6 +258,14 @@ def test_table_reuses_known_cells(agents):
     other_ridge = {**fitted, "ridge": 0.0}
     assert stitching.table(encs, encs, known=other_ridge, **kw, align="affine")["cells"]["red"]["green"] is not \
         fitted["cells"]["red"]["green"]
+    # sampled actions: recorded by the table and its cells, matched only with a table that sampled
+    sampled = stitching.table(encs, encs, **kw, actions="sampled")
+    assert sampled["actions"] == "sampled" and sampled["cells"]["red"]["green"]["actions"] == "sampled"
+    assert "actions" not in first and "actions" not in first["cells"]["red"]["green"]
+    assert all(stitching.table(encs, encs, known=first, **kw, actions="sampled")["cells"][e][p] is not
+               first["cells"][e][p] for e in encs for p in encs)
+    assert stitching.table(encs, encs, known=sampled, **kw, actions="sampled")["cells"]["red"]["green"] is \
+        sampled["cells"]["red"]["green"]
     # a table without checksums (written before they were recorded) is never matched
     old = {k: v for k, v in first.items() if k != "sha256"}
     assert stitching.table(encs, encs, known=old, **kw)["cells"]["red"]["red"] is not first["cells"]["red"]["red"]
@@ -331,6 +344,15 @@ def test_cli_evaluate_and_table(agents, tmp_path, capsys):
     assert aligned["cells"]["red"]["red"] == t["cells"]["red"]["red"]  # an agent alone is not stitched
     assert main([*args[:2], "absolute", *args[3:], "--align", "anchor-mean", "--overwrite"]) == 2
     assert "needs relative agents" in capsys.readouterr().err
+    # sampled actions: a table of their own, beside the greedy one, which stays as it was
+    assert main([*args, "--actions", "sampled", "--align", "anchor-mean"]) == 0
+    assert "anchor-mean, sampled actions" in capsys.readouterr().out
+    sampled = json.loads((tmp_path / "results" / "table-ppo-relative-anchor-mean-sampled.json").read_text())
+    assert sampled["actions"] == "sampled" and sampled["align"] == "anchor-mean"
+    assert (tmp_path / "results" / "table-ppo-relative.json").read_bytes() == before
+    assert main([*ev[:-1], str(tmp_path / "eval-sampled.json"), "--actions", "sampled"]) == 0
+    assert "on red (sampled actions): max return" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval-sampled.json").read_text())["actions"] == "sampled"
     # the affine map: relative tables, and absolute ones too (no anchors needed), each in its own file
     assert main([*args, "--align", "affine"]) == 0
     fitted = json.loads((tmp_path / "results" / "table-ppo-relative-affine.json").read_text())
