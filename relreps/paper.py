@@ -1,5 +1,6 @@
-"""The paper's published numbers, as data (Ricciardi et al., EWRL 2023, Table 1), so that chapters
-and the README can put them beside ours. Nothing here is computed: these are the paper's values.
+"""The paper's published numbers, as data (Ricciardi et al., EWRL 2023, Table 1), and those of its
+authors' follow-up (:data:`FOLLOW_UP`), so that chapters and the README can put them beside ours.
+Nothing here is computed: these are the published values.
 
 Table 1: PPO on CarRacing, encoder colour (rows; also the track colour) x policy colour (columns),
 score = the episode's maximum return, mean and std over 5 track seeds (seed-1 agents).
@@ -11,6 +12,7 @@ __all__ = [
     "AUTHORS_HOURS_PER_5M",
     "AUTHORS_STEPS_PER_S",
     "COLORS",
+    "FOLLOW_UP",
     "TABLE1",
     "summary",
     "table_means",
@@ -33,6 +35,19 @@ TABLE1: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "blue": {"green": (7, 1), "red": (7, 0.6), "blue": (759, 288), "yellow": (8, 3)},
         "yellow": {"green": (7, 0.7), "red": (33, 4), "blue": (26, 4), "yellow": (874, 85)},
     },
+}
+
+#: The authors' follow-up (their later code and report), for comparison: scores with actions
+#: *sampled* from each policy, and every test episode reset to the same track (track seed 0), so
+#: its "10 tracks" are ten episodes of one track; a cell is the mean over pairs of training seeds.
+#: ``alone``: end-to-end agents (4 seeds x 10 episodes); ``stitched``: colour x colour stitching
+#: (5 seeds x 10 episodes), ``(worst cell, best cell, off-diagonal mean)``; ``matched_cosine``: mean
+#: cosine of matched frames of two colours' encoders.
+FOLLOW_UP: dict[str, dict] = {
+    "alone": {"relative": {"green": 832, "red": 797, "blue": 811},
+              "absolute": {"green": 829, "red": 854, "blue": 852}},
+    "stitched": {"relative": (776, 810, 796), "absolute": (-4, 175, 93), "absolute, map": (786, 859, 822)},
+    "matched_cosine": {"relative": 0.94, "absolute": 0.23, "absolute, map": 0.92},
 }
 
 #: The authors' training speed (reported with their later code): env steps per second, hours per 5M.

@@ -32,3 +32,11 @@ def test_summary_of_a_subset_and_of_one_colour():
     assert one["diagonal_mean"] == 5.0 and math.isnan(one["off_diagonal_mean"])
     with pytest.raises(ValueError, match="unknown representation"):
         paper.table_means("translated")
+
+
+def test_follow_up_numbers_are_consistent():
+    for kind, (worst, best, mean) in paper.FOLLOW_UP["stitched"].items():
+        assert worst <= mean <= best, kind
+    for rep, alone in paper.FOLLOW_UP["alone"].items():
+        assert set(alone) <= set(paper.COLORS) and all(700 < v < 900 for v in alone.values()), rep
+    assert paper.FOLLOW_UP["matched_cosine"]["relative"] > paper.FOLLOW_UP["matched_cosine"]["absolute"]
