@@ -626,11 +626,11 @@ def _latent_analysis(args) -> int:
 
 #: ``relreps train --standardize`` choices -> TrainConfig.standardize.
 _STANDARDIZE: dict[str, bool | str] = {"per-dimension": True, "center": "center", "none": False}
-#: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
+#: ``relreps evaluate`` and ``relreps table --actions``: what each choice does.
 ACTIONS_HELP = ("greedy: each agent's most probable action (the paper's protocol, every score of the zoo); "
                 "sampled: drawn from its action probabilities, seeded by the track (as the authors' follow-up "
                 "scored; relreps.evaluation.ACTION_RULES)")
-
+#: ``relreps train --latent-norm`` choices -> TrainConfig.latent_norm.
 _LATENT_NORM = {"auto": "auto", "layer": "layer", "rms": "rms", "none": None}
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "policy_of",
     "record_episode",
     "run_episode",
+    "sampling_generator",
     "tracks_of",
 ]
 
@@ -100,9 +101,16 @@ def tracks_of(track_set: str, count: int) -> tuple[int, ...]:
 
 #: How an agent picks each action: ``greedy``, its most probable action (the paper's protocol, and
 #: every score of the zoo and its tables), or ``sampled``, drawn from its action probabilities by a
-#: generator seeded with the episode's track seed (``numpy.random.default_rng(track_seed)``), so a
-#: sampled episode is as repeatable as a greedy one and does not depend on the number of processes.
+#: generator seeded with the episode's track seed (:func:`sampling_generator`), so a sampled episode
+#: is as repeatable as a greedy one and does not depend on the number of processes.
 ACTION_RULES: tuple[str, ...] = ("greedy", "sampled")
+
+
+def sampling_generator(track_seed: int) -> np.random.Generator:
+    """The generator of an episode's sampled actions on track ``track_seed``: seeded with the track
+    seed and a second word (1), so that its numbers are not the ones the environment drew from the
+    same seed to build the track (``numpy.random.default_rng(track_seed)``)."""
+    return np.random.default_rng([int(track_seed), 1])
 
 
 def check_actions(actions: str, policy=None) -> None:
@@ -110,6 +118,7 @@ def check_actions(actions: str, policy=None) -> None:
     without action probabilities (a Q-network acts on values; a scripted driver has none)."""
     if actions not in ACTION_RULES:
         raise ValueError(f"unknown actions {actions!r}: expected one of {', '.join(ACTION_RULES)}")
+    policy = None if policy is None else policy_of(policy)  # an SB3 model samples with its policy
     if actions == "sampled" and policy is not None and not hasattr(policy, "get_distribution"):
         raise ValueError(f"actions='sampled' needs a policy with action probabilities (an actor-critic, e.g. "
                          f"PPO's); {type(policy).__name__} has none: use actions='greedy'")
@@ -183,7 +192,8 @@ class EpisodeScores:
 
 @dataclass(eq=False)  # arrays inside: compare drives by their fields, not with ==
 class Drive(EpisodeScores):
-    """One recorded greedy episode: what a person would watch, step by step.
+    """One recorded episode (greedy, or sampled with ``record_episode(actions="sampled")``): what a
+    person would watch, step by step.
 
     ``frames[0]`` is the frame after ``reset`` and ``frames[t + 1]`` the frame after action ``t``
     (raw 96x96 RGB, as rendered; the agent saw :func:`relreps.envs.preprocess` of ``frames[t]``
@@ -238,9 +248,9 @@ def _play(policy, color, track_seed: int, max_steps: int, record: bool,
 
     The environment returns raw frames and the agent sees ``envs.preprocess`` of each, exactly what
     ``envs.make_env``'s agent view hands it. With ``record``, keeps frames, actions and rewards.
-    ``actions="sampled"``: each action drawn by a generator seeded with ``track_seed``."""
+    ``actions="sampled"``: each action drawn by :func:`sampling_generator` (``track_seed``)."""
     check_actions(actions, policy)
-    rng = np.random.default_rng(int(track_seed)) if actions == "sampled" else None
+    rng = sampling_generator(track_seed) if actions == "sampled" else None
     env = envs.make_env(color, agent_view=False, max_episode_steps=max_steps)
     frames, actions_taken, rewards, returns = [], [], [], []
     try:
@@ -382,6 +392,8 @@ def evaluate(
     """Play one episode per track seed with ``agent`` (an SB3 model or policy) in ``color``: greedy
     actions (the protocol), or ``actions="sampled"`` (:data:`ACTION_RULES`; refused, before any
     episode, for a policy without action probabilities).
+    The same episodes in any number of processes holds for an agent on the CPU (as
+    :func:`relreps.zoo.load` gives it): worker processes drive a CPU copy of an agent on a GPU.
 
     ``processes`` (default: one per core, at most one per track) run the episodes in parallel;
     they receive the agent by ``fork``, so nothing is pickled. ``processes=1`` runs them here. Either way

@@ -401,7 +401,9 @@ def _bar_evaluation(run: Path, tracks: int, max_steps: int, processes: int) -> d
     (read back when it is there already)."""
     path = run / zoo.EVALUATION_FILE
     if path.is_file():
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        zoo.check_card_evaluation(result, path)  # the quality bar is the greedy, held-out score
+        return result
     agent = zoo.load(run / "agent")
     result = evaluation.evaluate(agent, color=agent.color, track_seeds=evaluation.held_out_tracks(tracks),
                                  processes=processes, max_steps=max_steps)

@@ -486,8 +486,11 @@ def table_rows(recordings: Sequence[Recording]) -> list[dict]:
 def compare_with_table(recordings: Sequence[Recording], saved: Mapping[str, Any], *,
                        tolerance: float = 1e-6) -> list[dict]:
     """Each recording that a saved stitching table (:func:`relreps.stitching.load_table`) also drove,
-    the same way (same agents, representation, alignment, track and episode length), with the
-    table's maximum return for that track: ``{"pair", "stored", "driven", "match"}``."""
+    the same way (same agents, representation, alignment, track and episode length, greedy actions),
+    with the table's maximum return for that track: ``{"pair", "stored", "driven", "match"}``. A table
+    driven with sampled actions compares with nothing (the recordings are greedy)."""
+    if saved.get("actions", "greedy") != "greedy":
+        return []
     align = saved.get("align") or "none"
     out = []
     for r in recordings:

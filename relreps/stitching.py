@@ -518,7 +518,8 @@ def seed_tables(agents: dict, *, track_seeds, processes: int | None = None, max_
     Raises:
         ValueError: no seed, different colours for different seeds, an agent whose card names
             another seed or colour than the one it stands for, or a pair that cannot be stitched
-            (:func:`check_stitchable`); all checked before any episode is driven.
+            (:func:`check_stitchable`), an unknown ``actions``, or ``actions="sampled"`` with a head
+            that has no action probabilities (a Q head); all checked before any episode is driven.
     """
     return _factor_tables(agents, "seed", track_seeds=track_seeds, processes=processes, max_steps=max_steps,
                           align=align, known=known, actions=actions)
@@ -753,9 +754,10 @@ def load_table(path) -> Table:
     from .evaluation import ACTION_RULES
 
     actions = t.get("actions", "greedy")
-    if actions not in ACTION_RULES or ("actions" in t and actions == "greedy"):
-        raise bad(f"unknown actions {actions!r}: a table records 'actions' only when it is not greedy "
-                  f"(one of {', '.join(a for a in ACTION_RULES if a != 'greedy')})")
+    if actions not in ACTION_RULES:
+        raise bad(f"unknown actions {actions!r}: expected one of {', '.join(ACTION_RULES)}")
+    if "actions" in t and actions == "greedy":
+        raise bad("records 'actions': 'greedy'; a greedy table leaves the key out")
     if "sha256" in t:
         ids = t["sha256"]
         for side in ("encoders", "policies"):
@@ -777,6 +779,8 @@ def load_table(path) -> Table:
                 raise bad(f"{where} is {cell!r}, not an evaluation summary")
             if cell.get("color") != ec:
                 raise bad(f"{where} was driven on {cell.get('color')!r}, not on its encoder's colour {ec!r}")
+            if "actions" in cell and cell["actions"] == "greedy":
+                raise bad(f"{where} records 'actions': 'greedy'; a greedy cell leaves the key out")
             if cell.get("actions", "greedy") != actions:
                 raise bad(f"{where} was driven with {cell.get('actions', 'greedy')} actions, the table's are {actions}")
             episodes = cell.get("episodes")

@@ -57,6 +57,7 @@ __all__ = [
     "card",
     "catalog",
     "check_card",
+    "check_card_evaluation",
     "color_rank",
     "encoder_kwargs",
     "export_sb3",
@@ -480,6 +481,17 @@ def score(card: Card) -> dict | None:
     return card.get("evaluation") or card.get("training", {}).get("final_eval") or None
 
 
+def check_card_evaluation(result: dict, path: str | os.PathLike) -> None:
+    """Refuse an evaluation result (``relreps evaluate --out``) that is not the protocol a card
+    reports: greedy actions on the held-out tracks."""
+    if result.get("actions", "greedy") != "greedy":
+        raise ZooError(f"{path} drove with {result['actions']} actions; an agent's card reports the protocol's "
+                       "greedy score: evaluate it again with --overwrite and without --actions")
+    if result.get("track_set", "held-out") != "held-out":
+        raise ZooError(f"{path} drove on the {result['track_set']} tracks; an agent's card reports the held-out "
+                       "tracks' score: evaluate it again with --overwrite and without --track-set")
+
+
 def _evaluation_for_card(path: Path, card: Card) -> dict:
     """An evaluation result (``relreps evaluate --out``) of exactly this agent, trimmed for its card."""
     result = json.loads(path.read_text())
@@ -488,12 +500,7 @@ def _evaluation_for_card(path: Path, card: Card) -> dict:
                        f"the card's is {card['sha256'][:12]}...)")
     if result.get("color") != card["color"]:
         raise ZooError(f"{path} drove on {result.get('color')!r}, not the agent's own colour {card['color']!r}")
-    if result.get("actions", "greedy") != "greedy":
-        raise ZooError(f"{path} drove with {result['actions']} actions; an agent's card reports the protocol's "
-                       "greedy score: evaluate it again without --actions")
-    if result.get("track_set", "held-out") != "held-out":
-        raise ZooError(f"{path} drove on the {result['track_set']} tracks; an agent's card reports the held-out "
-                       "tracks' score: evaluate it again without --track-set")
+    check_card_evaluation(result, path)
     keys = ("color", "max_steps", "tracks", "mean_max_return", "std_max_return", "mean_final_return", "laps_finished")
     return {**{k: result[k] for k in keys}, "max_returns": [ep["max_return"] for ep in result["episodes"]]}
 

@@ -154,9 +154,18 @@ def test_sampled_actions_are_drawn_from_the_probabilities_and_repeat_by_track():
     assert np.allclose(shares, Probabilities.PROBS, atol=0.07) and len(set(drive.actions.tolist())) == 5
     greedy_drive = evaluation.record_episode(Probabilities(), "green", seeds[0], max_steps=400)
     assert set(greedy_drive.actions.tolist()) == {envs.GAS}  # greedy: the most probable action every time
-    rng = np.random.default_rng(seeds[0])
+    rng = evaluation.sampling_generator(seeds[0])
     expected = [int(np.searchsorted(np.cumsum(Probabilities.PROBS), rng.random(), side="right")) for _ in range(50)]
     assert drive.actions[:50].tolist() == expected
+
+
+def test_the_sampling_generator_is_not_the_tracks():
+    """The environment builds a track from ``default_rng(track_seed)``'s numbers; the actions' come
+    from another stream of the same seed."""
+    track_rng = np.random.default_rng(evaluation.EVAL_TRACKS[0]).random(50)
+    actions_rng = evaluation.sampling_generator(evaluation.EVAL_TRACKS[0]).random(50)
+    assert not np.isin(actions_rng, track_rng).any()
+    assert np.array_equal(actions_rng, evaluation.sampling_generator(evaluation.EVAL_TRACKS[0]).random(50))
 
 
 def test_sampled_actions_need_action_probabilities():

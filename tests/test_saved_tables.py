@@ -69,6 +69,8 @@ def _broken(t: dict, how: str):
         t["actions"] = "greedy"
     elif how == "cell actions":
         cell["actions"] = "sampled"
+    elif how == "greedy cell named":
+        cell["actions"] = "greedy"
     elif how == "checksums":
         del t["sha256"]["policies"]["red"]
     elif how == "missing row":
@@ -94,8 +96,9 @@ BROKEN = {
     "cross-seed": "one per \\(encoder seed, policy seed\\) pair", "no cells": "not a stitching table: no cells",
     "no tracks": "'tracks' must be", "max_steps": "'max_steps' must be", "align": "unknown align 'rotate'",
     "affine without ridge": "records its fit's ridge", "actions": "unknown actions 'softmax'",
-    "greedy named": "unknown actions 'greedy': a table records 'actions' only when it is not greedy",
-    "cell actions": "driven with sampled actions, the table's are greedy", "checksums": "one checksum per agent of 'policies'",
+    "greedy named": "records 'actions': 'greedy'; a greedy table leaves the key out",
+    "cell actions": "driven with sampled actions, the table's are greedy",
+    "greedy cell named": "records 'actions': 'greedy'; a greedy cell leaves the key out", "checksums": "one checksum per agent of 'policies'",
     "missing row": "one row per encoder colour", "missing cell": "row 'red' must have one cell per policy colour",
     "colour": "driven on 'red', not on its encoder's colour 'green'", "episode missing": "one episode per track",
     "other track": "one episode per track", "max_return": "finite max_return",

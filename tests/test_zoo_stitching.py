@@ -760,3 +760,33 @@ def test_agent_file_without_anchor_embeddings(agents, tmp_path):
     with pytest.raises(ValueError, match="unknown anchor_embeddings 'none'"):
         zoo.save(a.policy, tmp_path / "bad", a.card, anchor_embeddings="none")
     assert not (tmp_path / "abs.json").exists() and not (tmp_path / "bad.json").exists()
+
+
+def test_a_card_takes_only_a_greedy_held_out_evaluation(tmp_path):
+    """The score on a card is the protocol's: an evaluation file with sampled actions or on the
+    validation tracks is refused, naming what to do."""
+    card = {"sha256": "a" * 64, "color": "green"}
+    base = {"sha256": "a" * 64, "color": "green", "max_steps": 1000, "tracks": [1], "mean_max_return": 800.0,
+            "std_max_return": 0.0, "mean_final_return": 790.0, "laps_finished": 1,
+            "episodes": [{"max_return": 800.0}], "track_set": "held-out"}
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(base))
+    assert zoo._evaluation_for_card(path, card)["max_returns"] == [800.0]
+    for change, message in (({"actions": "sampled"}, "drove with sampled actions.*--overwrite and without --actions"),
+                            ({"track_set": "validation"}, "validation tracks.*--overwrite and without --track-set")):
+        path.write_text(json.dumps({**base, **change}))
+        with pytest.raises(zoo.ZooError, match=message):
+            zoo._evaluation_for_card(path, card)
+
+
+def test_action_probabilities_are_the_policy_the_greedy_action_reads(agents):
+    """Sampled actions draw from what SB3's own predict takes the argmax of: on real agents, stitched
+    or not, the most probable action is the greedy one."""
+    from relreps import evaluation
+
+    joined = stitching.stitch(agents["rel-red"], agents["rel-green"])
+    for agent in (agents["rel-red"], agents["abs-red"], joined):
+        for frame in OBS.transpose(0, 2, 3, 1):
+            probs = evaluation.action_probabilities(agent.policy, frame)
+            assert probs.shape == (5,) and abs(probs.sum() - 1) < 1e-6
+            assert int(np.argmax(probs)) == evaluation.act(agent.policy, frame)
