@@ -222,7 +222,7 @@ def action_probabilities(policy, obs: np.ndarray) -> np.ndarray:
     (84, 84, 3), as float64 (what :func:`act` samples from with ``rng``)."""
     import torch
 
-    policy = getattr(policy, "policy", policy)
+    policy = policy_of(policy)
     policy.set_training_mode(False)
     tensor, _ = policy.obs_to_tensor(obs.transpose(2, 0, 1))
     with torch.no_grad():
@@ -333,7 +333,6 @@ def record_episode(
             raise ValueError("color is required for an agent without a colour (an SB3 model or policy)")
     envs.resolve_color(color)
     policy = policy_of(agent)
-    check_actions(actions, policy)
     with _torch_threads(threads):
         episode, trace = _play(policy, color, track_seed, max_steps, record=True, actions=actions)
     return Drive(

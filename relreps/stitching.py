@@ -372,7 +372,7 @@ def table(encoders: dict, policies: dict, *, track_seeds, processes: int | None 
 
     check_actions(actions)
     for pol in policies.values():
-        check_actions(actions, policy_of(pol))
+        check_actions(actions, pol)
 
     kwargs = {} if max_steps is None else {"max_steps": max_steps}
     steps = max_steps or envs.MAX_EPISODE_STEPS
@@ -432,12 +432,15 @@ def scores(t: Table) -> dict:
             for e, row in t["cells"].items()}
 
 
-def summary(t: Table) -> dict:
+def summary(t: Table, colors=None) -> dict:
     """A :func:`table`'s summary: :func:`relreps.paper.summary` of its means (diagonal mean,
-    off-diagonal mean, worst and best stitched cell) plus ``ratio``, off-diagonal over diagonal."""
+    off-diagonal mean, worst and best stitched cell) plus ``ratio``, off-diagonal over diagonal;
+    with ``colors``, of the sub-table of those encoder and policy colours only."""
     from .paper import summary as means_summary
 
-    out = means_summary({e: {p: c["mean_max_return"] for p, c in row.items()} for e, row in t["cells"].items()})
+    keep = set(t["cells"]) if colors is None else set(colors)
+    out = means_summary({e: {p: c["mean_max_return"] for p, c in row.items() if p in keep}
+                         for e, row in t["cells"].items() if e in keep})
     return {**out, "ratio": out["off_diagonal_mean"] / out["diagonal_mean"]}
 
 
@@ -489,7 +492,7 @@ def _factor_tables(agents: dict, factor: str, *, track_seeds, processes: int | N
                         check_stitchable(enc, pol, align=align)
     for v in values:
         for pol in agents[v].values():
-            check_actions(actions, policy_of(pol))
+            check_actions(actions, pol)
     tables = {}
     for s in values:
         for t in values:

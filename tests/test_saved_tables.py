@@ -222,3 +222,10 @@ def test_recheck_drives_a_sampled_table_with_sampled_actions(agents, tmp_path, m
     monkeypatch.setattr(evaluation, "evaluate", recorded)
     assert stitching.recheck(loaded, agents, agents, episodes=8, processes=1)["match"]
     assert rules == ["sampled"] * 4  # every cell driven again as the table drove it
+
+
+def test_summary_of_a_sub_table(saved):
+    t = saved[0]
+    red = stitching.summary(t, colors=["red"])
+    assert red["diagonal_mean"] == t["cells"]["red"]["red"]["mean_max_return"]
+    assert stitching.summary(t, colors=["red", "green"]) == stitching.summary(t)
