@@ -6,6 +6,7 @@
     relreps anchors verify NAME_OR_PATH [--colors ...]
     relreps anchors grid NAME_OR_PATH --out grid.png [--count 8]
     relreps train --out DIR [--algo ppo] [--representation relative] [--color red] [--steps N] [--resume]
+                  [--from RUN]
     relreps grid SPEC --out DIR [--address ADDR] [--cpus-per-run N] [--gpus-per-run F] [--ship ZOO] [--dry-run]
     relreps export RUN --out PATH [--overwrite] [--anchor-embeddings saved|reembedded]
     relreps evaluate AGENT [--tracks 10] [--track-set held-out|validation] [--out results/eval-AGENT.json]
@@ -136,13 +137,20 @@ def _anchors_grid(args) -> int:
 def _train(args) -> int:
     from .training import TrainConfig, TrainingStopped, saved_config, train
 
-    # --resume: the run's own settings where no option is given; one given must agree (train() checks)
+    # --resume: the run's own settings where no option is given; one given must agree (train() checks).
+    # --from RUN (a new folder): RUN's settings where no option is given; train() checks what changed.
     saved = saved_config(args.out) if args.resume else None
+    if args.start_from is not None and saved is None:
+        saved = saved_config(args.start_from)
+        if saved is None:
+            raise FileNotFoundError(f"--from {args.start_from}: no config.json there; give a run folder that "
+                                    "relreps train wrote")
     config = TrainConfig(**{name: getattr(saved, name) if saved is not None and name not in args.given
                             else option.value(getattr(args, name)) for name, option in _train_options().items()})
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
-                      checkpoint_minutes=args.checkpoint_minutes, keep_agents=args.keep_agents)
+                      checkpoint_minutes=args.checkpoint_minutes, keep_agents=args.keep_agents,
+                      start_from=args.start_from)
     except TrainingStopped as e:
         print(e, file=sys.stderr)
         return 128 + e.signal
@@ -853,6 +861,13 @@ def _add_train(sub) -> None:
                    help="continue the run folder's last checkpoint with the run's own settings (its "
                         "config.json): `relreps train --out RUN --resume` is enough; a setting given as well "
                         "must agree with the run's (device and workers may change)")
+    t.add_argument("--from", dest="start_from", metavar="RUN",
+                   help="start the new run folder --out from RUN's latest checkpoint (weights, optimiser, "
+                        "steps and logs; RUN is only read) with RUN's settings, changing only those given: "
+                        "how long and how it goes on training (--steps, counting RUN's steps too; --alpha, "
+                        "--anchor-update, --anchor-embeddings, --set, --precision, the evaluation and checkpoint "
+                        "settings) or where (--device, --workers). E.g. --from RUN --alpha 0 --steps 2200000 "
+                        "ends training with re-embedded anchors. Recorded in NEW/origin.json and the agent card")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.add_argument("--checkpoint-minutes", type=_minutes, default=CHECKPOINT_MINUTES, metavar="M",
                    help=f"also save a checkpoint every M minutes of wall time (default {CHECKPOINT_MINUTES:g}; 0: "

@@ -23,6 +23,7 @@ __all__ = [
     "held",
     "new_folder_beside",
     "replace_folder",
+    "sha256_file",
     "try_lock",
     "write_bytes",
     "write_text",
@@ -82,6 +83,17 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in chunks (a checkpoint may take hundreds of MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def new_folder_beside(target: str | os.PathLike) -> Path:

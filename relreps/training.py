@@ -31,7 +31,8 @@ logs keep every step up to the checkpoint: rows past it are dropped, the interru
 ``progress.csv`` is kept as ``progress.part<K>.csv`` and, when the run finishes, all parts are
 merged back into ``progress.csv`` (``time/time_elapsed`` counted from the run's start). This covers
 the CSV logs; TensorBoard event files keep every row written. A finished run (``done.json``) is
-not resumed: train further in a new run folder.
+not resumed: train further in a new run folder that starts from its checkpoint (``start_from``,
+``relreps train --out NEW --from RUN``), with a longer schedule or another anchor update.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "AGENTS_DIR",
     "ANCHOR_UPDATES",
     "CHECKPOINT_MINUTES",
+    "CONTINUE_MAY_CHANGE",
     "DEVICES",
     "LEGACY_DEFAULTS",
     "REPLAY_FILE",
@@ -72,6 +74,7 @@ __all__ = [
     "card_for",
     "check_device",
     "check_hyperparameters",
+    "check_origin",
     "check_start",
     "export_checkpoint",
     "kept_agent_path",
@@ -869,7 +872,7 @@ def _record_hardware(run: Path, model, venv, rollout: int | None = None) -> list
 
 def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress_bar: bool = False,
           checkpoint_minutes: float | None = CHECKPOINT_MINUTES, stop_on_signals: bool = True,
-          keep_agents: bool = False):
+          keep_agents: bool = False, start_from: str | os.PathLike | None = None):
     """Train as ``config`` says, writing the run folder ``out``; returns the trained model.
 
     An existing run folder is never overwritten: pass ``resume=True`` to continue it from its last
@@ -888,6 +891,16 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     ``checkpoint_every`` checkpoints, in ``out/agents/`` (:func:`kept_agents`), to choose one on
     validation tracks afterwards (``relreps select``; :mod:`relreps.selection`). A resumed run keeps
     them only if asked again; the ones past the checkpoint it resumes from are removed.
+
+    ``start_from``: another run folder whose latest ``checkpoint.pt`` this new run continues
+    (``relreps train --out NEW --from RUN``): its weights, optimiser state, step count and logs up
+    to that step, with the settings :data:`CONTINUE_MAY_CHANGE` lists changed (a longer
+    ``total_steps``, which the learning-rate schedule anneals to; another anchor update, e.g.
+    ``alpha=0`` to end training with re-embedded anchors; hyper-parameters). The origin is
+    read, never written; the new run records it in ``origin.json`` and its agent card
+    (``training.origin``: the origin's folder name, step, checkpoint checksum and the settings
+    changed). See :func:`check_origin`. Once started, the new run resumes as any other
+    (``resume=True``).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -897,14 +910,23 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         raise ValueError(f"checkpoint_minutes must be a number of minutes >= 0 (0 or None: only every "
                          f"checkpoint_every steps), got {checkpoint_minutes!r}")
     checkpoint_s = checkpoint_minutes * 60.0 if checkpoint_minutes else None
-    check_start(config, out, resume=resume)
     run = Path(out)
+    origin = None
+    if start_from is not None:
+        if (run / "config.json").exists():  # started already: a resume of that run, from the same origin
+            _check_same_origin(run, Path(start_from), resume)
+        else:
+            origin = check_origin(config, start_from, out=run)
+    check_start(config, out, resume=resume)
     fresh = not run.exists()
     emptied = not fresh and not any(run.iterdir())  # an empty folder the user made: kept, left empty
     run.mkdir(parents=True, exist_ok=True)
     lock = _lock(run)  # one process per run folder: two resumes would overwrite each other's work
     stepped: list[bool] = []  # filled by the first training step
     try:
+        if origin is not None:
+            _copy_origin(Path(start_from), run, origin)  # type: ignore[arg-type]
+            resume = True  # from here on, the new run continues its copy of the origin's checkpoint
         return _train(config, run, resume, progress_bar, stepped, checkpoint_s=checkpoint_s,
                       stop_on_signals=stop_on_signals, keep_agents=keep_agents)
     except BaseException:
@@ -929,6 +951,82 @@ def _remove_failed_start(run: Path, *, keep_folder: bool) -> None:
             child.unlink(missing_ok=True)
 
 
+
+
+def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str | os.PathLike | None = None) -> dict:
+    """What :func:`train` checks before it continues ``start_from``'s checkpoint with ``config``,
+    and the record it keeps of it (``origin.json``, the card's ``training.origin``): the origin's
+    folder name, the checkpoint's step and SHA-256, and the settings changed (``field: origin ->
+    new``).
+
+    Raises:
+        FileNotFoundError: ``start_from`` is not a run folder with a ``config.json`` and a
+            ``checkpoint.pt``.
+        ValueError: ``config`` changes a setting outside :data:`CONTINUE_MAY_CHANGE`, its
+            ``total_steps`` is not past the checkpoint's step, the checkpoint is unreadable, or
+            ``out`` is the origin itself.
+    """
+    src = Path(start_from)
+    for name in ("config.json", "checkpoint.pt"):
+        if not (src / name).is_file():
+            raise FileNotFoundError(f"{src / name} not found: --from needs a run folder with a checkpoint "
+                                    "(relreps train writes one every checkpoint_every steps)")
+    if out is not None and Path(out).resolve() == src.resolve():
+        raise ValueError(f"--out {out} is the run it continues: give a new folder (to go on in the same folder, "
+                         "use --resume)")
+    saved = saved_config(src)
+    assert saved is not None
+    a, b = asdict(saved), asdict(config)
+    changed = [k for k in a if a[k] != b[k]]
+    fixed = [k for k in changed if k not in CONTINUE_MAY_CHANGE]
+    if fixed:
+        raise ValueError(f"a run continued from {src} keeps its network and training tracks, but these settings "
+                         f"differ: {'; '.join(f'{k}: {a[k]!r} -> {b[k]!r}' for k in fixed)}. What may change: "
+                         f"{', '.join(CONTINUE_MAY_CHANGE)}")
+    import pickle
+
+    try:
+        state = torch.load(src / "checkpoint.pt", map_location="cpu", weights_only=True)
+        steps = int(state["num_timesteps"])
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{src / 'checkpoint.pt'} cannot be read as a checkpoint ({type(e).__name__}): the file "
+                         "is truncated or corrupted") from None
+    if config.total_steps <= steps:
+        raise ValueError(f"total_steps {config.total_steps} is not past the checkpoint of {src} ({steps} steps): "
+                         f"give more (--steps counts the origin's steps too, e.g. {steps + 200_000})")
+    return {"run": src.resolve().name, "steps": steps, "checkpoint_sha256": files.sha256_file(src / "checkpoint.pt"),
+            "changed": {k: [a[k], b[k]] for k in changed if k not in _EXECUTION_ONLY}}
+
+
+def _check_same_origin(run: Path, start_from: Path, resume: bool) -> None:
+    """A folder already started from an origin is resumed (``resume``) from its own checkpoint, and
+    only under the origin it was started from."""
+    if not resume:
+        raise FileExistsError(f"run folder {run} exists; continue it with --resume (relreps train --out {run} "
+                              "--resume), or choose another folder")
+    path = run / ORIGIN_FILE
+    recorded = json.loads(path.read_text())["run"] if path.is_file() else None
+    if recorded != start_from.resolve().name:
+        raise ValueError(f"run folder {run} was not started from {start_from} (its origin: {recorded}); resume it "
+                         "without --from, or choose another folder")
+
+
+#: What a continued run copies from its origin: the checkpoint (a DQN-family run's replay buffer
+#: with it) and the logs up to it (rows past the checkpoint are dropped as on a resume).
+_ORIGIN_FILES = ("checkpoint.pt", REPLAY_FILE, "eval.csv", "progress.csv", "hardware.json", "segments.json")
+
+
+def _copy_origin(src: Path, run: Path, origin: dict) -> None:
+    names = [*_ORIGIN_FILES, *sorted(p.name for p in src.glob("progress.part*.csv"))]
+    for name in names:
+        if (src / name).is_file():
+            files.copy_file(src / name, run / name)
+    if files.sha256_file(run / "checkpoint.pt") != origin["checkpoint_sha256"]:
+        raise ValueError(f"{src / 'checkpoint.pt'} changed while it was copied (is the origin still training?); "
+                         "try again")
+    files.write_text(run / ORIGIN_FILE, json.dumps(origin, indent=1) + "\n")
+
+
 def _check_resumable(config: TrainConfig, run: Path, resume: bool) -> None:
     """A run folder with a config is continued only with ``resume``, the same config and no
     ``done.json``; a folder without one is a new run."""
@@ -946,7 +1044,8 @@ def _check_resumable(config: TrainConfig, run: Path, resume: bool) -> None:
                          "same settings")
     if (run / "done.json").exists():
         raise FileExistsError(f"run {run} has already finished (done.json): nothing to resume; its agent is "
-                              f"{run / 'agent.json'}. To train further, start a new run folder")
+                              f"{run / 'agent.json'}. To train further, start a new run folder from its checkpoint "
+                              f"(relreps train --out NEW --from {run} --steps MORE)")
 
 
 def saved_config(run: str | os.PathLike) -> TrainConfig | None:
@@ -997,6 +1096,16 @@ _RELATIVE_ONLY = ("anchors", "n_anchors", "alpha", "anchor_update", "std_floor",
 #: Where a run executes, not what it learns: a run may resume with other values (e.g. started on a
 #: 16-core GPU machine, finished on a laptop); each segment's hardware is kept in ``hardware.json``.
 _EXECUTION_ONLY = ("workers", "device")
+#: What a run continued from another run's checkpoint (:func:`train`'s ``start_from``, ``relreps
+#: train --from``) may set differently from its origin: how long and how it goes on training, and
+#: where it runs. Every other setting (the algorithm, representation, colour, seed, anchors,
+#: architecture, projection and number of environments) is the origin's network or its training
+#: tracks: changing it would make another agent, trained from scratch.
+CONTINUE_MAY_CHANGE = ("total_steps", "alpha", "anchor_update", "anchor_embeddings", "hyperparameters",
+                       "precision", "eval_every", "eval_tracks", "eval_max_steps", "checkpoint_every",
+                       *_EXECUTION_ONLY)
+#: The file in a continued run that names its origin (:func:`check_origin`).
+ORIGIN_FILE = "origin.json"
 
 
 def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
@@ -1150,6 +1259,8 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             **({"hardware_segments": segments_hw} if len(segments_hw) > 1 else {}),
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
         }
+        if (run / ORIGIN_FILE).is_file():  # continued from another run's checkpoint
+            facts["origin"] = json.loads((run / ORIGIN_FILE).read_text())
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
         card_path = zoo.save(model, run / "agent", cast(zoo.Card, {**card_base, "training": facts}),

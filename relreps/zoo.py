@@ -28,7 +28,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
-from . import envs
+from . import envs, files
 from .evaluation import policy_of
 
 __all__ = [
@@ -170,14 +170,6 @@ class Agent:
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         return self.policy.predict(observation, state, episode_start, deterministic)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _unique_state(policy) -> tuple[dict, set[str]]:
@@ -674,7 +666,7 @@ def load(name_or_path: str | os.PathLike) -> Agent:
     weights = card_path.parent / card["weights"]
     if not weights.is_file():
         raise ZooError(f"agent {card['name']!r}: missing weights file {weights}")
-    digest = _sha256(weights)
+    digest = files.sha256_file(weights)
     if digest != card["sha256"]:
         raise ZooError(f"agent {card['name']!r}: {weights.name} has sha256 {digest[:12]}..., the card says "
                        f"{card['sha256'][:12]}...; the file is corrupted or was replaced")

@@ -562,3 +562,82 @@ def test_keep_agents_saves_one_agent_per_checkpoint_and_resume_drops_later_ones(
 
 def test_without_keep_agents_there_is_no_agents_folder(tmp_path):
     assert training.kept_agents(tmp_path) == []
+
+
+def _fake_origin(folder: Path, config: TrainConfig, steps: int) -> Path:
+    """A run folder with a config and a checkpoint at ``steps`` (enough for check_origin)."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(asdict(config)))
+    torch.save({"num_timesteps": steps, "elapsed_s": 1.0}, folder / "checkpoint.pt")
+    return folder
+
+
+def test_a_continued_run_may_change_how_it_trains_not_the_network(tmp_path):
+    origin = _fake_origin(tmp_path / "origin", tiny(total_steps=64), 64)
+    record = training.check_origin(tiny(total_steps=96, alpha=0.0, device="cpu"), origin, out=tmp_path / "new")
+    assert record["run"] == "origin" and record["steps"] == 64 and len(record["checkpoint_sha256"]) == 64
+    # where it runs is not a change of the agent: not recorded
+    assert record["changed"] == {"total_steps": [64, 96], "alpha": [0.999, 0.0]}
+    with pytest.raises(ValueError, match=r"color: 'red' -> 'green'; latent_dim: 16 -> 32\. What may change: "
+                                         r"total_steps, alpha"):
+        training.check_origin(tiny(total_steps=96, color="green", latent_dim=32), origin)
+    with pytest.raises(ValueError, match=r"not past the checkpoint .* \(64 steps\).* e\.g\. 200064\)"):
+        training.check_origin(tiny(total_steps=64), origin)
+    with pytest.raises(ValueError, match="is the run it continues"):
+        training.check_origin(tiny(total_steps=96), origin, out=origin)
+    (origin / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        training.check_origin(tiny(total_steps=96), origin)
+    (origin / "checkpoint.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="needs a run folder with a checkpoint"):
+        training.check_origin(tiny(total_steps=96), origin)
+    # nothing was made for the refused starts
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        training.train(tiny(total_steps=96), tmp_path / "new", start_from=origin)
+    assert not (tmp_path / "new").exists()
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != ".lock"}
+
+
+@pytest.mark.slow
+def test_a_run_continues_another_runs_checkpoint_as_a_resume_would(tmp_path, capsys):
+    origin = tmp_path / "origin"
+    training.train(tiny(total_steps=32, eval_every=32), origin)
+    before = _files(origin)
+    # --from: a new folder, re-embedded anchors from here on, 32 more steps
+    rc = main(["train", "--out", str(tmp_path / "new"), "--from", str(origin), "--alpha", "0", "--steps", "64"])
+    assert rc == 0
+    assert _files(origin) == before  # the origin is only read
+    new = tmp_path / "new"
+    cfg = json.loads((new / "config.json").read_text())
+    assert cfg["alpha"] == 0.0 and cfg["total_steps"] == 64 and cfg["color"] == "red" and cfg["latent_dim"] == 16
+    card = json.loads((new / "agent.json").read_text())
+    assert card["training"]["origin"]["steps"] == 32
+    assert card["training"]["origin"]["changed"] == {"total_steps": [32, 64], "alpha": [0.999, 0.0]}
+    assert card["training"]["steps"] == 64 and card["encoder_kwargs"]["alpha"] == 0.0
+    # the learning curve and SB3's log go on from the origin's
+    assert [int(r["timesteps"]) for r in _rows(new)] == [32, 64]
+    assert _rows(new)[0] == _rows(origin)[0]
+    steps = [int(r["time/total_timesteps"]) for r in csv.DictReader((new / "progress.csv").open())]
+    assert steps == [32, 64]
+    # the same weights as the origin resumed in place with the same settings
+    same = tmp_path / "same"
+    same.mkdir()
+    for name in ("checkpoint.pt", "eval.csv", "progress.csv", "hardware.json"):
+        (same / name).write_bytes((origin / name).read_bytes())
+    (same / "config.json").write_text(json.dumps(cfg))
+    resumed = training.train(TrainConfig.from_json(cfg), same, resume=True)
+    continued = torch.load(new / "checkpoint.pt", weights_only=True)["policy"]
+    for k, v in resumed.policy.state_dict().items():
+        assert torch.equal(v, continued[k]), k
+    # the same command again: the folder is a run now, continued with --resume only
+    again = ["train", "--out", str(new), "--from", str(origin), "--alpha", "0", "--steps", "64"]
+    capsys.readouterr()
+    for argv, message in [(again, "exists; continue it with --resume"), ([*again, "--resume"], "already finished"),
+                          (["train", "--out", str(new), "--from", str(same), "--resume"], "was not started from")]:
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
