@@ -135,6 +135,8 @@ def _anchors_grid(args) -> int:
 
 
 def _train(args) -> int:
+    from dataclasses import replace
+
     from .training import TrainConfig, TrainingStopped, saved_config, train
 
     # --resume: the run's own settings where no option is given; one given must agree (train() checks).
@@ -147,6 +149,9 @@ def _train(args) -> int:
                                     "relreps train wrote")
     config = TrainConfig(**{name: getattr(saved, name) if saved is not None and name not in args.given
                             else option.value(getattr(args, name)) for name, option in _train_options().items()})
+    if args.start_from is not None and saved is not None and "hyperparameters" in args.given:
+        # --set adds to (or changes) the origin's overrides; the others stay as the origin trained
+        config = replace(config, hyperparameters={**saved.hyperparameters, **config.hyperparameters})
     try:
         model = train(config, args.out, resume=args.resume, progress_bar=args.progress,
                       checkpoint_minutes=args.checkpoint_minutes, keep_agents=args.keep_agents,
@@ -865,8 +870,8 @@ def _add_train(sub) -> None:
                    help="start the new run folder --out from RUN's latest checkpoint (weights, optimiser, "
                         "steps and logs; RUN is only read) with RUN's settings, changing only those given: "
                         "how long and how it goes on training (--steps, counting RUN's steps too; --alpha, "
-                        "--anchor-update, --anchor-embeddings, --set, --precision, the evaluation and checkpoint "
-                        "settings) or where (--device, --workers). E.g. --from RUN --alpha 0 --steps 2200000 "
+                        "--anchor-update, --anchor-embeddings, --set (added to RUN's), --precision, the evaluation "
+                        "and checkpoint settings) or where (--device, --workers). E.g. --from RUN --alpha 0 --steps 2200000 "
                         "ends training with re-embedded anchors. Recorded in NEW/origin.json and the agent card")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.add_argument("--checkpoint-minutes", type=_minutes, default=CHECKPOINT_MINUTES, metavar="M",

@@ -545,8 +545,22 @@ def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
         else:
             import warnings
 
-            warnings.warn(f"{replay_path} not found: the run resumes with an empty replay buffer", stacklevel=2)
+            warnings.warn(f"{replay_path} not found (a finished run does not keep its buffer): the run goes on with "
+                          "an empty replay buffer, and fills it for learning_starts steps before it learns again",
+                          stacklevel=2)
+        _refill_before_learning(model)
     return elapsed
+
+
+def _refill_before_learning(model) -> None:
+    """A DQN-family model restored with fewer transitions in its buffer than ``learning_starts``
+    (a buffer that was not kept) waits until it has gathered them again, as a new run does, rather
+    than learn from a handful of transitions. A buffer restored in full changes nothing."""
+    buffer = model.replay_buffer
+    stored = (buffer.buffer_size if buffer.full else buffer.pos) * buffer.n_envs
+    missing = model.learning_starts - stored
+    if missing > 0 and model.num_timesteps + missing > model.learning_starts:
+        model.learning_starts = model.num_timesteps + missing
 
 
 def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
@@ -912,12 +926,15 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     checkpoint_s = checkpoint_minutes * 60.0 if checkpoint_minutes else None
     run = Path(out)
     origin = None
+    checked = config
     if start_from is not None:
         if (run / "config.json").exists():  # started already: a resume of that run, from the same origin
             _check_same_origin(run, Path(start_from), resume)
         else:
             origin = check_origin(config, start_from, out=run)
-    check_start(config, out, resume=resume)
+            checked = run_anchors(config, start_from)  # a custom anchor set: the origin's own copy
+            _clear_interrupted_copy(run, Path(start_from))
+    check_start(checked, out, resume=resume)
     fresh = not run.exists()
     emptied = not fresh and not any(run.iterdir())  # an empty folder the user made: kept, left empty
     run.mkdir(parents=True, exist_ok=True)
@@ -953,36 +970,50 @@ def _remove_failed_start(run: Path, *, keep_folder: bool) -> None:
 
 
 
+#: Hyper-parameters a continued run keeps (the checkpoint fixes them): the optimiser's epsilon,
+#: which its saved state restores, and the replay buffer's size, which its saved buffer has.
+CONTINUE_KEEPS_HYPERPARAMETERS = ("adam_eps", "buffer_size")
+
+
 def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str | os.PathLike | None = None) -> dict:
     """What :func:`train` checks before it continues ``start_from``'s checkpoint with ``config``,
-    and the record it keeps of it (``origin.json``, the card's ``training.origin``): the origin's
-    folder name, the checkpoint's step and SHA-256, and the settings changed (``field: origin ->
-    new``).
+    and the record it keeps of it (``origin.json``; the card's ``training.origin``, without the
+    local ``path``): the origin's folder name and path, the checkpoint's step and SHA-256, the
+    settings changed (``field: [origin, new]``) and, for an origin that was itself continued from
+    another run, that run's record (``origin``).
 
     Raises:
         FileNotFoundError: ``start_from`` is not a run folder with a ``config.json`` and a
             ``checkpoint.pt``.
-        ValueError: ``config`` changes a setting outside :data:`CONTINUE_MAY_CHANGE`, its
-            ``total_steps`` is not past the checkpoint's step, the checkpoint is unreadable, or
-            ``out`` is the origin itself.
+        ValueError: ``config`` changes a setting outside :data:`CONTINUE_MAY_CHANGE` or a
+            hyper-parameter of :data:`CONTINUE_KEEPS_HYPERPARAMETERS`; its ``total_steps`` is not
+            past the checkpoint's step, or (DQN family) would raise the exploration rate again; the
+            checkpoint is unreadable; or ``out`` is the origin or inside it.
     """
     src = Path(start_from)
     for name in ("config.json", "checkpoint.pt"):
         if not (src / name).is_file():
             raise FileNotFoundError(f"{src / name} not found: --from needs a run folder with a checkpoint "
                                     "(relreps train writes one every checkpoint_every steps)")
-    if out is not None and Path(out).resolve() == src.resolve():
-        raise ValueError(f"--out {out} is the run it continues: give a new folder (to go on in the same folder, "
-                         "use --resume)")
+    if out is not None and src.resolve() in (Path(out).resolve(), *Path(out).resolve().parents):
+        raise ValueError(f"--out {out} is the run it continues, or inside it: give a new folder elsewhere (to go "
+                         "on in the same folder, use --resume)")
     saved = saved_config(src)
     assert saved is not None
     a, b = asdict(saved), asdict(config)
-    changed = [k for k in a if a[k] != b[k]]
+    skip = _RELATIVE_ONLY if saved.representation == config.representation == "absolute" else ()
+    changed = [k for k in a if k not in skip and a[k] != b[k]]
     fixed = [k for k in changed if k not in CONTINUE_MAY_CHANGE]
     if fixed:
         raise ValueError(f"a run continued from {src} keeps its network and training tracks, but these settings "
                          f"differ: {'; '.join(f'{k}: {a[k]!r} -> {b[k]!r}' for k in fixed)}. What may change: "
-                         f"{', '.join(CONTINUE_MAY_CHANGE)}")
+                         f"{', '.join(CONTINUE_MAY_CHANGE)} (relreps train --help names their options)")
+    hp_a, hp_b = _hyperparameters(saved), _hyperparameters(config)
+    kept = [k for k in CONTINUE_KEEPS_HYPERPARAMETERS if k in hp_a and hp_a[k] != hp_b.get(k)]
+    if kept:
+        raise ValueError(f"a run continued from {src} keeps {', '.join(kept)} (its checkpoint holds the optimiser "
+                         f"state or replay buffer made with them): "
+                         f"{'; '.join(f'{k}: {hp_a[k]!r} -> {hp_b.get(k)!r}' for k in kept)}")
     import pickle
 
     try:
@@ -994,8 +1025,39 @@ def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str
     if config.total_steps <= steps:
         raise ValueError(f"total_steps {config.total_steps} is not past the checkpoint of {src} ({steps} steps): "
                          f"give more (--steps counts the origin's steps too, e.g. {steps + 200_000})")
-    return {"run": src.resolve().name, "steps": steps, "checkpoint_sha256": files.sha256_file(src / "checkpoint.pt"),
-            "changed": {k: [a[k], b[k]] for k in changed if k not in _EXECUTION_ONLY}}
+    if "exploration_fraction" in hp_b:  # the DQN family: epsilon decays over a fraction of total_steps
+        def eps(hp: dict, total: int) -> float:
+            start, end, frac = hp.get("exploration_initial_eps", 1.0), hp["exploration_final_eps"], hp[
+                "exploration_fraction"]
+            done = steps / total
+            return end if frac <= 0 or done >= frac else start + (end - start) * done / frac
+
+        before, after = eps(hp_a, saved.total_steps), eps(hp_b, config.total_steps)
+        if after > before + 1e-12:
+            most = int(steps / hp_b["exploration_fraction"]) if hp_b["exploration_fraction"] > 0 else steps
+            raise ValueError(f"total_steps {config.total_steps} would raise the exploration rate from {before:.3g} "
+                             f"back to {after:.3g} at the checkpoint's step {steps} (it decays over "
+                             f"exploration_fraction={hp_b['exploration_fraction']} of total_steps): give at most "
+                             f"{most} steps, or a smaller exploration_fraction with --set")
+    record: dict = {"run": src.resolve().name, "path": str(src.resolve()), "steps": steps,
+                    "checkpoint_sha256": files.sha256_file(src / "checkpoint.pt"),
+                    "changed": {k: [a[k], b[k]] for k in changed if k not in _EXECUTION_ONLY}}
+    if (src / ORIGIN_FILE).is_file():  # a continued run continued again: the chain back to the first
+        record["origin"] = json.loads((src / ORIGIN_FILE).read_text())
+    return record
+
+
+def _hyperparameters(config: TrainConfig) -> dict:
+    """The algorithm preset with the config's overrides."""
+    return {**algos.REGISTRY[config.algo].defaults, **config.hyperparameters}
+
+
+def card_origin(record: dict) -> dict:
+    """An ``origin.json`` record as an agent card keeps it: without the local paths."""
+    out = {k: v for k, v in record.items() if k != "path"}
+    if "origin" in out:
+        out["origin"] = card_origin(out["origin"])
+    return out
 
 
 def _check_same_origin(run: Path, start_from: Path, resume: bool) -> None:
@@ -1005,25 +1067,64 @@ def _check_same_origin(run: Path, start_from: Path, resume: bool) -> None:
         raise FileExistsError(f"run folder {run} exists; continue it with --resume (relreps train --out {run} "
                               "--resume), or choose another folder")
     path = run / ORIGIN_FILE
-    recorded = json.loads(path.read_text())["run"] if path.is_file() else None
-    if recorded != start_from.resolve().name:
+    recorded = json.loads(path.read_text()).get("path") if path.is_file() else None
+    if recorded != str(start_from.resolve()):
         raise ValueError(f"run folder {run} was not started from {start_from} (its origin: {recorded}); resume it "
                          "without --from, or choose another folder")
 
 
 #: What a continued run copies from its origin: the checkpoint (a DQN-family run's replay buffer
-#: with it) and the logs up to it (rows past the checkpoint are dropped as on a resume).
+#: with it), the logs up to it (rows past the checkpoint are dropped as on a resume) and the run's
+#: copy of a custom anchor set (:data:`RUN_ANCHORS`).
 _ORIGIN_FILES = ("checkpoint.pt", REPLAY_FILE, "eval.csv", "progress.csv", "hardware.json", "segments.json")
 
 
+def _origin_copies(src: Path) -> list[str]:
+    return [*_ORIGIN_FILES, *sorted(p.name for p in src.glob("progress.part*.csv"))]
+
+
+def _clear_interrupted_copy(run: Path, src: Path) -> None:
+    """A start from ``src`` killed while it copied the origin left copies and no ``config.json``:
+    remove them (they are the origin's files, which stay in the origin), so that the same command
+    can start again. A folder holding anything else is left alone (:func:`check_start` refuses it)."""
+    import shutil
+
+    if not run.is_dir() or (run / "config.json").exists():
+        return
+    ours = {*_origin_copies(src), ORIGIN_FILE, RUN_ANCHORS, ".lock"}
+    entries = list(run.iterdir())
+    if not entries or any(p.name not in ours and not p.name.startswith(".") for p in entries):
+        return
+    if not (run / "checkpoint.pt").exists() and not (run / RUN_ANCHORS).exists():
+        return
+    for p in entries:
+        if p.name == ".lock":
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
 def _copy_origin(src: Path, run: Path, origin: dict) -> None:
-    names = [*_ORIGIN_FILES, *sorted(p.name for p in src.glob("progress.part*.csv"))]
-    for name in names:
+    import numpy as np
+
+    if (src / RUN_ANCHORS / "anchors.json").is_file():
+        import shutil
+
+        shutil.copytree(src / RUN_ANCHORS, run / RUN_ANCHORS)
+    for name in _origin_copies(src):
         if (src / name).is_file():
             files.copy_file(src / name, run / name)
     if files.sha256_file(run / "checkpoint.pt") != origin["checkpoint_sha256"]:
         raise ValueError(f"{src / 'checkpoint.pt'} changed while it was copied (is the origin still training?); "
                          "try again")
+    if (run / REPLAY_FILE).is_file():
+        with np.load(run / REPLAY_FILE, allow_pickle=False) as z:
+            buffer_step = int(z["num_timesteps"]) if "num_timesteps" in z.files else -1
+        if buffer_step != origin["steps"]:
+            raise ValueError(f"{src / REPLAY_FILE} is of step {buffer_step}, not the checkpoint's {origin['steps']} "
+                             "(is the origin still training?); try again")
     files.write_text(run / ORIGIN_FILE, json.dumps(origin, indent=1) + "\n")
 
 
@@ -1260,7 +1361,7 @@ def _train(config: TrainConfig, run: Path, resume: bool, progress_bar: bool, ste
             "versions": {p: version(p) for p in ("torch", "stable-baselines3", "gymnasium", "numpy")},
         }
         if (run / ORIGIN_FILE).is_file():  # continued from another run's checkpoint
-            facts["origin"] = json.loads((run / ORIGIN_FILE).read_text())
+            facts["origin"] = card_origin(json.loads((run / ORIGIN_FILE).read_text()))
         # The agent file holds float16 tensors (about half of the 4 MB an agent may take); its
         # final evaluation is of the file as loaded, so the card's scores describe what ships.
         card_path = zoo.save(model, run / "agent", cast(zoo.Card, {**card_base, "training": facts}),

@@ -641,3 +641,74 @@ def test_a_run_continues_another_runs_checkpoint_as_a_resume_would(tmp_path, cap
                           (["train", "--out", str(new), "--from", str(same), "--resume"], "was not started from")]:
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_what_a_continued_run_keeps_and_records(tmp_path, monkeypatch, capsys):
+    origin = _fake_origin(tmp_path / "origin", tiny(total_steps=64), 64)
+    # the optimiser's epsilon is in the checkpoint's optimiser state: refused, not silently kept
+    with pytest.raises(ValueError, match=r"keeps adam_eps .*adam_eps: 1e-05 -> 0\.001"):
+        training.check_origin(tiny(total_steps=96, hyperparameters={"n_steps": 16, "adam_eps": 1e-3}), origin)
+    with pytest.raises(ValueError, match="or inside it"):
+        training.check_origin(tiny(total_steps=96), origin, out=origin / "sub")
+    # an absolute origin: settings that only relative encoders have are not changes
+    absolute = _fake_origin(tmp_path / "abs", tiny(representation="absolute", total_steps=64), 64)
+    record = training.check_origin(tiny(representation="absolute", total_steps=96, alpha=0.0), absolute)
+    assert record["changed"] == {"total_steps": [64, 96]}
+    # a continued run continued again keeps the chain; the card drops the local paths
+    second = _fake_origin(tmp_path / "second", tiny(total_steps=96, alpha=0.0), 96)
+    (second / training.ORIGIN_FILE).write_text(json.dumps(training.check_origin(tiny(total_steps=96, alpha=0.0),
+                                                                                origin)))
+    record = training.check_origin(tiny(total_steps=128, alpha=0.0), second)
+    assert record["origin"]["run"] == "origin" and record["path"] == str(second.resolve())
+    card = training.card_origin(record)
+    assert "path" not in card and "path" not in card["origin"] and card["origin"]["steps"] == 64
+    # the DQN family: a longer schedule must not raise epsilon again (it decays over 10% of the run)
+    dqn = _fake_origin(tmp_path / "dqn", tiny(algo="ddqn", total_steps=1000, hyperparameters={}), 1000)
+    training.check_origin(tiny(algo="ddqn", total_steps=10_000, hyperparameters={}), dqn)
+    with pytest.raises(ValueError, match=r"raise the exploration rate from 0\.01 back to 0\.0101 .* at most 10000 steps"):
+        training.check_origin(tiny(algo="ddqn", total_steps=10_001, hyperparameters={}), dqn)
+    with pytest.raises(ValueError, match="keeps buffer_size"):
+        training.check_origin(tiny(algo="ddqn", total_steps=2000, hyperparameters={"buffer_size": 64}), dqn)
+    # on the command line, --set adds to the origin's overrides
+    seen = {}
+
+    def fake_train(config, out, **kw):
+        seen.update(config=config, **kw)
+        raise FileNotFoundError("stop here")
+
+    monkeypatch.setattr(training, "train", fake_train)
+    assert main(["train", "--out", str(tmp_path / "new"), "--from", str(origin), "--set", "learning_rate=1e-4",
+                 "--steps", "96"]) == 2
+    assert seen["config"].hyperparameters == {"n_steps": 16, "learning_rate": 1e-4}
+    assert seen["start_from"] == str(origin) and seen["config"].latent_dim == 16
+    assert "stop here" in capsys.readouterr().err
+
+
+def test_a_start_killed_while_copying_its_origin_starts_again(tmp_path):
+    origin = _fake_origin(tmp_path / "origin", tiny(total_steps=64), 64)
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "checkpoint.pt").write_bytes((origin / "checkpoint.pt").read_bytes())
+    (new / ".lock").write_text("")
+    training._clear_interrupted_copy(new, origin)
+    assert [p.name for p in new.iterdir()] == [".lock"]
+    # a folder with anything else in it is the user's: left alone
+    (new / "checkpoint.pt").write_bytes(b"x")
+    (new / "notes.txt").write_text("mine")
+    training._clear_interrupted_copy(new, origin)
+    assert (new / "notes.txt").read_text() == "mine" and (new / "checkpoint.pt").exists()
+
+
+def test_a_dqn_run_without_its_buffer_gathers_learning_starts_again():
+    from types import SimpleNamespace
+
+    def model(steps, rows, full=False):
+        buffer = SimpleNamespace(buffer_size=100, pos=rows, full=full, n_envs=2)
+        return SimpleNamespace(replay_buffer=buffer, learning_starts=50, num_timesteps=steps)
+
+    empty = model(1000, 0)
+    training._refill_before_learning(empty)
+    assert empty.learning_starts == 1050  # as a new run: 50 transitions before the first update
+    for m in (model(1000, 100, full=True), model(1000, 30), model(20, 10)):  # enough, or a run before its start
+        training._refill_before_learning(m)
+        assert m.learning_starts == 50
