@@ -696,6 +696,8 @@ def _train_options() -> dict[str, _Option]:
         "alpha": _Option("--alpha", {"type": float}),
         "anchor_update": _Option("--anchor-update", {"choices": ANCHOR_UPDATES}),
         "anchor_embeddings": _Option("--anchor-embeddings", {"choices": ANCHOR_EMBEDDINGS}),
+        "freeze_encoder": _Option("--freeze-encoder", {"choices": ["yes", "no"]}, lambda v: v == "yes",
+                                  lambda v: "yes" if v else "no"),
         "std_floor": _Option("--std-floor", {"type": float}),
         "standardize": _Option("--standardize", {"choices": list(_STANDARDIZE)}, _STANDARDIZE.__getitem__,
                                lambda v: _choice_of(_STANDARDIZE, v)),

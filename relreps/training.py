@@ -77,6 +77,7 @@ __all__ = [
     "check_origin",
     "check_start",
     "export_checkpoint",
+    "freeze_encoders",
     "kept_agent_path",
     "kept_agents",
     "load_checkpoint",
@@ -153,6 +154,12 @@ class TrainConfig:
     moving average the policy learnt with) or ``reembedded`` (none: the anchor frames are embedded with
     the final weights when the agent is loaded; 3136 anchors' 39 MB would not fit an agent file). See
     :func:`relreps.zoo.save`."""
+    freeze_encoder: bool = False
+    """Train the head only: the encoder's weights do not change, so a relative encoder's anchor
+    embeddings are those of its final encoder from the first update on (with ``alpha=0``, or as
+    fast as ``alpha`` moves them). For a run continued from another's checkpoint (``relreps train
+    --from RUN --freeze-encoder yes --alpha 0``): fit the policy to the anchors its own encoder
+    makes, so that the saved and re-embedded agent files are one agent."""
     std_floor: float | None = None
     """Relative encoders: the projection's floor on the standardisation's std, as a fraction of the
     largest (``None``, the default: no floor). See
@@ -314,6 +321,8 @@ def _check_settings(config: TrainConfig) -> None:
             raise ValueError(f"anchors must name an anchor set (a shipped name or a folder), got {config.anchors!r}")
         if isinstance(config.alpha, bool) or not isinstance(config.alpha, (int, float)) or not 0 <= config.alpha < 1:
             raise ValueError(f"alpha must be in [0, 1), got {config.alpha!r}")
+    if not isinstance(config.freeze_encoder, bool):
+        raise ValueError(f"freeze_encoder must be True or False, got {config.freeze_encoder!r}")
     check_hyperparameters(config.algo, config.hyperparameters, n_envs=config.n_envs)
 
 
@@ -410,11 +419,26 @@ def parse_overrides(items) -> dict:
 def build_model(config: TrainConfig, env, tensorboard_log: str | None = None):
     """The untrained model a config describes, on ``env``."""
     encoder_class, encoder_kwargs = config.encoder()
-    return algos.make_model(
+    model = algos.make_model(
         config.algo, env, encoder_class=encoder_class, encoder_kwargs=encoder_kwargs,
         head_dim=config.head_dim, seed=config.seed, device=config.device,
         tensorboard_log=tensorboard_log, precision=resolved_precision(config), **config.hyperparameters,
     )
+    if config.freeze_encoder:
+        freeze_encoders(model.policy)
+    return model
+
+
+def freeze_encoders(policy) -> int:
+    """Stop gradients to every encoder in ``policy`` (its parameters no longer require them, so the
+    optimiser leaves them as they are); returns how many parameters were frozen."""
+    n = 0
+    for module in policy.modules():
+        if isinstance(module, (AbsoluteEncoder, RelativeEncoder)):
+            for param in module.parameters():
+                param.requires_grad_(False)
+                n += 1
+    return n
 
 
 def resolved_precision(config: TrainConfig) -> str:
@@ -1202,7 +1226,7 @@ _EXECUTION_ONLY = ("workers", "device")
 #: where it runs. Every other setting (the algorithm, representation, colour, seed, anchors,
 #: architecture, projection and number of environments) is the origin's network or its training
 #: tracks: changing it would make another agent, trained from scratch.
-CONTINUE_MAY_CHANGE = ("total_steps", "alpha", "anchor_update", "anchor_embeddings", "hyperparameters",
+CONTINUE_MAY_CHANGE = ("total_steps", "alpha", "anchor_update", "anchor_embeddings", "freeze_encoder", "hyperparameters",
                        "precision", "eval_every", "eval_tracks", "eval_max_steps", "checkpoint_every",
                        *_EXECUTION_ONLY)
 #: The file in a continued run that names its origin (:func:`check_origin`).

@@ -712,3 +712,25 @@ def test_a_dqn_run_without_its_buffer_gathers_learning_starts_again():
     for m in (model(1000, 100, full=True), model(1000, 30), model(20, 10)):  # enough, or a run before its start
         training._refill_before_learning(m)
         assert m.learning_starts == 50
+
+
+@pytest.mark.slow
+def test_a_frozen_encoder_ends_with_anchors_its_own_encoder_makes(tmp_path):
+    # two updates each (the last one of an annealed schedule has a learning rate of 0)
+    origin = tmp_path / "origin"
+    training.train(tiny(total_steps=64), origin)
+    model = training.train(tiny(total_steps=128, alpha=0.0, freeze_encoder=True), tmp_path / "new", start_from=origin)
+    before = torch.load(origin / "checkpoint.pt", weights_only=True)["policy"]
+    after = model.policy.state_dict()
+    encoder = [k for k in after if k.startswith("features_extractor.") and "anchor" not in k]
+    head = [k for k in after if k.startswith("mlp_extractor.")]
+    assert encoder and head
+    assert all(torch.equal(before[k], after[k]) for k in encoder)  # the encoder did not move
+    assert not all(torch.equal(before[k], after[k]) for k in head)  # the head learnt
+    # the saved anchors are the frozen encoder's own: the saved and re-embedded agents are one
+    enc = model.policy.features_extractor
+    assert not torch.equal(before["features_extractor.anchor_embeddings"], enc.anchor_embeddings)
+    assert torch.allclose(enc.anchor_embeddings, enc.embed_anchors())
+    card = json.loads((tmp_path / "new" / "agent.json").read_text())
+    assert card["config"]["freeze_encoder"] is True
+    assert card["training"]["origin"]["changed"]["freeze_encoder"] == [False, True]
