@@ -134,6 +134,22 @@ def test_custom_anchor_set_run_loads_anywhere(custom_run, tmp_path, monkeypatch,
             shutil.move(tmp_path / "run-set", run / training.RUN_ANCHORS)
 
 
+@pytest.mark.slow
+def test_a_run_on_a_custom_set_continues_from_its_own_copy_after_the_set_moved(custom_run, tmp_path):
+    run = custom_run / "runs" / "x"
+    moved_set = tmp_path / "elsewhere-set"
+    shutil.move(custom_run / "anchors" / "my-set", moved_set)
+    try:  # from another working folder, where "anchors/my-set" names nothing
+        new = tmp_path / "new"
+        assert _main_in(tmp_path, ["train", "--out", str(new), "--from", str(run), "--steps", "64"]) == 0
+        assert (new / training.RUN_ANCHORS / "anchors.json").is_file()
+        card = json.loads((new / "agent.json").read_text())
+        assert card["anchors"]["set_id"] == json.loads((run / "agent.json").read_text())["anchors"]["set_id"]
+        assert card["training"]["origin"]["changed"] == {"total_steps": [32, 64]}
+    finally:
+        shutil.move(moved_set, custom_run / "anchors" / "my-set")
+
+
 def test_agents_trained_on_shipped_sets_carry_no_copy(tmp_path):
     # a relative agent of the shipped set: no frames beside it, the card names the set's identity
     card = training.card_for(tiny())
