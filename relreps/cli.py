@@ -872,9 +872,10 @@ def _add_train(sub) -> None:
                    help="start the new run folder --out from RUN's latest checkpoint (weights, optimiser, "
                         "steps and logs; RUN is only read) with RUN's settings, changing only those given: "
                         "how long and how it goes on training (--steps, counting RUN's steps too; --alpha, "
-                        "--anchor-update, --anchor-embeddings, --set (added to RUN's), --precision, the evaluation "
-                        "and checkpoint settings) or where (--device, --workers). E.g. --from RUN --alpha 0 --steps 2200000 "
-                        "ends training with re-embedded anchors. Recorded in NEW/origin.json and the agent card")
+                        "--anchor-update, --anchor-embeddings, --freeze-encoder, --set (added to RUN's), "
+                        "--precision, the evaluation and checkpoint settings) or where (--device, --workers). "
+                        "E.g. --from RUN --alpha 0 --steps 2200000 ends training with re-embedded anchors. "
+                        "Recorded in NEW/origin.json and the agent card")
     t.add_argument("--progress", action="store_true", help="show a progress bar")
     t.add_argument("--checkpoint-minutes", type=_minutes, default=CHECKPOINT_MINUTES, metavar="M",
                    help=f"also save a checkpoint every M minutes of wall time (default {CHECKPOINT_MINUTES:g}; 0: "

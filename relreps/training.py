@@ -570,16 +570,17 @@ def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
             import warnings
 
             warnings.warn(f"{replay_path} not found (a finished run does not keep its buffer): the run goes on with "
-                          "an empty replay buffer, and fills it for learning_starts steps before it learns again",
-                          stacklevel=2)
+                          "an empty replay buffer, and fills it for learning_starts steps (acting at random, as a "
+                          "new run does) before it learns again", stacklevel=2)
         _refill_before_learning(model)
     return elapsed
 
 
 def _refill_before_learning(model) -> None:
     """A DQN-family model restored with fewer transitions in its buffer than ``learning_starts``
-    (a buffer that was not kept) waits until it has gathered them again, as a new run does, rather
-    than learn from a handful of transitions. A buffer restored in full changes nothing."""
+    (a buffer that was not kept) waits until it has gathered them again, as a new run does (SB3
+    acts at random until then), rather than learn from a handful of transitions. A buffer
+    restored in full changes nothing."""
     buffer = model.replay_buffer
     stored = (buffer.buffer_size if buffer.full else buffer.pos) * buffer.n_envs
     missing = model.learning_starts - stored
@@ -1108,26 +1109,37 @@ def _origin_copies(src: Path) -> list[str]:
 
 
 def _clear_interrupted_copy(run: Path, src: Path) -> None:
-    """A start from ``src`` killed while it copied the origin left copies and no ``config.json``:
-    remove them (they are the origin's files, which stay in the origin), so that the same command
-    can start again. A folder holding anything else is left alone (:func:`check_start` refuses it)."""
+    """A start from ``src`` killed while it copied the origin left copies (or their temporary
+    files) and no ``config.json``: remove them (they are the origin's files, which stay in the
+    origin), so that the same command can start again. A folder holding anything else is left
+    alone (:func:`check_start` refuses it); one another process is starting in is not touched.
+
+    Raises:
+        RunInUseError: another process holds the folder's lock (it is copying or training).
+    """
     import shutil
 
     if not run.is_dir() or (run / "config.json").exists():
         return
-    ours = {*_origin_copies(src), ORIGIN_FILE, RUN_ANCHORS, ".lock"}
-    entries = list(run.iterdir())
-    if not entries or any(p.name not in ours and not p.name.startswith(".") for p in entries):
+    ours = {*_origin_copies(src), ORIGIN_FILE, RUN_ANCHORS}
+
+    def temporary(name: str) -> bool:  # files.atomic_path's temporary file of one of them
+        return ".tmp" in name and any(name.startswith(f".{o}.") for o in ours)
+
+    entries = [p for p in run.iterdir() if p.name != ".lock"]
+    if not entries or any(p.name not in ours and not temporary(p.name) for p in entries):
         return
-    if not (run / "checkpoint.pt").exists() and not (run / RUN_ANCHORS).exists():
-        return
-    for p in entries:
-        if p.name == ".lock":
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+    lock = files.try_lock(run / ".lock")
+    if lock is None:
+        raise RunInUseError(f"run folder {run} is in use by another training process")
+    try:
+        for p in entries:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    finally:
+        lock.close()
 
 
 def _copy_origin(src: Path, run: Path, origin: dict) -> None:

@@ -692,11 +692,27 @@ def test_a_start_killed_while_copying_its_origin_starts_again(tmp_path):
     (new / ".lock").write_text("")
     training._clear_interrupted_copy(new, origin)
     assert [p.name for p in new.iterdir()] == [".lock"]
-    # a folder with anything else in it is the user's: left alone
+    # killed in the first copy: only its temporary file
+    (new / ".checkpoint.pt.abc123.tmp.pt").write_bytes(b"half")
+    training._clear_interrupted_copy(new, origin)
+    assert [p.name for p in new.iterdir()] == [".lock"]
+    # another process starting in the folder holds its lock: nothing is touched
     (new / "checkpoint.pt").write_bytes(b"x")
+    held = training._lock(new)
+    try:
+        with pytest.raises(training.RunInUseError):
+            training._clear_interrupted_copy(new, origin)
+    finally:
+        held.close()
+    assert (new / "checkpoint.pt").exists()
+    # a folder with anything else in it is the user's: left alone (a hidden file too)
     (new / "notes.txt").write_text("mine")
+    (new / ".hidden").write_text("mine")
     training._clear_interrupted_copy(new, origin)
     assert (new / "notes.txt").read_text() == "mine" and (new / "checkpoint.pt").exists()
+    (new / "notes.txt").unlink()
+    training._clear_interrupted_copy(new, origin)
+    assert (new / ".hidden").exists() and (new / "checkpoint.pt").exists()
 
 
 def test_a_dqn_run_without_its_buffer_gathers_learning_starts_again():
