@@ -958,7 +958,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
         else:
             origin = check_origin(config, start_from, out=run)
             checked = run_anchors(config, start_from)  # a custom anchor set: the origin's own copy
-            _clear_interrupted_copy(run, Path(start_from))
+            _clear_interrupted_copy(run, Path(start_from), origin["checkpoint_sha256"])
     check_start(checked, out, resume=resume)
     fresh = not run.exists()
     emptied = not fresh and not any(run.iterdir())  # an empty folder the user made: kept, left empty
@@ -1108,9 +1108,9 @@ def _origin_copies(src: Path) -> list[str]:
     return [*_ORIGIN_FILES, *sorted(p.name for p in src.glob("progress.part*.csv"))]
 
 
-def _clear_interrupted_copy(run: Path, src: Path) -> None:
-    """A start from ``src`` killed while it copied the origin left copies (or their temporary
-    files) and no ``config.json``: remove them (they are the origin's files, which stay in the
+def _clear_interrupted_copy(run: Path, src: Path, checkpoint_sha256: str) -> None:
+    """A start from ``src`` (whose checkpoint has ``checkpoint_sha256``) killed while it copied the
+    origin left copies (or their temporary files) and no ``config.json``: remove them (they are the origin's files, which stay in the
     origin), so that the same command can start again. A folder holding anything else is left
     alone (:func:`check_start` refuses it); one another process is starting in is not touched.
 
@@ -1128,6 +1128,12 @@ def _clear_interrupted_copy(run: Path, src: Path) -> None:
 
     entries = [p for p in run.iterdir() if p.name != ".lock"]
     if not entries or any(p.name not in ours and not temporary(p.name) for p in entries):
+        return
+    # what the copy writes first: the anchor set's copy (where the origin has one), then the checkpoint
+    started = ((src / RUN_ANCHORS).is_dir() and (run / RUN_ANCHORS).is_dir()) or any(
+        p.name.startswith(".checkpoint.pt.") for p in entries) or (
+        (run / "checkpoint.pt").is_file() and files.sha256_file(run / "checkpoint.pt") == checkpoint_sha256)
+    if not started:
         return
     lock = files.try_lock(run / ".lock")
     if lock is None:

@@ -686,33 +686,37 @@ def test_what_a_continued_run_keeps_and_records(tmp_path, monkeypatch, capsys):
 
 def test_a_start_killed_while_copying_its_origin_starts_again(tmp_path):
     origin = _fake_origin(tmp_path / "origin", tiny(total_steps=64), 64)
+    sha = training.check_origin(tiny(total_steps=96), origin)["checkpoint_sha256"]
     new = tmp_path / "new"
     new.mkdir()
     (new / "checkpoint.pt").write_bytes((origin / "checkpoint.pt").read_bytes())
+    (new / "eval.csv").write_text("timesteps\n")
     (new / ".lock").write_text("")
-    training._clear_interrupted_copy(new, origin)
+    training._clear_interrupted_copy(new, origin, sha)
     assert [p.name for p in new.iterdir()] == [".lock"]
     # killed in the first copy: only its temporary file
     (new / ".checkpoint.pt.abc123.tmp.pt").write_bytes(b"half")
-    training._clear_interrupted_copy(new, origin)
+    training._clear_interrupted_copy(new, origin, sha)
     assert [p.name for p in new.iterdir()] == [".lock"]
     # another process starting in the folder holds its lock: nothing is touched
-    (new / "checkpoint.pt").write_bytes(b"x")
+    (new / "checkpoint.pt").write_bytes((origin / "checkpoint.pt").read_bytes())
     held = training._lock(new)
     try:
         with pytest.raises(training.RunInUseError):
-            training._clear_interrupted_copy(new, origin)
+            training._clear_interrupted_copy(new, origin, sha)
     finally:
         held.close()
     assert (new / "checkpoint.pt").exists()
-    # a folder with anything else in it is the user's: left alone (a hidden file too)
-    (new / "notes.txt").write_text("mine")
+    # files of the same names that are not the origin's copies are the user's: left alone
+    (new / "checkpoint.pt").write_bytes(b"my own")
+    (new / "eval.csv").write_text("mine")
+    training._clear_interrupted_copy(new, origin, sha)
+    assert (new / "checkpoint.pt").read_bytes() == b"my own" and (new / "eval.csv").read_text() == "mine"
+    # and so is a folder with anything else in it (a hidden file too)
+    (new / "checkpoint.pt").write_bytes((origin / "checkpoint.pt").read_bytes())
     (new / ".hidden").write_text("mine")
-    training._clear_interrupted_copy(new, origin)
-    assert (new / "notes.txt").read_text() == "mine" and (new / "checkpoint.pt").exists()
-    (new / "notes.txt").unlink()
-    training._clear_interrupted_copy(new, origin)
-    assert (new / ".hidden").exists() and (new / "checkpoint.pt").exists()
+    training._clear_interrupted_copy(new, origin, sha)
+    assert (new / ".hidden").exists() and (new / "checkpoint.pt").exists() and (new / "eval.csv").exists()
 
 
 def test_a_dqn_run_without_its_buffer_gathers_learning_starts_again():
