@@ -532,6 +532,21 @@ def load_replay(buffer, path: Path, num_timesteps: int) -> None:
     buffer.pos, buffer.full = pos, full
 
 
+def _read_checkpoint(path: Path, map_location, *, hint: str = "") -> dict:
+    """A :func:`save_checkpoint` file's contents (plain tensors: ``weights_only``, no pickled code).
+
+    Raises:
+        ValueError: the file cannot be read (truncated or corrupted); ``hint`` ends the message.
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise ValueError(f"{path} cannot be read as a checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                         f"the file is truncated or corrupted{hint}") from None
+
+
 def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
     """Restore a :func:`save_checkpoint`; returns the wall time trained before it.
 
@@ -542,14 +557,7 @@ def load_checkpoint(model, path: Path, *, replay: bool = True) -> float:
         ValueError: the file cannot be read (truncated or corrupted), holds other things than a
             checkpoint, or the weights of another model (a different config).
     """
-    import pickle
-
-    try:
-        state = torch.load(path, map_location=model.device, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as e:
-        raise ValueError(f"{path} cannot be read as a checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
-                         "the file is truncated or corrupted; restore it, or move it away to restart the run "
-                         "from step 0") from None
+    state = _read_checkpoint(path, model.device, hint="; restore it, or move it away to restart the run from step 0")
     try:
         model.policy.load_state_dict(state["policy"])
         for k, o in _optimizers(model).items():
@@ -986,13 +994,18 @@ def _remove_failed_start(run: Path, *, keep_folder: bool) -> None:
     if not keep_folder:
         shutil.rmtree(run, ignore_errors=True)
         return
-    for child in run.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
+    _remove(list(run.iterdir()))
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove these files and folders (a link is removed, not followed)."""
+    import shutil
+
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            child.unlink(missing_ok=True)
-
-
+            path.unlink(missing_ok=True)
 
 
 #: Hyper-parameters a continued run keeps (the checkpoint fixes them): the optimiser's epsilon,
@@ -1026,8 +1039,7 @@ def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str
     saved = saved_config(src)
     assert saved is not None
     a, b = asdict(saved), asdict(config)
-    skip = _RELATIVE_ONLY if saved.representation == config.representation == "absolute" else ()
-    changed = [k for k in a if k not in skip and a[k] != b[k]]
+    changed = _changed_fields(saved, config)
     fixed = [k for k in changed if k not in CONTINUE_MAY_CHANGE]
     if fixed:
         raise ValueError(f"a run continued from {src} keeps its network and training tracks, but these settings "
@@ -1039,14 +1051,12 @@ def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str
         raise ValueError(f"a run continued from {src} keeps {', '.join(kept)} (its checkpoint holds the optimiser "
                          f"state or replay buffer made with them): "
                          f"{'; '.join(f'{k}: {hp_a[k]!r} -> {hp_b.get(k)!r}' for k in kept)}")
-    import pickle
-
+    state = _read_checkpoint(src / "checkpoint.pt", "cpu")
     try:
-        state = torch.load(src / "checkpoint.pt", map_location="cpu", weights_only=True)
         steps = int(state["num_timesteps"])
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{src / 'checkpoint.pt'} cannot be read as a checkpoint ({type(e).__name__}): the file "
-                         "is truncated or corrupted") from None
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{src / 'checkpoint.pt'} is not a checkpoint (no step count): the file is truncated or "
+                         "corrupted") from None
     if config.total_steps <= steps:
         raise ValueError(f"total_steps {config.total_steps} is not past the checkpoint of {src} ({steps} steps): "
                          f"give more (--steps counts the origin's steps too, e.g. {steps + 200_000})")
@@ -1066,7 +1076,7 @@ def check_origin(config: TrainConfig, start_from: str | os.PathLike, *, out: str
                              f"{most} steps, or a smaller exploration_fraction with --set")
     record: dict = {"run": src.resolve().name, "path": str(src.resolve()), "steps": steps,
                     "checkpoint_sha256": files.sha256_file(src / "checkpoint.pt"),
-                    "changed": {k: [a[k], b[k]] for k in changed if k not in _EXECUTION_ONLY}}
+                    "changed": {k: [a[k], b[k]] for k in changed}}
     if (src / ORIGIN_FILE).is_file():  # a continued run continued again: the chain back to the first
         record["origin"] = json.loads((src / ORIGIN_FILE).read_text())
     return record
@@ -1110,15 +1120,14 @@ def _origin_copies(src: Path) -> list[str]:
 
 def _clear_interrupted_copy(run: Path, src: Path, checkpoint_sha256: str) -> None:
     """A start from ``src`` (whose checkpoint has ``checkpoint_sha256``) killed while it copied the
-    origin left copies (or their temporary files) and no ``config.json``: remove them (they are the origin's files, which stay in the
-    origin), so that the same command can start again. A folder holding anything else is left
-    alone (:func:`check_start` refuses it); one another process is starting in is not touched.
+    origin left copies (or their temporary files) and no ``config.json``: remove them (they are the
+    origin's files, which stay in the origin), so that the same command can start again. A folder
+    holding anything else is left alone (:func:`check_start` refuses it); one another process is
+    starting in is not touched.
 
     Raises:
         RunInUseError: another process holds the folder's lock (it is copying or training).
     """
-    import shutil
-
     if not run.is_dir() or (run / "config.json").exists():
         return
     ours = {*_origin_copies(src), ORIGIN_FILE, RUN_ANCHORS}
@@ -1139,11 +1148,7 @@ def _clear_interrupted_copy(run: Path, src: Path, checkpoint_sha256: str) -> Non
     if lock is None:
         raise RunInUseError(f"run folder {run} is in use by another training process")
     try:
-        for p in entries:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        _remove(entries)
     finally:
         lock.close()
 
@@ -1244,20 +1249,26 @@ _EXECUTION_ONLY = ("workers", "device")
 #: where it runs. Every other setting (the algorithm, representation, colour, seed, anchors,
 #: architecture, projection and number of environments) is the origin's network or its training
 #: tracks: changing it would make another agent, trained from scratch.
-CONTINUE_MAY_CHANGE = ("total_steps", "alpha", "anchor_update", "anchor_embeddings", "freeze_encoder", "hyperparameters",
-                       "precision", "eval_every", "eval_tracks", "eval_max_steps", "checkpoint_every",
-                       *_EXECUTION_ONLY)
+CONTINUE_MAY_CHANGE = ("total_steps", "alpha", "anchor_update", "anchor_embeddings", "freeze_encoder",
+                       "hyperparameters", "precision", "eval_every", "eval_tracks", "eval_max_steps",
+                       "checkpoint_every", *_EXECUTION_ONLY)
 #: The file in a continued run that names its origin (:func:`check_origin`).
 ORIGIN_FILE = "origin.json"
 
 
-def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
-    """``field: saved -> given`` for each setting that differs (relative-only ones skipped for
-    absolute runs; ``device`` and ``workers`` always skipped)."""
+def _changed_fields(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """The settings that differ (relative-only ones skipped for absolute runs; ``device`` and
+    ``workers``, where a run executes, always skipped)."""
     a, b = asdict(saved), asdict(given)
     absolute = saved.representation == given.representation == "absolute"
     skip = _EXECUTION_ONLY + (_RELATIVE_ONLY if absolute else ())
-    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in skip and a[k] != b[k]]
+    return [k for k in a if k not in skip and a[k] != b[k]]
+
+
+def _config_diff(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """``field: saved -> given`` for each setting :func:`_changed_fields` finds."""
+    a, b = asdict(saved), asdict(given)
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in _changed_fields(saved, given)]
 
 
 #: The folder in a run that holds its copy of a custom (not shipped) anchor set: the recipe, the
