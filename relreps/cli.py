@@ -267,6 +267,15 @@ def _print_table(t: stitching.Table, title: str) -> None:
             f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
 
 
+def _table_like(t) -> bool:
+    """Whether ``t`` (read from a file) has a table's cells and its agents' sha256, the parts a
+    cell is copied by."""
+    sha = t.get("sha256") if isinstance(t, dict) else None
+    return (isinstance(t, dict) and isinstance(t.get("cells"), dict)
+            and all(isinstance(row, dict) for row in t["cells"].values()) and isinstance(sha, dict)
+            and isinstance(sha.get("encoders"), dict) and isinstance(sha.get("policies"), dict))
+
+
 def _seed_suffix(seed: int) -> str:
     return "" if seed == 1 else f"-s{seed}"
 
@@ -440,12 +449,24 @@ def _table(args) -> int:
         ", sampled actions" if args.actions == "sampled" else "")
 
     def earlier(rep: str) -> list:
-        """The single tables already in the output folder: their cells with the same weights are
-        copied, e.g. the zoo's own table when one agent is replaced, each seed's table in --cross-seed,
-        or each algorithm's in --algos."""
-        files = ([f"table-{a}-{rep}{align_suffix}{_seed_suffix(seeds[0])}.json" for a in args.algos] if args.algos
+        """Tables already in the output folder, whose cells are copied where the encoder's and the
+        policy's weights (their sha256) and the protocol (tracks, steps, alignment, actions) are the
+        same (:func:`relreps.stitching.table` checks both): first the single tables of the seeds or
+        algorithms read here, e.g. the zoo's own table when one agent is replaced, then every other
+        table file there, e.g. the tables with one agent swapped or an earlier --cross-seed file's
+        tables. A file that is not such a table is passed over."""
+        first = ([f"table-{a}-{rep}{align_suffix}{_seed_suffix(seeds[0])}.json" for a in args.algos] if args.algos
                  else [f"table-{algo}-{rep}{align_suffix}{_seed_suffix(s)}.json" for s in seeds])
-        return [json.loads((out_dir / f).read_text()) for f in files if (out_dir / f).is_file()]
+        rest = sorted(p.name for p in out_dir.glob("table-*.json") if p.name not in first)
+        found = []
+        for name in [*first, *rest]:
+            try:
+                data = json.loads((out_dir / name).read_text())
+            except (OSError, ValueError):
+                continue
+            parts = data.get("tables") if isinstance(data, dict) else None
+            found += [t for t in (parts.values() if isinstance(parts, dict) else [data]) if _table_like(t)]
+        return found
 
     for rep in args.representations:
         known = earlier(rep) if (replaced or args.cross_seed or args.algos) else None
@@ -460,6 +481,13 @@ def _table(args) -> int:
                           **({"align": args.align} if args.align else {}),
                           **({"actions": args.actions} if args.actions != "greedy" else {}))
             which = algo if factor == "seed" else f"seed {seeds[0]}"
+            if known:
+                copied = sum(any(c is k["cells"].get(e, {}).get(p) for k in known)
+                             for t in result["tables"].values() for e, row in t["cells"].items()
+                             for p, c in row.items())
+                cells = sum(len(row) for t in result["tables"].values() for row in t["cells"].values())
+                print(f"{copied} of {cells} cells copied from earlier tables in {out_dir} "
+                      "(same agents, tracks and steps)")
             _print_factor_tables(result, factor, f"{rep} stitching ({which}{how})")
             path = out_dir / names[rep]
             _write_json(path, result)
@@ -1001,8 +1029,11 @@ def _add_table(sub) -> None:
                          "the same colour's cell included, with the zoo's agents ALGO-rel|abs-COLOUR[-sSEED] of "
                          "one --seeds SEED, and each colour pair's mean +- std over the pairs, written to "
                          "table-algos-A1-A2...-REPRESENTATION[-ALIGN][-sSEED].json")
-    tb.add_argument("--out", default="results", help="folder for table-ALGO-REPRESENTATION[-ALIGN].json")
-    tb.add_argument("--overwrite", action="store_true")
+    tb.add_argument("--out", default="results",
+                    help="folder for table-ALGO-REPRESENTATION[-ALIGN].json; with --agent, --cross-seed or "
+                         "--algos, a cell that a table already there measured with the same agents' weights "
+                         "(sha256), tracks, steps, alignment and actions is copied, not driven again")
+    tb.add_argument("--overwrite", action="store_true", help="replace a table file that exists")
     tb.set_defaults(func=_table)
 
 

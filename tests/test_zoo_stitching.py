@@ -562,12 +562,31 @@ def test_cli_table_seeds(agents, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--seeds", "1", "2", "--cross-seed"]) == 0
     printed = capsys.readouterr().out
-    assert "8 of 16" not in printed and "seed-1 encoders (rows) x seed-2 policies" in printed
+    # each seed's own table gives its 8 cells; the 8 across seeds are driven
+    assert "8 of 16 cells copied" in printed and "seed-1 encoders (rows) x seed-2 policies" in printed
     both = json.loads((out / "table-ppo-relative-seeds-1-2.json").read_text())
     assert list(both["tables"]) == ["1-1", "1-2", "2-1", "2-2"] and both["representation"] == "relative"
     assert both["tables"]["1-1"]["cells"] == one["cells"] and both["tables"]["2-2"]["cells"] == two["cells"]
     assert both["tables"]["2-1"]["policies"]["green"] == "ppo-rel-green"
     assert set(both["summary"]["groups"]) == {"alone", "seed", "colour", "colour+seed"}
+    # a table with one agent swapped gives the cells across seeds it holds (seed-1 red encoder with
+    # the seed-2 green policy, and the other way round); a file that is not a table is passed over
+    assert main([*args, "--agent", f"green={zoo_dir / 'ppo-rel-green-s2.json'}"]) == 0
+    swapped = json.loads((out / "table-ppo-relative+ppo-rel-green-s2.json").read_text())
+    (out / "table-ppo-relative-seeds-1-2.json").rename(tmp_path / "kept.json")
+    (out / "table-junk.json").write_text("not JSON")
+    (out / "table-junk-2.json").write_text(json.dumps({"cells": [], "tables": {"1-1": {"cells": 3}}}))
+    capsys.readouterr()
+    assert main([*args, "--seeds", "1", "2", "--cross-seed"]) == 0
+    assert "10 of 16 cells copied" in capsys.readouterr().out
+    again = json.loads((out / "table-ppo-relative-seeds-1-2.json").read_text())
+    assert again["tables"]["1-2"]["cells"]["red"]["green"] == swapped["cells"]["red"]["green"]
+    assert again["tables"] == json.loads((tmp_path / "kept.json").read_text())["tables"]  # same episodes
+    # measured again over itself: every cell is copied
+    assert main([*args, "--seeds", "1", "2", "--cross-seed", "--overwrite"]) == 0
+    assert "16 of 16 cells copied" in capsys.readouterr().out
+    for junk in ("table-junk.json", "table-junk-2.json", "table-ppo-relative+ppo-rel-green-s2.json"):
+        (out / junk).unlink()
     # bad selections: one clear error, nothing written
     before = sorted(p.name for p in out.iterdir())
     bad = {("--seeds", "1", "1"): "distinct training seeds",
