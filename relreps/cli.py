@@ -267,13 +267,12 @@ def _print_table(t: stitching.Table, title: str) -> None:
             f"{cells[pc]['mean_max_return']:8.0f} +-{cells[pc]['std_max_return']:4.0f}" for pc in cols))
 
 
-def _table_like(t) -> bool:
-    """Whether ``t`` (read from a file) has a table's cells and its agents' sha256, the parts a
-    cell is copied by."""
-    sha = t.get("sha256") if isinstance(t, dict) else None
-    return (isinstance(t, dict) and isinstance(t.get("cells"), dict)
-            and all(isinstance(row, dict) for row in t["cells"].values()) and isinstance(sha, dict)
-            and isinstance(sha.get("encoders"), dict) and isinstance(sha.get("policies"), dict))
+def _print_copied(tables: list, known: list, out_dir: Path) -> None:
+    """Say how many cells of ``tables`` are the very cells of ``known`` (copied, not driven)."""
+    copied = sum(any(c is k["cells"].get(e, {}).get(p) for k in known)
+                 for t in tables for e, row in t["cells"].items() for p, c in row.items())
+    cells = sum(len(row) for t in tables for row in t["cells"].values())
+    print(f"{copied} of {cells} cells copied from earlier tables in {out_dir} (same agents, tracks and steps)")
 
 
 def _seed_suffix(seed: int) -> str:
@@ -465,7 +464,7 @@ def _table(args) -> int:
             except (OSError, ValueError):
                 continue
             parts = data.get("tables") if isinstance(data, dict) else None
-            found += [t for t in (parts.values() if isinstance(parts, dict) else [data]) if _table_like(t)]
+            found += [t for t in (parts.values() if isinstance(parts, dict) else [data]) if stitching.copyable(t)]
         return found
 
     for rep in args.representations:
@@ -482,12 +481,7 @@ def _table(args) -> int:
                           **({"actions": args.actions} if args.actions != "greedy" else {}))
             which = algo if factor == "seed" else f"seed {seeds[0]}"
             if known:
-                copied = sum(any(c is k["cells"].get(e, {}).get(p) for k in known)
-                             for t in result["tables"].values() for e, row in t["cells"].items()
-                             for p, c in row.items())
-                cells = sum(len(row) for t in result["tables"].values() for row in t["cells"].values())
-                print(f"{copied} of {cells} cells copied from earlier tables in {out_dir} "
-                      "(same agents, tracks and steps)")
+                _print_copied(list(result["tables"].values()), known, out_dir)
             _print_factor_tables(result, factor, f"{rep} stitching ({which}{how})")
             path = out_dir / names[rep]
             _write_json(path, result)
@@ -497,10 +491,7 @@ def _table(args) -> int:
             t = stitching.table(agents[rep, s], agents[rep, s], track_seeds=tracks, processes=args.processes,
                                 max_steps=args.max_steps, align=args.align, known=known, actions=args.actions)
             if known:
-                copied = sum(any(t["cells"][e][p] is k["cells"].get(e, {}).get(p) for k in known)
-                             for e in colors for p in colors)
-                print(f"{copied} of {len(colors) ** 2} cells copied from earlier tables in {out_dir} "
-                      "(same agents, tracks and steps)")
+                _print_copied([t], known, out_dir)
             t["algo"], t["representation"] = algo, rep
             t["score"] = "mean and std of the episode maximum return"
             path = out_dir / names[rep, s]

@@ -58,6 +58,7 @@ __all__ = [
     "algorithm_tables",
     "anchor_mean",
     "check_stitchable",
+    "copyable",
     "factor_groups",
     "factor_summary",
     "fit_affine",
@@ -333,11 +334,19 @@ def _weights_id(agent: Agent) -> str | None:
     return agent.card.get("sha256")
 
 
+def copyable(known) -> bool:
+    """Whether ``known`` (e.g. read from a file) has what :func:`table` copies a cell by: a table's
+    cells, and its agents' weight checksums (``sha256``, which tables record since they copy cells)."""
+    sha = known.get("sha256") if isinstance(known, dict) else None
+    return (isinstance(sha, dict) and isinstance(sha.get("encoders"), dict) and isinstance(sha.get("policies"), dict)
+            and isinstance(known.get("cells"), dict) and all(isinstance(r, dict) for r in known["cells"].values()))
+
+
 def _reusable(known: Table | None, *, track_seeds, max_steps, align, actions: str = "greedy") -> bool:
     """Whether ``known`` (an earlier :func:`table`) was measured the same way: same tracks, same
     episode length, same alignment (for ``"affine"``, the same ridge), same action rule, and with
-    the weights' checksums to match its cells by."""
-    if not known or "sha256" not in known:
+    the weights' checksums to match its cells by (:func:`copyable`)."""
+    if known is None or not copyable(known):
         return False
     return (known.get("tracks") == [int(s) for s in track_seeds] and known.get("max_steps") == max_steps
             and known.get("align") == align and known.get("ridge") == (RIDGE if align == "affine" else None)
