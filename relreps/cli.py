@@ -468,7 +468,9 @@ def _table(args) -> int:
         return found
 
     for rep in args.representations:
-        known = earlier(rep) if (replaced or args.cross_seed or args.algos) else None
+        # the seed-1 table (the paper's Table 1) is always driven; another seed's, e.g. a second
+        # Table 1 whose cells a --cross-seed file already holds, copies what is known
+        known = earlier(rep) if (replaced or args.cross_seed or args.algos or seeds != [1]) else None
         if args.cross_seed or args.algos:
             factor = "algo" if args.algos else "seed"
             made = stitching.algorithm_tables if args.algos else stitching.seed_tables
@@ -488,10 +490,11 @@ def _table(args) -> int:
             print(f"written to {path}")
             continue
         for s in seeds:
+            known_s = known if (replaced or s != 1) else None
             t = stitching.table(agents[rep, s], agents[rep, s], track_seeds=tracks, processes=args.processes,
-                                max_steps=args.max_steps, align=args.align, known=known, actions=args.actions)
-            if known:
-                _print_copied([t], known, out_dir)
+                                max_steps=args.max_steps, align=args.align, known=known_s, actions=args.actions)
+            if known_s:
+                _print_copied([t], known_s, out_dir)
             t["algo"], t["representation"] = algo, rep
             t["score"] = "mean and std of the episode maximum return"
             path = out_dir / names[rep, s]
@@ -1021,9 +1024,10 @@ def _add_table(sub) -> None:
                          "one --seeds SEED, and each colour pair's mean +- std over the pairs, written to "
                          "table-algos-A1-A2...-REPRESENTATION[-ALIGN][-sSEED].json")
     tb.add_argument("--out", default="results",
-                    help="folder for table-ALGO-REPRESENTATION[-ALIGN].json; with --agent, --cross-seed or "
-                         "--algos, a cell that a table already there measured with the same agents' weights "
-                         "(sha256), tracks, steps, alignment and actions is copied, not driven again")
+                    help="folder for table-ALGO-REPRESENTATION[-ALIGN].json; with --agent, --cross-seed, "
+                         "--algos or a seed other than 1, a cell that a table already there measured with the "
+                         "same agents' weights (sha256), tracks, steps, alignment and actions is copied, not "
+                         "driven again (the seed-1 table itself is always driven)")
     tb.add_argument("--overwrite", action="store_true", help="replace a table file that exists")
     tb.set_defaults(func=_table)
 

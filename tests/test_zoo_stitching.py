@@ -585,6 +585,15 @@ def test_cli_table_seeds(agents, tmp_path, capsys):
     # measured again over itself: every cell is copied
     assert main([*args, "--seeds", "1", "2", "--cross-seed", "--overwrite"]) == 0
     assert "16 of 16 cells copied" in capsys.readouterr().out
+    # a second Table 1 (seed 2 alone) copies the cells the cross-seed file holds; seed 1's is driven
+    (out / "table-ppo-relative-s2.json").rename(tmp_path / "two.json")
+    (out / "table-ppo-relative.json").rename(tmp_path / "one.json")
+    assert main([*args, "--seeds", "2"]) == 0
+    assert "4 of 4 cells copied" in capsys.readouterr().out
+    assert json.loads((out / "table-ppo-relative-s2.json").read_text())["cells"] == two["cells"]
+    assert main([*args, "--seeds", "1"]) == 0
+    assert "copied" not in capsys.readouterr().out
+    assert json.loads((out / "table-ppo-relative.json").read_text())["cells"] == one["cells"]  # same episodes
     for junk in ("table-junk.json", "table-junk-2.json", "table-ppo-relative+ppo-rel-green-s2.json"):
         (out / junk).unlink()
     # bad selections: one clear error, nothing written
