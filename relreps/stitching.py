@@ -743,7 +743,13 @@ def load_table(path) -> Table:
         raise bad(f"expected a JSON object (a stitching table), got {type(t).__name__}")
     if "tables" in t and "cells" not in t:
         raise bad(f"holds {len(t['tables'])} tables, one per (encoder seed, policy seed) pair "
-                  f"({', '.join(t['tables'])}; relreps table --cross-seed), not one table")
+                  f"({', '.join(t['tables'])}; relreps table --cross-seed), not one table: "
+                  "read it with load_factor_tables")
+    return _checked_table(t, bad)
+
+
+def _checked_table(t: dict, bad) -> Table:
+    """:func:`load_table`'s checks of one table read from JSON; ``bad(message)`` makes the error."""
     missing = [k for k in ("encoders", "policies", "tracks", "max_steps", "cells") if k not in t]
     if missing:
         raise bad(f"not a stitching table: no {', '.join(missing)}")
@@ -806,6 +812,88 @@ def load_table(path) -> Table:
                 if not _number(cell.get(key)) or abs(cell[key] - value) > RECHECK_TOLERANCE:
                     raise bad(f"{where}: {key} is {cell.get(key)!r}, but its episodes give {value!r}")
     return cast(Table, t)
+
+
+def _close(a, b, tolerance: float) -> bool:
+    """``a == b``, numbers within ``tolerance`` (relative to their size, at least 1)."""
+    if _number(a) and _number(b):
+        return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_close(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b))
+    return a == b
+
+
+def load_factor_tables(path) -> dict:
+    """The tables of one ``relreps table --cross-seed`` (or ``--algos``) file
+    (``results/table-*-seeds-*.json``), read back in :func:`seed_tables`' (or
+    :func:`algorithm_tables`') format: ``{"seeds": [...] (or "algos"), "colors": [...], "tables":
+    {"s-t": table}, "summary": ...}``, keys the command adds (``algo``, ``representation``, ...) kept.
+
+    Checked: every table as :func:`load_table` checks one; one table per ordered pair of the seeds
+    (algorithms), in :func:`seed_tables`' order, each with the file's colours as its encoders' and
+    policies'; the same tracks, episode length, alignment and actions in every table; and a
+    ``summary`` equal to :func:`factor_summary` of the tables (up to :data:`RECHECK_TOLERANCE`).
+
+    Raises:
+        ValueError: the file is not JSON, holds a single table (read it with :func:`load_table`),
+            or fails a check above; the message names the file, the table and what is wrong.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+
+    def bad(message: str) -> ValueError:
+        return ValueError(f"{path}: {message}")
+
+    try:
+        t = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise bad(f"not JSON ({e})") from None
+    if not isinstance(t, dict):
+        raise bad(f"expected a JSON object (the tables of relreps table --cross-seed), got {type(t).__name__}")
+    if "cells" in t:
+        raise bad("holds one table, not one per pair of seeds: read it with load_table")
+    found = [f for f in FACTORS if f"{FACTORS[f][0]}s" in t]
+    if len(found) != 1:
+        raise bad("expected the tables of relreps table --cross-seed ('seeds') or --algos ('algos'), "
+                  f"got the keys {', '.join(t) or 'none'}")
+    factor = found[0]
+    field = f"{FACTORS[factor][0]}s"
+    values, colors, tables = t[field], t.get("colors"), t.get("tables")
+    if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
+        raise bad(f"{field!r} must be a non-empty list of distinct values, got {values!r}")
+    if not isinstance(colors, list) or not colors or not all(isinstance(c, str) for c in colors):
+        raise bad(f"'colors' must be a non-empty list of colours, got {colors!r}")
+    keys = [_pair_key(a, b) for a in values for b in values]
+    if not isinstance(tables, dict) or list(tables) != keys:
+        raise bad(f"'tables' must hold one table per ordered pair of {field} ({', '.join(keys)}), got "
+                  f"{', '.join(tables) if isinstance(tables, dict) else repr(tables)}")
+    checked = {}
+    for key, sub in tables.items():
+        def bad_in(message: str, key=key) -> ValueError:
+            return bad(f"table {key!r}: {message}")
+
+        if not isinstance(sub, dict):
+            raise bad_in(f"expected a table (a JSON object), got {type(sub).__name__}")
+        sub_t = _checked_table(sub, bad_in)
+        for side in ("encoders", "policies"):
+            if list(sub_t[side]) != colors:
+                raise bad_in(f"its {side} are {', '.join(sub_t[side])}, the file's colours {', '.join(colors)}")
+        checked[key] = sub_t
+    first = checked[keys[0]]
+    protocol = ("tracks", "max_steps", "align", "ridge", "actions")
+    for key, sub_t in checked.items():
+        for k in protocol:
+            if sub_t.get(k) != first.get(k):
+                raise bad(f"table {key!r} has {k} {sub_t.get(k)!r}, table {keys[0]!r} has {first.get(k)!r}: "
+                          "every table of the file needs the same protocol")
+    made = factor_summary(checked, factor)
+    if not _close(t.get("summary"), made, RECHECK_TOLERANCE):
+        raise bad("its 'summary' is not what its tables give (factor_summary)")
+    return {**t, "tables": checked, "summary": made}
 
 
 def sample_episodes(saved: Table, episodes: int, *, seed: int = 0) -> list[tuple[str, str, int]]:
@@ -912,4 +1000,4 @@ def recheck(saved: Table, encoders: dict, policies: dict, *, episodes: int, seed
             "of": sum(len(cell["episodes"]) for row in saved["cells"].values() for cell in row.values())}
 
 
-__all__ += ["RECHECK_TOLERANCE", "check_agents", "load_table", "recheck", "sample_episodes"]
+__all__ += ["RECHECK_TOLERANCE", "check_agents", "load_factor_tables", "load_table", "recheck", "sample_episodes"]

@@ -93,7 +93,7 @@ def _broken(t: dict, how: str):
 
 
 BROKEN = {
-    "cross-seed": "one per \\(encoder seed, policy seed\\) pair", "no cells": "not a stitching table: no cells",
+    "cross-seed": "one per \\(encoder seed, policy seed\\) pair .*read it with load_factor_tables", "no cells": "not a stitching table: no cells",
     "no tracks": "'tracks' must be", "max_steps": "'max_steps' must be", "align": "unknown align 'rotate'",
     "affine without ridge": "records its fit's ridge", "actions": "unknown actions 'softmax'",
     "greedy named": "records 'actions': 'greedy'; a greedy table leaves the key out",
@@ -229,3 +229,72 @@ def test_summary_of_a_sub_table(saved):
     red = stitching.summary(t, colors=["red"])
     assert red["diagonal_mean"] == t["cells"]["red"]["red"]["mean_max_return"]
     assert stitching.summary(t, colors=["red", "green"]) == stitching.summary(t)
+
+
+@pytest.fixture(scope="module")
+def saved_seeds(saved, tmp_path_factory):
+    """A file of relreps table --cross-seed's form (seeds 1 and 2; the same 2 x 2 table for each pair)."""
+    t = saved[0]
+    tables = {k: copy.deepcopy(t) for k in ("1-1", "1-2", "2-1", "2-2")}
+    data = {"seeds": [1, 2], "colors": list(t["encoders"]), "tables": tables,
+            "summary": stitching.seed_summary(tables), "representation": "absolute", "algo": "ppo"}
+    path = tmp_path_factory.mktemp("results") / "table-ppo-absolute-seeds-1-2.json"
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data, path
+
+
+def test_load_factor_tables_gives_back_the_tables(saved_seeds):
+    data, path = saved_seeds
+    loaded = stitching.load_factor_tables(path)
+    assert loaded == json.loads(path.read_text()) and list(loaded["tables"]) == ["1-1", "1-2", "2-1", "2-2"]
+    assert set(loaded["summary"]["groups"]) == {"alone", "seed", "colour", "colour+seed"}
+    assert stitching.summary(loaded["tables"]["1-2"]) == stitching.summary(data["tables"]["1-2"])
+
+
+def _broken_seeds(data: dict, how: str):
+    data = copy.deepcopy(data)
+    if how == "one table":
+        return data["tables"]["1-1"]
+    if how == "no factor":
+        del data["seeds"]
+    elif how == "repeated seed":
+        data["seeds"] = [1, 1]
+    elif how == "missing pair":
+        del data["tables"]["2-1"]
+    elif how == "pair order":
+        data["tables"] = dict(reversed(list(data["tables"].items())))
+    elif how == "broken table":
+        data["tables"]["2-1"]["cells"]["green"]["red"]["std_max_return"] += 1.0
+    elif how == "other colours":
+        data["colors"] = ["red"]
+    elif how == "protocol":
+        data["tables"]["1-2"]["max_steps"] += 1
+    elif how == "summary":
+        data["summary"]["groups"]["seed"]["mean"] += 1.0
+    return data
+
+
+BROKEN_SEEDS = {
+    "one table": "holds one table, not one per pair of seeds: read it with load_table",
+    "no factor": "expected the tables of relreps table --cross-seed \\('seeds'\\) or --algos",
+    "repeated seed": "'seeds' must be a non-empty list of distinct values",
+    "missing pair": "one table per ordered pair of seeds \\(1-1, 1-2, 2-1, 2-2\\), got 1-1, 1-2, 2-2",
+    "pair order": "one table per ordered pair of seeds",
+    "broken table": "table '2-1': cell \\(green encoder, red policy\\): std_max_return is",
+    "other colours": "table '1-1': its encoders are red, green, the file's colours red",
+    "protocol": "table '1-2' has max_steps 9, table '1-1' has 8",
+    "summary": "its 'summary' is not what its tables give",
+}
+
+
+@pytest.mark.parametrize("how", sorted(BROKEN_SEEDS))
+def test_load_factor_tables_refuses_a_broken_file(saved_seeds, tmp_path, how):
+    path = tmp_path / "table-seeds.json"
+    path.write_text(json.dumps(_broken_seeds(saved_seeds[0], how)))
+    with pytest.raises(ValueError, match=BROKEN_SEEDS[how]) as e:
+        stitching.load_factor_tables(path)
+    assert str(path) in str(e.value)
+    for text, message in (("{not json", "not JSON"), ("[1, 2]", "expected a JSON object")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            stitching.load_factor_tables(path)
