@@ -1027,7 +1027,9 @@ def _add_table(sub) -> None:
                     help="folder for table-ALGO-REPRESENTATION[-ALIGN].json; with --agent, --cross-seed, "
                          "--algos or a seed other than 1, a cell that a table already there measured with the "
                          "same agents' weights (sha256), tracks, steps, alignment and actions is copied, not "
-                         "driven again (the seed-1 table itself is always driven)")
+                         "driven again (table-ALGO-REPRESENTATION[-ALIGN].json, the seed-1 table, is always "
+                         "driven; another file is not driven again over itself even with --overwrite: move "
+                         "it away to drive it afresh)")
     tb.add_argument("--overwrite", action="store_true", help="replace a table file that exists")
     tb.set_defaults(func=_table)
 

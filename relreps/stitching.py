@@ -742,8 +742,8 @@ def load_table(path) -> Table:
     if not isinstance(t, dict):
         raise bad(f"expected a JSON object (a stitching table), got {type(t).__name__}")
     if "tables" in t and "cells" not in t:
-        raise bad(f"holds {len(t['tables'])} tables, one per (encoder seed, policy seed) pair "
-                  f"({', '.join(t['tables'])}; relreps table --cross-seed), not one table: "
+        raise bad(f"holds {len(t['tables'])} tables, one per (encoder, policy) pair of seeds or algorithms "
+                  f"({', '.join(t['tables'])}; relreps table --cross-seed or --algos), not one table: "
                   "read it with load_factor_tables")
     return _checked_table(t, bad)
 
@@ -814,27 +814,44 @@ def _checked_table(t: dict, bad) -> Table:
     return cast(Table, t)
 
 
-def _close(a, b, tolerance: float) -> bool:
-    """``a == b``, numbers within ``tolerance`` (relative to their size, at least 1)."""
+def _difference(a, b, tolerance: float, where: str = "") -> str | None:
+    """Where ``a`` and ``b`` first differ (``None``: equal, numbers within ``tolerance``)."""
+    here = where or "the top level"
     if _number(a) and _number(b):
-        return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+        return None if abs(a - b) <= tolerance else f"{here}: {a!r}, the tables give {b!r}"
     if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(_close(a[k], b[k], tolerance) for k in a)
+        if list(a) != list(b):
+            return f"{here}: keys {', '.join(map(str, a)) or 'none'}, the tables give {', '.join(map(str, b))}"
+        for k in a:
+            found = _difference(a[k], b[k], tolerance, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+        return None
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b))
-    return a == b
+        if len(a) != len(b):
+            return f"{here}: {len(a)} entries, the tables give {len(b)}"
+        for k, (x, y) in enumerate(zip(a, b)):
+            found = _difference(x, y, tolerance, f"{where}[{k}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{here}: {a!r}, the tables give {b!r}"
 
 
 def load_factor_tables(path) -> dict:
     """The tables of one ``relreps table --cross-seed`` (or ``--algos``) file
-    (``results/table-*-seeds-*.json``), read back in :func:`seed_tables`' (or
+    (``results/table-*-seeds-*.json``, ``table-algos-*.json``), read back in :func:`seed_tables`' (or
     :func:`algorithm_tables`') format: ``{"seeds": [...] (or "algos"), "colors": [...], "tables":
     {"s-t": table}, "summary": ...}``, keys the command adds (``algo``, ``representation``, ...) kept.
 
-    Checked: every table as :func:`load_table` checks one; one table per ordered pair of the seeds
-    (algorithms), in :func:`seed_tables`' order, each with the file's colours as its encoders' and
-    policies'; the same tracks, episode length, alignment and actions in every table; and a
-    ``summary`` equal to :func:`factor_summary` of the tables (up to :data:`RECHECK_TOLERANCE`).
+    Checked: every table as :func:`load_table` checks one; the seeds (integers >= 1) or algorithms
+    (names without ``-``); one table per ordered pair of them, in :func:`seed_tables`' order, each
+    with the file's colours as its encoders' and policies'; table ``s-t`` made with the encoders of
+    table ``s-s`` and the policies of table ``t-t`` (names, and weights' checksums where recorded),
+    an ``s-s`` table with the same agents as encoders and policies, and other agents for each
+    colour in another ``t-t``; the same tracks, episode length, alignment, ridge and actions in every
+    table (alignment and actions at the file's top level too); and a ``summary`` equal to
+    :func:`factor_summary` of the tables (numbers within :data:`RECHECK_TOLERANCE`).
 
     Raises:
         ValueError: the file is not JSON, holds a single table (read it with :func:`load_table`),
@@ -855,7 +872,7 @@ def load_factor_tables(path) -> dict:
     if not isinstance(t, dict):
         raise bad(f"expected a JSON object (the tables of relreps table --cross-seed), got {type(t).__name__}")
     if "cells" in t:
-        raise bad("holds one table, not one per pair of seeds: read it with load_table")
+        raise bad("holds one table, not one per pair of seeds or algorithms: read it with load_table")
     found = [f for f in FACTORS if f"{FACTORS[f][0]}s" in t]
     if len(found) != 1:
         raise bad("expected the tables of relreps table --cross-seed ('seeds') or --algos ('algos'), "
@@ -865,6 +882,11 @@ def load_factor_tables(path) -> dict:
     values, colors, tables = t[field], t.get("colors"), t.get("tables")
     if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
         raise bad(f"{field!r} must be a non-empty list of distinct values, got {values!r}")
+    for v in values:
+        if factor == "seed" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise bad(f"seed {v!r}: expected a training seed, an integer >= 1")
+        if factor == "algo" and (not isinstance(v, str) or not v or "-" in v):
+            raise bad(f"algorithm {v!r}: expected an algorithm's name without '-' (e.g. 'ppo', 'ddqn')")
     if not isinstance(colors, list) or not colors or not all(isinstance(c, str) for c in colors):
         raise bad(f"'colors' must be a non-empty list of colours, got {colors!r}")
     keys = [_pair_key(a, b) for a in values for b in values]
@@ -884,15 +906,41 @@ def load_factor_tables(path) -> dict:
                 raise bad_in(f"its {side} are {', '.join(sub_t[side])}, the file's colours {', '.join(colors)}")
         checked[key] = sub_t
     first = checked[keys[0]]
-    protocol = ("tracks", "max_steps", "align", "ridge", "actions")
     for key, sub_t in checked.items():
-        for k in protocol:
+        for k in ("tracks", "max_steps", "align", "ridge", "actions"):
             if sub_t.get(k) != first.get(k):
                 raise bad(f"table {key!r} has {k} {sub_t.get(k)!r}, table {keys[0]!r} has {first.get(k)!r}: "
                           "every table of the file needs the same protocol")
+    for k, absent in (("align", None), ("actions", "greedy")):
+        if t.get(k, absent) != first.get(k, absent):
+            raise bad(f"the file says {k} {t.get(k, absent)!r}, its tables {first.get(k, absent)!r}")
+
+    def agents_of(sub_t: Table, side: str) -> dict:
+        ids = cast(dict, sub_t).get("sha256", {}).get(side, {})
+        return {c: (cast(dict, sub_t)[side][c], ids.get(c)) for c in colors}
+
+    for a in values:
+        own = checked[_pair_key(a, a)]
+        if agents_of(own, "encoders") != agents_of(own, "policies"):
+            raise bad(f"table {_pair_key(a, a)!r} must drive each agent alone: its encoders and policies "
+                      "are other agents")
+        for b in values:
+            if a != b:
+                other = agents_of(checked[_pair_key(b, b)], "encoders")
+                same = [c for c, agent in agents_of(own, "encoders").items() if agent[0] == other[c][0]]
+                if same:
+                    raise bad(f"tables {_pair_key(a, a)!r} and {_pair_key(b, b)!r} have the same {same[0]} "
+                              f"agent ({other[same[0]][0]}): each {FACTORS[factor][1]} needs its own agents")
+            key = _pair_key(a, b)
+            for side, source in (("encoders", _pair_key(a, a)), ("policies", _pair_key(b, b))):
+                if agents_of(checked[key], side) != agents_of(checked[source], side):
+                    raise bad(f"table {key!r}: its {side} are not those of table {source!r}")
     made = factor_summary(checked, factor)
-    if not _close(t.get("summary"), made, RECHECK_TOLERANCE):
-        raise bad("its 'summary' is not what its tables give (factor_summary)")
+    if "summary" not in t:
+        raise bad("has no 'summary'")
+    wrong = _difference(t["summary"], made, RECHECK_TOLERANCE, "summary")
+    if wrong:
+        raise bad(f"its summary is not what its tables give (factor_summary): {wrong}")
     return {**t, "tables": checked, "summary": made}
 
 

@@ -93,7 +93,8 @@ def _broken(t: dict, how: str):
 
 
 BROKEN = {
-    "cross-seed": "one per \\(encoder seed, policy seed\\) pair .*read it with load_factor_tables", "no cells": "not a stitching table: no cells",
+    "cross-seed": "one per \\(encoder, policy\\) pair of seeds or algorithms.*read it with load_factor_tables",
+    "no cells": "not a stitching table: no cells",
     "no tracks": "'tracks' must be", "max_steps": "'max_steps' must be", "align": "unknown align 'rotate'",
     "affine without ridge": "records its fit's ridge", "actions": "unknown actions 'softmax'",
     "greedy named": "records 'actions': 'greedy'; a greedy table leaves the key out",
@@ -232,23 +233,34 @@ def test_summary_of_a_sub_table(saved):
 
 
 @pytest.fixture(scope="module")
-def saved_seeds(saved, tmp_path_factory):
-    """A file of relreps table --cross-seed's form (seeds 1 and 2; the same 2 x 2 table for each pair)."""
-    t = saved[0]
-    tables = {k: copy.deepcopy(t) for k in ("1-1", "1-2", "2-1", "2-2")}
-    data = {"seeds": [1, 2], "colors": list(t["encoders"]), "tables": tables,
-            "summary": stitching.seed_summary(tables), "representation": "absolute", "algo": "ppo"}
+def saved_seeds(agents, tmp_path_factory):
+    """A file of relreps table --cross-seed's form (seeds 1 and 2, 2 colours), and its path."""
+    second = {}
+    for k, color in enumerate(agents, start=5):
+        a = _agent(color, k)
+        second[color] = zoo.Agent(f"{a.name}-s2", a.policy, {**a.card, "seed": 2})
+    data = stitching.seed_tables({1: agents, 2: second}, track_seeds=TRACKS, processes=1, max_steps=STEPS)
+    data.update(representation="absolute", algo="ppo")
     path = tmp_path_factory.mktemp("results") / "table-ppo-absolute-seeds-1-2.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
-    return data, path
+    return json.loads(path.read_text()), path
 
 
-def test_load_factor_tables_gives_back_the_tables(saved_seeds):
+def test_load_factor_tables_gives_back_the_tables(saved_seeds, tmp_path):
     data, path = saved_seeds
     loaded = stitching.load_factor_tables(path)
-    assert loaded == json.loads(path.read_text()) and list(loaded["tables"]) == ["1-1", "1-2", "2-1", "2-2"]
+    assert loaded == data and list(loaded["tables"]) == ["1-1", "1-2", "2-1", "2-2"]
     assert set(loaded["summary"]["groups"]) == {"alone", "seed", "colour", "colour+seed"}
     assert stitching.summary(loaded["tables"]["1-2"]) == stitching.summary(data["tables"]["1-2"])
+    # the same tables across algorithms (relreps table --algos): groups by algorithm
+    names = {"1": "ppo", "2": "ddqn"}
+    tables = {"-".join(names[v] for v in k.split("-")): t for k, t in data["tables"].items()}
+    algos = {"algos": ["ppo", "ddqn"], "colors": data["colors"], "tables": tables,
+             "summary": stitching.factor_summary(tables, "algo"), "seed": 1}
+    (tmp_path / "algos.json").write_text(json.dumps(algos))
+    loaded = stitching.load_factor_tables(tmp_path / "algos.json")
+    assert list(loaded["tables"]) == ["ppo-ppo", "ppo-ddqn", "ddqn-ppo", "ddqn-ddqn"]
+    assert set(loaded["summary"]["groups"]) == {"alone", "algorithm", "colour", "colour+algorithm"}
 
 
 def _broken_seeds(data: dict, how: str):
@@ -259,6 +271,8 @@ def _broken_seeds(data: dict, how: str):
         del data["seeds"]
     elif how == "repeated seed":
         data["seeds"] = [1, 1]
+    elif how == "seed as text":
+        data["seeds"] = ["1", "2"]
     elif how == "missing pair":
         del data["tables"]["2-1"]
     elif how == "pair order":
@@ -269,21 +283,34 @@ def _broken_seeds(data: dict, how: str):
         data["colors"] = ["red"]
     elif how == "protocol":
         data["tables"]["1-2"]["max_steps"] += 1
+    elif how == "file's align":
+        data["align"] = "affine"
+    elif how == "pair's agents":
+        data["tables"]["1-2"] = data["tables"]["1-1"]
+    elif how == "one seed's agents":
+        data["tables"]["2-2"] = data["tables"]["1-1"]
+    elif how == "no summary":
+        del data["summary"]
     elif how == "summary":
         data["summary"]["groups"]["seed"]["mean"] += 1.0
     return data
 
 
 BROKEN_SEEDS = {
-    "one table": "holds one table, not one per pair of seeds: read it with load_table",
+    "one table": "holds one table, not one per pair of seeds or algorithms: read it with load_table",
     "no factor": "expected the tables of relreps table --cross-seed \\('seeds'\\) or --algos",
     "repeated seed": "'seeds' must be a non-empty list of distinct values",
+    "seed as text": "seed '1': expected a training seed, an integer >= 1",
     "missing pair": "one table per ordered pair of seeds \\(1-1, 1-2, 2-1, 2-2\\), got 1-1, 1-2, 2-2",
     "pair order": "one table per ordered pair of seeds",
     "broken table": "table '2-1': cell \\(green encoder, red policy\\): std_max_return is",
     "other colours": "table '1-1': its encoders are red, green, the file's colours red",
     "protocol": "table '1-2' has max_steps 9, table '1-1' has 8",
-    "summary": "its 'summary' is not what its tables give",
+    "file's align": "the file says align 'affine', its tables None",
+    "pair's agents": "table '1-2': its policies are not those of table '2-2'",
+    "one seed's agents": "tables '1-1' and '2-2' have the same red agent \\(ppo-abs-red-1\\)",
+    "no summary": "has no 'summary'",
+    "summary": "its summary is not what its tables give \\(factor_summary\\): summary.groups.seed.mean",
 }
 
 
@@ -294,6 +321,10 @@ def test_load_factor_tables_refuses_a_broken_file(saved_seeds, tmp_path, how):
     with pytest.raises(ValueError, match=BROKEN_SEEDS[how]) as e:
         stitching.load_factor_tables(path)
     assert str(path) in str(e.value)
+
+
+def test_load_factor_tables_refuses_what_is_no_table(tmp_path):
+    path = tmp_path / "table-seeds.json"
     for text, message in (("{not json", "not JSON"), ("[1, 2]", "expected a JSON object")):
         path.write_text(text)
         with pytest.raises(ValueError, match=message):

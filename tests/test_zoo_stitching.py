@@ -556,6 +556,11 @@ def test_cli_table_seeds(agents, tmp_path, capsys):
     args = ["table", "--representations", "relative", "--colors", "red", "green", "--agents-dir", str(zoo_dir),
             "--tracks", "1", "--max-steps", "5", "--processes", "1", "--out", str(out)]
     assert main([*args, "--seeds", "1", "2"]) == 0
+    capsys.readouterr()
+    # again: seed 2's cells are copied from its own file, seed 1's table is driven anew
+    assert main([*args, "--seeds", "1", "2", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("cells copied") == 1 and "4 of 4 cells copied" in printed
     one, two = json.loads((out / "table-ppo-relative.json").read_text()), \
         json.loads((out / "table-ppo-relative-s2.json").read_text())
     assert one["encoders"]["red"] == "ppo-rel-red" and two["encoders"]["red"] == "ppo-rel-red-s2"
