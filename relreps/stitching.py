@@ -710,6 +710,26 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and bool(np.isfinite(x))
 
 
+def _read_object(path, what: str) -> tuple[dict, Any]:
+    """A saved JSON object (``what`` it should be, for the error) and the ``bad(message)`` that
+    makes a ValueError naming the file."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+
+    def bad(message: str) -> ValueError:
+        return ValueError(f"{path}: {message}")
+
+    try:
+        t = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise bad(f"not JSON ({e})") from None
+    if not isinstance(t, dict):
+        raise bad(f"expected a JSON object ({what}), got {type(t).__name__}")
+    return t, bad
+
+
 def load_table(path) -> Table:
     """A table that :func:`table` computed and ``relreps table`` saved (``results/table-*.json``),
     read back in :func:`table`'s format, so that :func:`scores`, :func:`summary` and
@@ -727,20 +747,7 @@ def load_table(path) -> Table:
             per pair of seeds), or fails a check above; the message names the file and what is
             wrong.
     """
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-
-    def bad(message: str) -> ValueError:
-        return ValueError(f"{path}: {message}")
-
-    try:
-        t = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise bad(f"not JSON ({e})") from None
-    if not isinstance(t, dict):
-        raise bad(f"expected a JSON object (a stitching table), got {type(t).__name__}")
+    t, bad = _read_object(path, "a stitching table")
     if "tables" in t and "cells" not in t:
         raise bad(f"holds {len(t['tables'])} tables, one per (encoder, policy) pair of seeds or algorithms "
                   f"({', '.join(t['tables'])}; relreps table --cross-seed or --algos), not one table: "
@@ -857,20 +864,7 @@ def load_factor_tables(path) -> dict:
         ValueError: the file is not JSON, holds a single table (read it with :func:`load_table`),
             or fails a check above; the message names the file, the table and what is wrong.
     """
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-
-    def bad(message: str) -> ValueError:
-        return ValueError(f"{path}: {message}")
-
-    try:
-        t = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise bad(f"not JSON ({e})") from None
-    if not isinstance(t, dict):
-        raise bad(f"expected a JSON object (the tables of relreps table --cross-seed), got {type(t).__name__}")
+    t, bad = _read_object(path, "the tables of relreps table --cross-seed")
     if "cells" in t:
         raise bad("holds one table, not one per pair of seeds or algorithms: read it with load_table")
     found = [f for f in FACTORS if f"{FACTORS[f][0]}s" in t]
